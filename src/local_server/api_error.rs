@@ -1,0 +1,117 @@
+//! Errors exactly as Bedrock Runtime sends them over restJson1: the status code, an
+//! `x-amzn-errortype: Name:namespace` header (what the SDKs read first), a JSON body with
+//! `message`, and a request id. Inside event streams the same errors travel as exception
+//! frames named by their union member (`throttlingException`).
+
+use axum::body::Body;
+use axum::response::Response;
+use http::StatusCode;
+
+/// The error shapes of the Bedrock Runtime service model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Validation,
+    Throttling,
+    AccessDenied,
+    ResourceNotFound,
+    ModelTimeout,
+    InternalServer,
+    ServiceUnavailable,
+}
+
+impl ErrorKind {
+    pub fn shape_name(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "ValidationException",
+            ErrorKind::Throttling => "ThrottlingException",
+            ErrorKind::AccessDenied => "AccessDeniedException",
+            ErrorKind::ResourceNotFound => "ResourceNotFoundException",
+            ErrorKind::ModelTimeout => "ModelTimeoutException",
+            ErrorKind::InternalServer => "InternalServerException",
+            ErrorKind::ServiceUnavailable => "ServiceUnavailableException",
+        }
+    }
+
+    /// The member name of this error in the event-stream unions.
+    pub fn stream_member_name(self) -> String {
+        let name = self.shape_name();
+        let mut chars = name.chars();
+        match chars.next() {
+            Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+            None => String::new(),
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::Validation => StatusCode::BAD_REQUEST,
+            ErrorKind::Throttling => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::AccessDenied => StatusCode::FORBIDDEN,
+            ErrorKind::ResourceNotFound => StatusCode::NOT_FOUND,
+            ErrorKind::ModelTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An error answer: its shape and the human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorKind::Validation, message)
+    }
+
+    /// The JSON body Bedrock sends with an error.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "message": self.message }))
+            .unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response {
+        let errortype = format!(
+            "{}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            self.kind.shape_name()
+        );
+        Response::builder()
+            .status(self.kind.status())
+            .header("content-type", "application/json")
+            .header("x-amzn-errortype", errortype)
+            .header("x-amzn-requestid", request_id)
+            .body(Body::from(self.body()))
+            .unwrap_or_else(|_| Response::new(Body::empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_statuses() {
+        assert_eq!(
+            ErrorKind::Throttling.stream_member_name(),
+            "throttlingException"
+        );
+        assert_eq!(ErrorKind::ModelTimeout.status().as_u16(), 408);
+        let response = ApiError::new(ErrorKind::AccessDenied, "no").into_response("rid");
+        assert_eq!(response.status().as_u16(), 403);
+        assert_eq!(
+            response.headers()["x-amzn-errortype"],
+            "AccessDeniedException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+        );
+        assert_eq!(response.headers()["x-amzn-requestid"], "rid");
+    }
+}

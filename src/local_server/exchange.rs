@@ -1,0 +1,549 @@
+//! One request's life on the local server: access and model checks, parsing, the quota
+//! reservation, the seeded fault, the wait that stands for generation, the answer (JSON or
+//! paced event-stream frames), then settling the quota and counting what was delivered.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::api_error::{ApiError, ErrorKind};
+use super::attachments::Attachment;
+use super::converse::{self, CachePrefix};
+use super::eventstream;
+use super::faults::{Fault, glob_match};
+use super::native::{self, NativeRequest};
+use super::quota::Shortage;
+use super::request_id;
+use super::server::ConnectionAbort;
+use super::state::{CacheUse, Delivered, Shared, body_hash};
+use super::text::{Generation, generate, stream_pieces};
+use crate::model_id::{Family, base_model_id};
+
+/// What Converse reserves when the request sets no `maxTokens`.
+const DEFAULT_MAX_TOKENS: u64 = 4096;
+/// Output tokens per stream delta.
+const STREAM_PIECE_TOKENS: usize = 4;
+const GARBAGE_BODY: &[u8] = b"{\"output\": {\"message\": {\"role\": \"assistant\", \"content\": [{\"text\": \"The answer was cut";
+const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Converse,
+    ConverseStream,
+    Invoke,
+    InvokeStream,
+}
+
+impl Route {
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Converse => "converse",
+            Route::ConverseStream => "converse-stream",
+            Route::Invoke => "invoke",
+            Route::InvokeStream => "invoke-with-response-stream",
+        }
+    }
+
+    fn streaming(self) -> bool {
+        matches!(self, Route::ConverseStream | Route::InvokeStream)
+    }
+}
+
+/// What the fake model will answer, decided before any waiting.
+struct Work {
+    family: Family,
+    /// Every input token, cached or not.
+    input_tokens: u64,
+    /// The output ceiling the quota reserves.
+    max_tokens: u64,
+    cache_prefixes: Vec<CachePrefix>,
+    cache: CacheUse,
+    attachments: Vec<Attachment>,
+    answer: Answer,
+}
+
+enum Answer {
+    Text(Generation),
+    Embedding(Value),
+}
+
+impl Work {
+    fn output_tokens(&self) -> u64 {
+        match &self.answer {
+            Answer::Text(generation) => generation.output_tokens,
+            Answer::Embedding(_) => 0,
+        }
+    }
+
+    fn delivered(&self) -> Delivered {
+        Delivered {
+            input_tokens: self.input_tokens - self.cache.read - self.cache.write,
+            output_tokens: self.output_tokens(),
+            cache: self.cache,
+        }
+    }
+
+    /// Converse's `usage` object.
+    fn converse_usage(&self) -> Value {
+        let delivered = self.delivered();
+        let mut usage = json!({
+            "inputTokens": delivered.input_tokens,
+            "outputTokens": delivered.output_tokens,
+            "totalTokens": self.input_tokens + delivered.output_tokens,
+        });
+        if !self.cache_prefixes.is_empty() {
+            usage["cacheReadInputTokens"] = json!(self.cache.read);
+            usage["cacheWriteInputTokens"] = json!(self.cache.write);
+        }
+        usage
+    }
+}
+
+/// Keeps the in-flight count honest however the request ends (answered, cancelled by the
+/// client, or its connection closed by a reset fault).
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.depart();
+    }
+}
+
+/// One call's quota reservation and how many tokens it will really use.
+#[derive(Clone, Copy)]
+struct Reservation {
+    reserved: u64,
+    used: u64,
+}
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    route: Route,
+    model_id: String,
+    body: Bytes,
+    abort: Option<ConnectionAbort>,
+) -> Response {
+    let request_id = request_id();
+    shared.arrive(route.name(), &model_id);
+    let in_flight = InFlight(shared.clone());
+    let call = Call {
+        shared: &shared,
+        route,
+        model_id: &model_id,
+        request_id: &request_id,
+        started: Instant::now(),
+    };
+    match call.respond(&body, abort, in_flight).await {
+        Ok(response) => response,
+        Err(error) => {
+            shared.record_error(
+                &model_id,
+                Some(error.kind.status().as_u16()),
+                error.kind == ErrorKind::Throttling,
+            );
+            error.into_response(&request_id)
+        }
+    }
+}
+
+struct Call<'a> {
+    shared: &'a Arc<Shared>,
+    route: Route,
+    model_id: &'a str,
+    request_id: &'a str,
+    started: Instant,
+}
+
+impl Call<'_> {
+    fn burn(&self, output_tokens: u64) -> u64 {
+        (output_tokens as f64 * self.shared.config.burndown).ceil() as u64
+    }
+
+    /// The time a model takes to produce `output_tokens`, first-token latency included.
+    fn generation_time(&self, output_tokens: u64) -> Duration {
+        let config = &self.shared.config;
+        let generating = if config.tokens_per_sec > 0.0 {
+            Duration::from_secs_f64(output_tokens as f64 / config.tokens_per_sec)
+        } else {
+            Duration::ZERO
+        };
+        config.latency + generating
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    async fn respond(
+        &self,
+        body: &Bytes,
+        abort: Option<ConnectionAbort>,
+        in_flight: InFlight,
+    ) -> Result<Response, ApiError> {
+        let model_id = self.model_id;
+        let base = base_model_id(model_id);
+        if self
+            .shared
+            .config
+            .deny_models
+            .iter()
+            .any(|pattern| glob_match(pattern, model_id) || glob_match(pattern, base))
+        {
+            return Err(ApiError::new(
+                ErrorKind::AccessDenied,
+                "You don't have access to the model with the specified model ID.",
+            ));
+        }
+        let family = Family::of(model_id)
+            .ok_or_else(|| ApiError::validation("The provided model identifier is invalid."))?;
+        let work = self.prepare(family, body)?;
+
+        let hash = body_hash(self.route.name(), model_id, body);
+        let reservation = Reservation {
+            reserved: work.input_tokens + self.burn(work.max_tokens),
+            used: work.input_tokens + self.burn(work.output_tokens()),
+        };
+        let (fault, arrival) = self
+            .shared
+            .admit(model_id, hash, reservation.reserved)
+            .map_err(|shortage| {
+                ApiError::new(
+                    ErrorKind::Throttling,
+                    match shortage {
+                        Shortage::Tokens => "Too many tokens, please wait before trying again.",
+                        Shortage::Requests => "Too many requests, please wait before trying again.",
+                    },
+                )
+            })?;
+        if fault != Fault::None {
+            return self
+                .inject(fault, &work, reservation, abort, in_flight)
+                .await;
+        }
+        if self.route.streaming() {
+            let throttled = self.shared.stream_throttled(hash, arrival);
+            return Ok(self.stream(work, reservation, hash, throttled, in_flight));
+        }
+        tokio::time::sleep(self.generation_time(work.output_tokens())).await;
+        self.shared
+            .settle(model_id, reservation.reserved, reservation.used);
+        self.shared.deliver(
+            model_id,
+            hash,
+            work.delivered(),
+            &work.cache_prefixes,
+            &work.attachments,
+        );
+        Ok(self.answer(&work))
+    }
+
+    fn prepare(&self, family: Family, body: &[u8]) -> Result<Work, ApiError> {
+        let work = |input_tokens, max_tokens, attachments, answer| Work {
+            family,
+            input_tokens,
+            max_tokens,
+            cache_prefixes: Vec::new(),
+            cache: CacheUse::default(),
+            attachments,
+            answer,
+        };
+        match self.route {
+            Route::Converse | Route::ConverseStream => {
+                if family.is_embedding() {
+                    return Err(ApiError::validation(
+                        "This action doesn't support the model that you provided. Try again with a supported text or chat model.",
+                    ));
+                }
+                let request = converse::parse(body)?;
+                let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+                let generation = generate(&request.prompt, max_tokens, &request.stop_sequences);
+                let mut prepared = work(
+                    request.input_tokens,
+                    max_tokens,
+                    request.attachments,
+                    Answer::Text(generation),
+                );
+                prepared.cache = self
+                    .shared
+                    .cache_use(self.model_id, &request.cache_prefixes);
+                prepared.cache_prefixes = request.cache_prefixes;
+                Ok(prepared)
+            }
+            Route::Invoke | Route::InvokeStream => {
+                if self.route == Route::InvokeStream && family.is_embedding() {
+                    return Err(ApiError::validation(
+                        "This model doesn't support response streaming. Call InvokeModel instead.",
+                    ));
+                }
+                Ok(match native::parse(family, body)? {
+                    NativeRequest::Text {
+                        input_tokens,
+                        max_tokens,
+                        stop_sequences,
+                        prompt,
+                        attachments,
+                    } => work(
+                        input_tokens,
+                        max_tokens,
+                        attachments,
+                        Answer::Text(generate(&prompt, max_tokens, &stop_sequences)),
+                    ),
+                    NativeRequest::Embedding {
+                        input_tokens,
+                        response,
+                    } => work(input_tokens, 0, Vec::new(), Answer::Embedding(response)),
+                })
+            }
+        }
+    }
+
+    /// Answers with the drawn fault instead of the model's answer.
+    async fn inject(
+        &self,
+        fault: Fault,
+        work: &Work,
+        reservation: Reservation,
+        abort: Option<ConnectionAbort>,
+        in_flight: InFlight,
+    ) -> Result<Response, ApiError> {
+        let shared = self.shared;
+        shared.record_fault(fault);
+        let error = match fault {
+            Fault::None => unreachable!("inject is called for faults only"),
+            Fault::Reset => {
+                shared.settle(self.model_id, reservation.reserved, 0);
+                if let Some(abort) = abort {
+                    drop(in_flight);
+                    abort.close();
+                    std::future::pending::<()>().await;
+                }
+                ApiError::new(ErrorKind::InternalServer, "connection reset")
+            }
+            Fault::InternalServer => ApiError::new(
+                ErrorKind::InternalServer,
+                "The server encountered an internal error while processing the request.",
+            ),
+            Fault::ServiceUnavailable => ApiError::new(
+                ErrorKind::ServiceUnavailable,
+                "The service is temporarily unable to handle the request. Try again later.",
+            ),
+            Fault::Timeout => {
+                tokio::time::sleep(shared.config.timeout_delay).await;
+                ApiError::new(
+                    ErrorKind::ModelTimeout,
+                    "Model has timed out in processing the request. Try your request again.",
+                )
+            }
+            Fault::Garbage => {
+                tokio::time::sleep(self.generation_time(work.output_tokens())).await;
+                shared.settle(self.model_id, reservation.reserved, reservation.used);
+                shared.record_garbage(self.model_id);
+                return Ok(self.garbage());
+            }
+        };
+        shared.settle(self.model_id, reservation.reserved, 0);
+        Err(error)
+    }
+
+    fn response(&self, content_type: &str) -> http::response::Builder {
+        Response::builder()
+            .status(200)
+            .header("content-type", content_type)
+            .header("x-amzn-requestid", self.request_id)
+    }
+
+    fn garbage(&self) -> Response {
+        let (content_type, body) = if self.route.streaming() {
+            // A frame whose checksum does not match its bytes.
+            let mut frame = eventstream::event("chunk", &json!({"bytes": ""})).to_vec();
+            let last = frame.len() - 1;
+            frame[last] ^= 0xff;
+            (EVENT_STREAM, frame)
+        } else {
+            ("application/json", GARBAGE_BODY.to_vec())
+        };
+        self.response(content_type)
+            .body(Body::from(body))
+            .unwrap_or_default()
+    }
+
+    /// The non-streaming answer.
+    fn answer(&self, work: &Work) -> Response {
+        let latency_ms = self.elapsed_ms();
+        match (&work.answer, self.route) {
+            (Answer::Text(generation), Route::Converse) => {
+                let body = json!({
+                    "output": {"message": {"role": "assistant", "content": [{"text": generation.text}]}},
+                    "stopReason": generation.stop_reason.converse_name(),
+                    "usage": work.converse_usage(),
+                    "metrics": {"latencyMs": latency_ms},
+                });
+                self.response("application/json")
+                    .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
+                    .unwrap_or_default()
+            }
+            (answer, _) => {
+                let body = match answer {
+                    Answer::Text(generation) => {
+                        native::text_body(work.family, self.model_id, generation, work.input_tokens)
+                    }
+                    Answer::Embedding(response) => response.clone(),
+                };
+                self.response("application/json")
+                    .header("x-amzn-bedrock-input-token-count", work.input_tokens)
+                    .header("x-amzn-bedrock-output-token-count", work.output_tokens())
+                    .header("x-amzn-bedrock-invocation-latency", latency_ms)
+                    .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Starts a paced event stream and returns its response at once.
+    fn stream(
+        &self,
+        work: Work,
+        reservation: Reservation,
+        hash: u64,
+        throttled: bool,
+        in_flight: InFlight,
+    ) -> Response {
+        let (tx, rx) = mpsc::channel::<Bytes>(8);
+        let shared = self.shared.clone();
+        let model_id = self.model_id.to_string();
+        let route = self.route;
+        let started = self.started;
+        let first_token = self.shared.config.latency;
+        let generating = self.generation_time(work.output_tokens()) - first_token;
+        let burn_partial = {
+            let burndown = self.shared.config.burndown;
+            move |tokens: f64| (tokens * burndown).ceil() as u64
+        };
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let Answer::Text(generation) = &work.answer else {
+                return;
+            };
+            let pieces = stream_pieces(&generation.text, STREAM_PIECE_TOKENS);
+            // InvokeModel streams carry the invocation metrics in their last chunk.
+            let mut last_chunk = None;
+            let (opening, body) = match route {
+                Route::ConverseStream => (
+                    vec![eventstream::event("messageStart", &json!({"role": "assistant"}))],
+                    pieces
+                        .iter()
+                        .map(|piece| {
+                            eventstream::event(
+                                "contentBlockDelta",
+                                &json!({"contentBlockIndex": 0, "delta": {"text": piece}}),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                _ => {
+                    let mut chunks = native::text_chunks(
+                        work.family,
+                        &model_id,
+                        &pieces,
+                        generation,
+                        work.input_tokens,
+                    );
+                    last_chunk = chunks.pop();
+                    (Vec::new(), chunks.iter().map(chunk_frame).collect())
+                }
+            };
+            tokio::time::sleep(first_token).await;
+            let first_byte_ms = started.elapsed().as_millis() as u64;
+            for frame in opening {
+                if tx.send(frame).await.is_err() {
+                    shared.settle(&model_id, reservation.reserved, 0);
+                    return;
+                }
+            }
+            let pause = generating / body.len().max(1) as u32;
+            // A throttled stream is cut halfway through its deltas.
+            let cut = throttled.then_some(body.len() / 2);
+            let frames = body.len();
+            for (i, frame) in body.into_iter().map(Some).chain([None]).enumerate() {
+                let share = i.min(frames) as f64 / frames.max(1) as f64;
+                let used_so_far =
+                    work.input_tokens + burn_partial(share * generation.output_tokens as f64);
+                if cut == Some(i) {
+                    shared.settle(&model_id, reservation.reserved, used_so_far);
+                    shared.record_stream_throttle();
+                    shared.record_error(&model_id, None, true);
+                    let error = ApiError::new(
+                        ErrorKind::Throttling,
+                        "Too many tokens, please wait before trying again.",
+                    );
+                    let _ = tx.send(eventstream::exception(&error)).await;
+                    return;
+                }
+                let Some(frame) = frame else { break };
+                tokio::time::sleep(pause).await;
+                if tx.send(frame).await.is_err() {
+                    shared.settle(&model_id, reservation.reserved, used_so_far);
+                    return;
+                }
+            }
+            let latency_ms = started.elapsed().as_millis() as u64;
+            let closing = match route {
+                Route::ConverseStream => vec![
+                    eventstream::event("contentBlockStop", &json!({"contentBlockIndex": 0})),
+                    eventstream::event(
+                        "messageStop",
+                        &json!({"stopReason": generation.stop_reason.converse_name()}),
+                    ),
+                    eventstream::event(
+                        "metadata",
+                        &json!({"usage": work.converse_usage(), "metrics": {"latencyMs": latency_ms}}),
+                    ),
+                ],
+                _ => {
+                    let metrics = json!({
+                        "inputTokenCount": work.input_tokens,
+                        "outputTokenCount": generation.output_tokens,
+                        "invocationLatency": latency_ms,
+                        "firstByteLatency": first_byte_ms,
+                    });
+                    let mut last = last_chunk.take().unwrap_or_else(|| json!({}));
+                    last["amazon-bedrock-invocationMetrics"] = metrics;
+                    vec![chunk_frame(&last)]
+                }
+            };
+            shared.settle(&model_id, reservation.reserved, reservation.used);
+            shared.deliver(
+                &model_id,
+                hash,
+                work.delivered(),
+                &work.cache_prefixes,
+                &work.attachments,
+            );
+            for frame in closing {
+                if tx.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let frames = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|frame| (Ok::<_, std::convert::Infallible>(frame), rx))
+        });
+        self.response(EVENT_STREAM)
+            .body(Body::from_stream(frames))
+            .unwrap_or_default()
+    }
+}
+
+/// An InvokeModelWithResponseStream `chunk` event carrying `payload` as base64 bytes.
+fn chunk_frame(payload: &Value) -> Bytes {
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::to_vec(payload).unwrap_or_default());
+    eventstream::event("chunk", &json!({ "bytes": encoded }))
+}

@@ -1,0 +1,172 @@
+//! A Bedrock Runtime server that speaks the real restJson1 wire protocol, so the real
+//! `aws-sdk-bedrockruntime` client (and boto3) talk to it unchanged. It answers Converse,
+//! ConverseStream, InvokeModel and InvokeModelWithResponseStream with a deterministic fake
+//! model, meters per-model quotas the way Bedrock does, injects seeded faults, and counts
+//! what it saw. It backs `bedrock-batch local-server`, `run --local`, every test and every
+//! benchmark.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use bedrock_batch::local_server::{LocalServer, ServerConfig};
+//! let server = LocalServer::start(ServerConfig { tpm: Some(60_000), ..ServerConfig::default() }).await?;
+//! println!("endpoint: {}", server.url());
+//! let seen = server.stats();
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod api_error;
+mod attachments;
+mod converse;
+mod embed;
+mod eventstream;
+mod exchange;
+mod faults;
+mod native;
+mod quota;
+mod server;
+mod state;
+mod stats;
+mod text;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::FaultRates;
+pub use stats::{AttachmentStats, FaultCounts, ModelStats, Stats};
+
+use state::Shared;
+
+/// How the local server behaves. The default is an instant, unlimited, faultless server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Tokens per minute per model (input + output x burndown), `None` for no limit.
+    pub tpm: Option<u64>,
+    /// Requests per minute per model, `None` for no limit.
+    pub rpm: Option<u64>,
+    /// How many quota tokens one output token burns (some models burn 5).
+    pub burndown: f64,
+    /// Time before the first output token.
+    pub latency: Duration,
+    /// Generation speed in output tokens per second; 0 means instant.
+    pub tokens_per_sec: f64,
+    /// How long a `ModelTimeoutException` takes to arrive.
+    pub timeout_delay: Duration,
+    pub faults: FaultRates,
+    /// Model ids (`*` wildcards) answered with `AccessDeniedException`.
+    pub deny_models: Vec<String>,
+    /// Seed of the fault draws.
+    pub seed: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            port: 0,
+            tpm: None,
+            rpm: None,
+            burndown: 1.0,
+            latency: Duration::ZERO,
+            tokens_per_sec: 0.0,
+            timeout_delay: Duration::from_secs(2),
+            faults: FaultRates::default(),
+            deny_models: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the settings make sense; the message names the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        self.faults.validate()?;
+        if !(self.burndown.is_finite() && self.burndown >= 1.0) {
+            return Err(format!("--burndown must be at least 1, got {}", self.burndown));
+        }
+        if !(self.tokens_per_sec.is_finite() && self.tokens_per_sec >= 0.0) {
+            return Err(format!(
+                "--tokens-per-sec must be 0 (instant) or more, got {}",
+                self.tokens_per_sec
+            ));
+        }
+        if self.tpm == Some(0) || self.rpm == Some(0) {
+            return Err("--tpm and --rpm must be at least 1 (omit them for no limit)".into());
+        }
+        Ok(())
+    }
+}
+
+/// A running local server. Dropping it without [`LocalServer::shutdown`] stops accepting
+/// when the runtime ends.
+pub struct LocalServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl LocalServer {
+    /// Binds 127.0.0.1:`config.port` and starts serving in the background.
+    pub async fn start(config: ServerConfig) -> std::io::Result<LocalServer> {
+        config
+            .validate()
+            .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
+        let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
+        Ok(LocalServer {
+            addr,
+            shared,
+            stop,
+            task,
+        })
+    }
+
+    /// The endpoint URL to give a client, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What the server saw so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Clears counters, quotas, fault history and the prompt cache.
+    pub fn reset(&self) {
+        self.shared.reset()
+    }
+
+    /// Stops accepting, closes open connections and waits for the accept loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A request id shaped like Bedrock's (a UUID).
+pub(crate) fn request_id() -> String {
+    let n = fastrand::u128(..);
+    let hex = format!("{n:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

@@ -1,0 +1,155 @@
+//! Per-model quotas metered the way Bedrock meters them: continuously refilling buckets of
+//! tokens per minute and requests per minute. A call reserves its input tokens plus
+//! `maxTokens` x burndown up front, and the unused part is refunded when it ends.
+
+use std::time::Instant;
+
+/// A bucket holding up to one minute's allowance, refilled continuously.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    capacity: f64,
+    level: f64,
+    per_sec: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    /// A full bucket allowing `per_minute` units a minute.
+    pub fn per_minute(per_minute: u64, now: Instant) -> Bucket {
+        let capacity = per_minute as f64;
+        Bucket {
+            capacity,
+            level: capacity,
+            per_sec: capacity / 60.0,
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.level = (self.level + elapsed * self.per_sec).min(self.capacity);
+        self.updated = now;
+    }
+
+    /// Whether `amount` is available right now.
+    pub fn has(&mut self, amount: f64, now: Instant) -> bool {
+        self.refill(now);
+        self.level >= amount
+    }
+
+    /// Takes `amount`; callers check [`Bucket::has`] first.
+    pub fn take(&mut self, amount: f64, now: Instant) {
+        self.refill(now);
+        self.level -= amount;
+    }
+
+    /// Returns `amount` taken earlier and not used.
+    pub fn refund(&mut self, amount: f64, now: Instant) {
+        self.refill(now);
+        self.level = (self.level + amount).min(self.capacity);
+    }
+}
+
+/// Which quota turned a call away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortage {
+    Tokens,
+    Requests,
+}
+
+/// One model's quotas.
+#[derive(Debug, Clone)]
+pub struct Quota {
+    tokens: Option<Bucket>,
+    requests: Option<Bucket>,
+}
+
+impl Quota {
+    pub fn new(tpm: Option<u64>, rpm: Option<u64>, now: Instant) -> Quota {
+        Quota {
+            tokens: tpm.map(|n| Bucket::per_minute(n, now)),
+            requests: rpm.map(|n| Bucket::per_minute(n, now)),
+        }
+    }
+
+    /// Admits a call reserving `tokens`, or says which quota is short. Nothing is taken
+    /// from either bucket when the call is turned away.
+    pub fn admit(&mut self, tokens: u64, now: Instant) -> Result<(), Shortage> {
+        if let Some(requests) = &mut self.requests
+            && !requests.has(1.0, now)
+        {
+            return Err(Shortage::Requests);
+        }
+        if let Some(bucket) = &mut self.tokens
+            && !bucket.has(tokens as f64, now)
+        {
+            return Err(Shortage::Tokens);
+        }
+        if let Some(requests) = &mut self.requests {
+            requests.take(1.0, now);
+        }
+        if let Some(bucket) = &mut self.tokens {
+            bucket.take(tokens as f64, now);
+        }
+        Ok(())
+    }
+
+    /// Settles a call that reserved `reserved` tokens and used `used`.
+    pub fn settle(&mut self, reserved: u64, used: u64, now: Instant) {
+        if let Some(bucket) = &mut self.tokens
+            && reserved > used
+        {
+            bucket.refund((reserved - used) as f64, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn reserves_refunds_and_refills() {
+        let t0 = Instant::now();
+        let mut q = Quota::new(Some(600), None, t0);
+        assert_eq!(q.admit(500, t0), Ok(()));
+        assert_eq!(q.admit(200, t0), Err(Shortage::Tokens));
+        // The first call used only 100 of its 500: 400 come back.
+        q.settle(500, 100, t0);
+        assert_eq!(q.admit(500, t0), Ok(()));
+        assert_eq!(q.admit(10, t0), Err(Shortage::Tokens));
+        // 600 a minute is 10 a second.
+        assert_eq!(q.admit(10, t0 + Duration::from_secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn requests_per_minute() {
+        let t0 = Instant::now();
+        let mut q = Quota::new(Some(1_000), Some(2), t0);
+        assert_eq!(q.admit(1, t0), Ok(()));
+        assert_eq!(q.admit(1, t0), Ok(()));
+        assert_eq!(q.admit(1, t0), Err(Shortage::Requests));
+        assert_eq!(q.admit(1, t0 + Duration::from_secs(30)), Ok(()));
+    }
+
+    #[test]
+    fn refused_call_takes_nothing() {
+        let t0 = Instant::now();
+        let mut q = Quota::new(Some(100), Some(10), t0);
+        assert_eq!(q.admit(1_000, t0), Err(Shortage::Tokens));
+        for _ in 0..10 {
+            assert_eq!(q.admit(10, t0), Ok(()));
+        }
+        assert_eq!(q.admit(1, t0), Err(Shortage::Requests));
+    }
+
+    #[test]
+    fn no_quota_admits_everything() {
+        let t0 = Instant::now();
+        let mut q = Quota::new(None, None, t0);
+        for _ in 0..1_000 {
+            assert_eq!(q.admit(1_000_000, t0), Ok(()));
+        }
+    }
+}

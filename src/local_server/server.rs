@@ -1,0 +1,119 @@
+//! HTTP plumbing: the accept loop, one hyper HTTP/1 connection task per client, and the
+//! axum routes. Each connection carries an abort handle in the request extensions so a
+//! handler can close it without answering (the `--reset-rate` fault).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Extension, Json};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower_service::Service;
+
+use super::exchange::{self, Route};
+use super::state::Shared;
+
+/// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
+const MAX_BODY_BYTES: usize = 160 * 1024 * 1024;
+
+/// Closes the connection a request arrived on.
+#[derive(Clone, Default)]
+pub struct ConnectionAbort(Arc<Notify>);
+
+impl ConnectionAbort {
+    pub fn close(&self) {
+        self.0.notify_one();
+    }
+}
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let router = routes(shared);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: wait a little and keep serving.
+                tracing::warn!("local server accept failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let abort = ConnectionAbort::default();
+            let handle = abort.clone();
+            let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                request.extensions_mut().insert(handle.clone());
+                let mut router = router.clone();
+                async move { router.call(request.map(Body::new)).await }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = abort.0.notified() => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
+
+fn routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/model/{model_id}/converse", model_route(Route::Converse))
+        .route(
+            "/model/{model_id}/converse-stream",
+            model_route(Route::ConverseStream),
+        )
+        .route("/model/{model_id}/invoke", model_route(Route::Invoke))
+        .route(
+            "/model/{model_id}/invoke-with-response-stream",
+            model_route(Route::InvokeStream),
+        )
+        .route("/_local/stats", get(stats))
+        .route("/_local/reset", post(reset))
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(shared)
+}
+
+/// The handler of a model route: everything else happens in [`exchange::handle`].
+fn model_route(route: Route) -> MethodRouter<Arc<Shared>> {
+    post(
+        move |State(shared): State<Arc<Shared>>,
+              Path(model_id): Path<String>,
+              abort: Option<Extension<ConnectionAbort>>,
+              body: Bytes| {
+            exchange::handle(shared, route, model_id, body, abort.map(|Extension(a)| a))
+        },
+    )
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Json<super::Stats> {
+    Json(shared.stats())
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.reset();
+    Json(serde_json::json!({"reset": true})).into_response()
+}
+
+async fn unknown_route(uri: http::Uri) -> Response {
+    super::api_error::ApiError::new(
+        super::api_error::ErrorKind::ResourceNotFound,
+        format!("The local server has no route for {}", uri.path()),
+    )
+    .into_response(&super::request_id())
+}

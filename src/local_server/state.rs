@@ -1,0 +1,274 @@
+//! The server's mutable state behind one lock: counters, per-model quotas, which request
+//! bodies were seen (for seeded faults and duplicate detection) and the prompt cache.
+//! Every critical section is short and never awaits.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use super::ServerConfig;
+use super::attachments::{Attachment, AttachmentKind};
+use super::converse::CachePrefix;
+use super::faults::{self, Fault};
+use super::quota::{Quota, Shortage};
+use super::stats::Stats;
+
+/// How long a cached prompt prefix lives after its last use, as on Bedrock.
+const CACHE_TTL: Duration = Duration::from_secs(300);
+/// Past this many cached prefixes, expired ones are swept.
+const CACHE_SWEEP_AT: usize = 100_000;
+const MAX_DOCUMENT_NAMES: usize = 1_000;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct BodySeen {
+    arrivals: u32,
+    answered: bool,
+}
+
+#[derive(Default)]
+struct State {
+    stats: Stats,
+    quotas: HashMap<String, Quota>,
+    bodies: HashMap<u64, BodySeen>,
+    cache: HashMap<(u64, u128), Instant>,
+}
+
+/// How one call uses the prompt cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUse {
+    pub read: u64,
+    pub write: u64,
+}
+
+/// The usage of one delivered answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Input tokens not read from or written to the cache.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache: CacheUse,
+}
+
+pub struct Shared {
+    pub config: ServerConfig,
+    state: Mutex<State>,
+}
+
+/// Identifies a request body for fault draws and duplicate detection.
+pub fn body_hash(route: &str, model_id: &str, body: &[u8]) -> u64 {
+    let mut hasher = Xxh3::new();
+    hasher.update(route.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(model_id.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(body);
+    hasher.digest()
+}
+
+impl Shared {
+    pub fn new(config: ServerConfig) -> Shared {
+        Shared {
+            config,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain counters behind: keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        let in_flight = state.stats.in_flight;
+        *state = State::default();
+        state.stats.in_flight = in_flight;
+    }
+
+    /// Counts a request arriving on `route` for `model_id`.
+    pub fn arrive(&self, route: &str, model_id: &str) {
+        let mut state = self.lock();
+        let stats = &mut state.stats;
+        stats.requests += 1;
+        *stats.by_route.entry(route.to_string()).or_default() += 1;
+        stats.by_model.entry(model_id.to_string()).or_default().requests += 1;
+        stats.in_flight += 1;
+        stats.max_in_flight = stats.max_in_flight.max(stats.in_flight);
+    }
+
+    pub fn depart(&self) {
+        let mut state = self.lock();
+        state.stats.in_flight = state.stats.in_flight.saturating_sub(1);
+    }
+
+    /// Counts an error response (or a mid-stream exception when `status` is `None`).
+    pub fn record_error(&self, model_id: &str, status: Option<u16>, throttle: bool) {
+        let mut state = self.lock();
+        let stats = &mut state.stats;
+        if let Some(status) = status {
+            *stats.by_status.entry(status).or_default() += 1;
+        }
+        let model = stats.by_model.entry(model_id.to_string()).or_default();
+        if throttle {
+            model.throttled += 1;
+            stats.throttles += 1;
+        } else {
+            model.errors += 1;
+        }
+    }
+
+    pub fn record_fault(&self, fault: Fault) {
+        let mut state = self.lock();
+        let counts = &mut state.stats.faults;
+        match fault {
+            Fault::InternalServer => counts.internal_server += 1,
+            Fault::ServiceUnavailable => counts.service_unavailable += 1,
+            Fault::Timeout => counts.timeout += 1,
+            Fault::Reset => counts.reset += 1,
+            Fault::Garbage => counts.garbage += 1,
+            Fault::None => {}
+        }
+    }
+
+    pub fn record_stream_throttle(&self) {
+        self.lock().stats.faults.stream_throttle += 1;
+    }
+
+    /// Admits a call reserving `reserve` tokens against the model's quota, then draws its
+    /// fault. Returns the fault and the body's arrival number.
+    pub fn admit(
+        &self,
+        model_id: &str,
+        body_hash: u64,
+        reserve: u64,
+    ) -> Result<(Fault, u32), Shortage> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let config = &self.config;
+        if config.tpm.is_some() || config.rpm.is_some() {
+            state
+                .quotas
+                .entry(model_id.to_string())
+                .or_insert_with(|| Quota::new(config.tpm, config.rpm, now))
+                .admit(reserve, now)?;
+        }
+        let seen = state.bodies.entry(body_hash).or_default();
+        let arrival = seen.arrivals;
+        seen.arrivals = seen.arrivals.saturating_add(1);
+        Ok((
+            faults::draw(&config.faults, config.seed, body_hash, arrival),
+            arrival,
+        ))
+    }
+
+    /// Returns the unused part of a reservation.
+    pub fn settle(&self, model_id: &str, reserved: u64, used: u64) {
+        let mut state = self.lock();
+        if let Some(quota) = state.quotas.get_mut(model_id) {
+            quota.settle(reserved, used, Instant::now());
+        }
+    }
+
+    /// How a call with these cache prefixes uses the cache right now: the longest prefix
+    /// already cached is read, the rest up to the last cache point is written.
+    pub fn cache_use(&self, model_id: &str, prefixes: &[CachePrefix]) -> CacheUse {
+        let Some(last) = prefixes.last() else {
+            return CacheUse::default();
+        };
+        let model = xxh3_64(model_id.as_bytes());
+        let now = Instant::now();
+        let state = self.lock();
+        let read = prefixes
+            .iter()
+            .rev()
+            .find(|p| {
+                state
+                    .cache
+                    .get(&(model, p.hash))
+                    .is_some_and(|expires| *expires > now)
+            })
+            .map_or(0, |p| p.tokens);
+        CacheUse {
+            read,
+            write: last.tokens - read,
+        }
+    }
+
+    /// Records an answer delivered whole.
+    pub fn deliver(
+        &self,
+        model_id: &str,
+        body_hash: u64,
+        usage: Delivered,
+        prefixes: &[CachePrefix],
+        attachments: &[Attachment],
+    ) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let state = &mut *state;
+        let seen = state.bodies.entry(body_hash).or_default();
+        if seen.answered {
+            state.stats.duplicate_successes += 1;
+        }
+        seen.answered = true;
+        let stats = &mut state.stats;
+        *stats.by_status.entry(200).or_default() += 1;
+        stats.input_tokens += usage.input_tokens;
+        stats.output_tokens += usage.output_tokens;
+        stats.cache_read_input_tokens += usage.cache.read;
+        stats.cache_write_input_tokens += usage.cache.write;
+        let model = stats.by_model.entry(model_id.to_string()).or_default();
+        model.ok += 1;
+        model.input_tokens += usage.input_tokens + usage.cache.read + usage.cache.write;
+        model.output_tokens += usage.output_tokens;
+        for attachment in attachments {
+            let kind = match attachment.kind {
+                AttachmentKind::Image => "image",
+                AttachmentKind::Document => "document",
+            };
+            let entry = stats
+                .attachments
+                .entry(format!("{kind}/{}", attachment.format))
+                .or_default();
+            entry.count += 1;
+            entry.bytes += attachment.bytes as u64;
+            if let Some(name) = &attachment.name
+                && entry.names.len() < MAX_DOCUMENT_NAMES
+            {
+                entry.names.push(name.clone());
+            }
+        }
+        if !prefixes.is_empty() {
+            let model = xxh3_64(model_id.as_bytes());
+            if state.cache.len() >= CACHE_SWEEP_AT {
+                state.cache.retain(|_, expires| *expires > now);
+            }
+            for prefix in prefixes {
+                state.cache.insert((model, prefix.hash), now + CACHE_TTL);
+            }
+        }
+    }
+
+    /// Counts a 200 whose body was garbage (the work was done, the answer lost).
+    pub fn record_garbage(&self, model_id: &str) {
+        let mut state = self.lock();
+        *state.stats.by_status.entry(200).or_default() += 1;
+        state
+            .stats
+            .by_model
+            .entry(model_id.to_string())
+            .or_default()
+            .errors += 1;
+    }
+
+    /// Whether a stream for this body arrival is cut by a throttling frame.
+    pub fn stream_throttled(&self, body_hash: u64, arrival: u32) -> bool {
+        faults::stream_throttled(&self.config.faults, self.config.seed, body_hash, arrival)
+    }
+}

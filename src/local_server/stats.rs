@@ -1,0 +1,75 @@
+//! What the local server saw, as served by `GET /_local/stats` and returned by
+//! [`LocalServer::stats`](super::LocalServer::stats): tests assert on it, benchmarks read it.
+//! Token totals count answers delivered whole (a 200 with a valid body or a completed
+//! stream); faults and throttles are counted apart.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the server's counters since start or the last `POST /_local/reset`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Every request that reached a model route.
+    pub requests: u64,
+    /// Responses by HTTP status (a reset connection has none and is counted in `faults`).
+    pub by_status: BTreeMap<u16, u64>,
+    /// Requests by route: `converse`, `converse-stream`, `invoke`, `invoke-with-response-stream`.
+    pub by_route: BTreeMap<String, u64>,
+    /// Requests and usage by model id, as the client sent it.
+    pub by_model: BTreeMap<String, ModelStats>,
+    /// `ThrottlingException`s sent, as HTTP 429s or mid-stream frames.
+    pub throttles: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_write_input_tokens: u64,
+    /// Requests being answered right now.
+    pub in_flight: u64,
+    /// The most requests ever answered at once.
+    pub max_in_flight: u64,
+    /// Successful answers to a request body (same route and model) already answered
+    /// successfully before: work a client paid for twice.
+    pub duplicate_successes: u64,
+    pub faults: FaultCounts,
+    /// Images and documents received, keyed `image/png`, `document/pdf`, ...
+    pub attachments: BTreeMap<String, AttachmentStats>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelStats {
+    pub requests: u64,
+    /// Answers delivered whole.
+    pub ok: u64,
+    pub throttled: u64,
+    /// Error responses other than throttles (validation, faults, access denied...).
+    pub errors: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultCounts {
+    pub internal_server: u64,
+    pub service_unavailable: u64,
+    pub timeout: u64,
+    pub reset: u64,
+    pub garbage: u64,
+    pub stream_throttle: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentStats {
+    pub count: u64,
+    pub bytes: u64,
+    /// Document names as received (documents only; the first 1,000).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+impl Stats {
+    /// Responses with `status`.
+    pub fn status(&self, status: u16) -> u64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+}
