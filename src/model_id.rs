@@ -5,7 +5,9 @@
 //! prices) goes through [`base_model_id`] so the rules live in one place.
 
 /// Geography prefixes of cross-region inference profiles.
-const PROFILE_PREFIXES: &[&str] = &["us-gov.", "global.", "apac.", "us.", "eu.", "jp.", "au.", "ca."];
+const PROFILE_PREFIXES: &[&str] = &[
+    "us-gov.", "global.", "apac.", "us.", "eu.", "jp.", "au.", "ca.",
+];
 
 /// The foundation model behind `id`: strips an ARN down to its resource name and removes a
 /// cross-region inference-profile prefix.
@@ -105,10 +107,15 @@ mod tests {
             "meta.llama3-2-3b-instruct-v1:0"
         );
         assert_eq!(
-            base_model_id("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"),
+            base_model_id(
+                "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
+            ),
             "amazon.titan-embed-text-v2:0"
         );
-        assert_eq!(base_model_id("amazon.nova-lite-v1:0"), "amazon.nova-lite-v1:0");
+        assert_eq!(
+            base_model_id("amazon.nova-lite-v1:0"),
+            "amazon.nova-lite-v1:0"
+        );
     }
 
     #[test]
@@ -117,7 +124,10 @@ mod tests {
             Family::of("us.anthropic.claude-3-haiku-20240307-v1:0"),
             Some(Family::Anthropic)
         );
-        assert_eq!(Family::of("meta.llama3-1-8b-instruct-v1:0"), Some(Family::Llama));
+        assert_eq!(
+            Family::of("meta.llama3-1-8b-instruct-v1:0"),
+            Some(Family::Llama)
+        );
         assert_eq!(
             Family::of("amazon.titan-embed-text-v2:0"),
             Some(Family::TitanEmbedV2)
@@ -130,7 +140,10 @@ mod tests {
             Family::of("cohere.embed-multilingual-v3"),
             Some(Family::CohereEmbed)
         );
-        assert_eq!(Family::of("amazon.nova-micro-v1:0"), Some(Family::OtherText));
+        assert_eq!(
+            Family::of("amazon.nova-micro-v1:0"),
+            Some(Family::OtherText)
+        );
         assert_eq!(Family::of("openai.gpt-9"), Some(Family::OtherText));
         assert_eq!(Family::of("acme.unknown-model"), None);
         assert!(Family::CohereEmbed.is_embedding());

@@ -74,7 +74,9 @@ pub fn check_image(format: &str, bytes: &[u8], path: &str) -> Result<Attachment,
         )));
     }
     let size = imagesize::blob_size(bytes).map_err(|err| {
-        ApiError::validation(format!("{path}: could not read the image dimensions: {err}"))
+        ApiError::validation(format!(
+            "{path}: could not read the image dimensions: {err}"
+        ))
     })?;
     if size.width > MAX_IMAGE_SIDE || size.height > MAX_IMAGE_SIDE {
         return Err(ApiError::validation(format!(
@@ -193,12 +195,20 @@ pub(crate) mod tests {
         assert!(!valid_document_name(""));
         let err = check_document("pdf", "a_b", b"%PDF", "doc").unwrap_err();
         assert!(err.message.contains("not valid"));
-        assert_eq!(check_document("txt", "notes", b"12345", "doc").unwrap().tokens, 2);
+        assert_eq!(
+            check_document("txt", "notes", b"12345", "doc")
+                .unwrap()
+                .tokens,
+            2
+        );
     }
 
     #[test]
     fn base64_errors_name_the_field() {
         let err = decode_base64("@@@", "messages.0.content.0.image.source.bytes").unwrap_err();
-        assert!(err.message.starts_with("messages.0.content.0.image.source.bytes is not valid base64"));
+        assert!(
+            err.message
+                .starts_with("messages.0.content.0.image.source.bytes is not valid base64")
+        );
     }
 }

@@ -100,10 +100,9 @@ fn single_member<'a>(
 }
 
 fn string_field<'a>(object: &'a Value, field: &str, path: &str) -> Result<&'a str, ApiError> {
-    object
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::validation(format!("{path}.{field} is required and must be a string")))
+    object.get(field).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::validation(format!("{path}.{field} is required and must be a string"))
+    })
 }
 
 fn source_bytes(block: &Value, path: &str) -> Result<Vec<u8>, ApiError> {
@@ -410,7 +409,12 @@ mod tests {
                 err.message
             );
         }
-        assert!(parse(b"{not json").unwrap_err().message.contains("Malformed"));
+        assert!(
+            parse(b"{not json")
+                .unwrap_err()
+                .message
+                .contains("Malformed")
+        );
     }
 
     #[test]

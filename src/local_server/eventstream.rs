@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn frames_round_trip_through_the_sdk_codec() {
-        let bytes = event("messageStop", &serde_json::json!({"stopReason": "end_turn"}));
+        let bytes = event(
+            "messageStop",
+            &serde_json::json!({"stopReason": "end_turn"}),
+        );
         let message = read_message_from(bytes).unwrap();
         let headers = parse_response_headers(&message).unwrap();
         assert_eq!(headers.message_type.as_str(), "event");

@@ -434,7 +434,10 @@ impl Call<'_> {
             let mut last_chunk = None;
             let (opening, body) = match route {
                 Route::ConverseStream => (
-                    vec![eventstream::event("messageStart", &json!({"role": "assistant"}))],
+                    vec![eventstream::event(
+                        "messageStart",
+                        &json!({"role": "assistant"}),
+                    )],
                     pieces
                         .iter()
                         .map(|piece| {

@@ -88,7 +88,10 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.faults.validate()?;
         if !(self.burndown.is_finite() && self.burndown >= 1.0) {
-            return Err(format!("--burndown must be at least 1, got {}", self.burndown));
+            return Err(format!(
+                "--burndown must be at least 1, got {}",
+                self.burndown
+            ));
         }
         if !(self.tokens_per_sec.is_finite() && self.tokens_per_sec >= 0.0) {
             return Err(format!(

@@ -33,7 +33,9 @@ pub enum NativeRequest {
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     serde_json::from_slice(body).map_err(|err| {
-        ApiError::validation(format!("Malformed input request: {err}, please reformat your input and try again."))
+        ApiError::validation(format!(
+            "Malformed input request: {err}, please reformat your input and try again."
+        ))
     })
 }
 
@@ -102,15 +104,18 @@ fn parse_anthropic(request: &Map<String, Value>) -> Result<NativeRequest, ApiErr
                     let path = format!("messages.{i}.content.{j}");
                     match block.get("type").and_then(Value::as_str) {
                         Some("text") => {
-                            let text = block.get("text").and_then(Value::as_str).ok_or_else(
-                                || malformed(format!("#/{path}: required key [text] not found")),
-                            )?;
+                            let text =
+                                block.get("text").and_then(Value::as_str).ok_or_else(|| {
+                                    malformed(format!("#/{path}: required key [text] not found"))
+                                })?;
                             texts.push(text.to_string());
                         }
                         Some("image") => {
                             let source = block.get("source").cloned().unwrap_or(Value::Null);
-                            let media_type =
-                                source.get("media_type").and_then(Value::as_str).unwrap_or("");
+                            let media_type = source
+                                .get("media_type")
+                                .and_then(Value::as_str)
+                                .unwrap_or("");
                             let format = media_type.strip_prefix("image/").unwrap_or(media_type);
                             let data = source.get("data").and_then(Value::as_str).unwrap_or("");
                             let bytes = decode_base64(data, &format!("{path}.source.data"))?;
@@ -190,10 +195,11 @@ fn parse_llama(request: &Map<String, Value>) -> Result<NativeRequest, ApiError> 
         .ok_or_else(|| malformed("#: required key [prompt] not found"))?;
     let max_tokens = match request.get("max_gen_len") {
         None => LLAMA_DEFAULT_MAX_GEN_LEN,
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| malformed(format!("#/max_gen_len: {v} is not an integer of at least 1")))?,
+        Some(v) => v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+            malformed(format!(
+                "#/max_gen_len: {v} is not an integer of at least 1"
+            ))
+        })?,
     };
     for field in ["temperature", "top_p"] {
         if let Some(v) = request.get(field)
@@ -224,19 +230,25 @@ fn parse_titan(family: Family, request: &Map<String, Value>) -> Result<NativeReq
             None => 1024,
             Some(v) => match v.as_u64() {
                 Some(d @ (256 | 512 | 1024)) => d as usize,
-                _ => return Err(malformed(format!("#/dimensions: {v} is not a valid enum value (256, 512, 1024)"))),
+                _ => {
+                    return Err(malformed(format!(
+                        "#/dimensions: {v} is not a valid enum value (256, 512, 1024)"
+                    )));
+                }
             },
         };
         let normalize = match request.get("normalize") {
             None => true,
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| malformed(format!("#/normalize: expected type: Boolean, found: {v}")))?,
+            Some(v) => v.as_bool().ok_or_else(|| {
+                malformed(format!("#/normalize: expected type: Boolean, found: {v}"))
+            })?,
         };
         (dimensions, normalize)
     } else {
         if let Some(key) = request.keys().find(|k| *k != "inputText") {
-            return Err(malformed(format!("extraneous key [{key}] is not permitted")));
+            return Err(malformed(format!(
+                "extraneous key [{key}] is not permitted"
+            )));
         }
         (TITAN_V1_DIMENSIONS, false)
     };
@@ -336,7 +348,12 @@ fn anthropic_model_name(model_id: &str) -> String {
 }
 
 /// The non-streaming response body of a text model.
-pub fn text_body(family: Family, model_id: &str, generation: &Generation, input_tokens: u64) -> Value {
+pub fn text_body(
+    family: Family,
+    model_id: &str,
+    generation: &Generation,
+    input_tokens: u64,
+) -> Value {
     if family == Family::Anthropic {
         let (stop_reason, stop_sequence) = anthropic_stop(&generation.stop_reason);
         json!({
@@ -426,17 +443,29 @@ mod tests {
                    "messages": [{"role": "user", "content": "Hello there. How are you today?"}]}),
         )
         .unwrap();
-        let NativeRequest::Text { input_tokens, max_tokens, prompt, .. } = request else {
+        let NativeRequest::Text {
+            input_tokens,
+            max_tokens,
+            prompt,
+            ..
+        } = request
+        else {
             panic!("text expected")
         };
         assert_eq!((input_tokens, max_tokens), (3 + 8, 5));
         let generation = generate(&prompt, max_tokens, &[]);
-        let body = text_body(Family::Anthropic, "us.anthropic.claude-3-haiku-20240307-v1:0", &generation, input_tokens);
+        let body = text_body(
+            Family::Anthropic,
+            "us.anthropic.claude-3-haiku-20240307-v1:0",
+            &generation,
+            input_tokens,
+        );
         assert_eq!(body["model"], "claude-3-haiku-20240307");
         assert_eq!(body["stop_reason"], "max_tokens");
         assert_eq!(body["usage"]["output_tokens"], 5);
         assert_eq!(body["content"][0]["text"], "Hello there. How are");
-        let err = parse_json(Family::Anthropic, json!({"max_tokens": 5, "messages": []})).unwrap_err();
+        let err =
+            parse_json(Family::Anthropic, json!({"max_tokens": 5, "messages": []})).unwrap_err();
         assert!(err.message.contains("anthropic_version"));
     }
 
@@ -447,37 +476,76 @@ mod tests {
             json!({"prompt": "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nSay hi. Then stop.<|eot_id|><|start_header_id|>assistant<|end_header_id|>"}),
         )
         .unwrap();
-        let NativeRequest::Text { prompt, max_tokens, .. } = request else { panic!() };
-        assert_eq!(prompt.split_whitespace().collect::<Vec<_>>().join(" "), "Say hi. Then stop.");
+        let NativeRequest::Text {
+            prompt, max_tokens, ..
+        } = request
+        else {
+            panic!()
+        };
+        assert_eq!(
+            prompt.split_whitespace().collect::<Vec<_>>().join(" "),
+            "Say hi. Then stop."
+        );
         assert_eq!(max_tokens, LLAMA_DEFAULT_MAX_GEN_LEN);
     }
 
     #[test]
     fn titan_and_cohere_embeddings() {
-        let NativeRequest::Embedding { response, input_tokens } = parse_json(
+        let NativeRequest::Embedding {
+            response,
+            input_tokens,
+        } = parse_json(
             Family::TitanEmbedV2,
             json!({"inputText": "hello world", "dimensions": 256, "normalize": true}),
         )
-        .unwrap() else { panic!() };
+        .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(input_tokens, 3);
         assert_eq!(response["embedding"].as_array().unwrap().len(), 256);
         assert_eq!(response["inputTextTokenCount"], 3);
-        assert!(parse_json(Family::TitanEmbedV2, json!({"inputText": "x", "dimensions": 300})).is_err());
+        assert!(
+            parse_json(
+                Family::TitanEmbedV2,
+                json!({"inputText": "x", "dimensions": 300})
+            )
+            .is_err()
+        );
         let NativeRequest::Embedding { response, .. } =
-            parse_json(Family::TitanEmbedV1, json!({"inputText": "hello"})).unwrap() else { panic!() };
-        assert_eq!(response["embedding"].as_array().unwrap().len(), TITAN_V1_DIMENSIONS);
+            parse_json(Family::TitanEmbedV1, json!({"inputText": "hello"})).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            response["embedding"].as_array().unwrap().len(),
+            TITAN_V1_DIMENSIONS
+        );
 
-        let NativeRequest::Embedding { response, input_tokens } = parse_json(
+        let NativeRequest::Embedding {
+            response,
+            input_tokens,
+        } = parse_json(
             Family::CohereEmbed,
             json!({"texts": ["one", "two three"], "input_type": "search_document"}),
         )
-        .unwrap() else { panic!() };
+        .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(input_tokens, 1 + 3);
         assert_eq!(response["response_type"], "embeddings_floats");
         assert_eq!(response["embeddings"].as_array().unwrap().len(), 2);
-        assert_eq!(response["embeddings"][1].as_array().unwrap().len(), COHERE_DIMENSIONS);
+        assert_eq!(
+            response["embeddings"][1].as_array().unwrap().len(),
+            COHERE_DIMENSIONS
+        );
         let too_many: Vec<String> = (0..97).map(|i| format!("t{i}")).collect();
-        let err = parse_json(Family::CohereEmbed, json!({"texts": too_many, "input_type": "clustering"})).unwrap_err();
+        let err = parse_json(
+            Family::CohereEmbed,
+            json!({"texts": too_many, "input_type": "clustering"}),
+        )
+        .unwrap_err();
         assert!(err.message.contains("between 1 and 96"));
         let err = parse_json(Family::CohereEmbed, json!({"texts": ["a"]})).unwrap_err();
         assert!(err.message.contains("input_type"));
@@ -492,7 +560,10 @@ mod tests {
         let last = chunks.last().unwrap();
         assert_eq!(last["stop_reason"], "stop");
         assert_eq!(last["generation_token_count"], generation.output_tokens);
-        let text: String = chunks.iter().map(|c| c["generation"].as_str().unwrap()).collect();
+        let text: String = chunks
+            .iter()
+            .map(|c| c["generation"].as_str().unwrap())
+            .collect();
         assert_eq!(text, generation.text);
     }
 }

@@ -54,11 +54,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         tokio::spawn(async move {
             let abort = ConnectionAbort::default();
             let handle = abort.clone();
-            let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-                request.extensions_mut().insert(handle.clone());
-                let mut router = router.clone();
-                async move { router.call(request.map(Body::new)).await }
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                    request.extensions_mut().insert(handle.clone());
+                    let mut router = router.clone();
+                    async move { router.call(request.map(Body::new)).await }
+                });
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {

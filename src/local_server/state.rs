@@ -97,7 +97,11 @@ impl Shared {
         let stats = &mut state.stats;
         stats.requests += 1;
         *stats.by_route.entry(route.to_string()).or_default() += 1;
-        stats.by_model.entry(model_id.to_string()).or_default().requests += 1;
+        stats
+            .by_model
+            .entry(model_id.to_string())
+            .or_default()
+            .requests += 1;
         stats.in_flight += 1;
         stats.max_in_flight = stats.max_in_flight.max(stats.in_flight);
     }
