@@ -658,6 +658,7 @@ async fn invoke_stream_chunks(client: &Client, model: &str, body: Value) -> Vec<
         .send()
         .await
         .unwrap();
+    assert_eq!(out.content_type(), "application/json");
     let mut stream = out.body;
     let mut chunks = Vec::new();
     while let Some(event) = stream.recv().await.unwrap() {

@@ -538,7 +538,12 @@ impl Call<'_> {
                 .await
                 .map(|frame| (Ok::<_, std::convert::Infallible>(frame), rx))
         });
-        self.response(EVENT_STREAM)
+        let mut response = self.response(EVENT_STREAM);
+        if route == Route::InvokeStream {
+            // The type of the chunks' bytes, a required member of the response.
+            response = response.header("x-amzn-bedrock-content-type", "application/json");
+        }
+        response
             .body(Body::from_stream(frames))
             .unwrap_or_default()
     }
