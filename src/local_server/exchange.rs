@@ -543,9 +543,7 @@ impl Call<'_> {
             // The type of the chunks' bytes, a required member of the response.
             response = response.header("x-amzn-bedrock-content-type", "application/json");
         }
-        response
-            .body(Body::from_stream(frames))
-            .unwrap_or_default()
+        response.body(Body::from_stream(frames)).unwrap_or_default()
     }
 }
 
