@@ -1,10 +1,13 @@
 //! The command line, as clap derive structs: raw flags only. Nothing here opens a file or
 //! a socket; turning flags into working configuration happens where they are used.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Mode;
+use crate::job::JobFormat;
 use crate::local_server::{FaultRates, ServerConfig};
 
 /// Batch runner for Amazon Bedrock: job files in, results and usage totals out.
@@ -20,6 +23,25 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a job file through Bedrock: one result line per record in RUN_DIR/results.jsonl,
+    /// totals in RUN_DIR/summary.json.
+    ///
+    /// Each JSONL object or CSV row is a record: `id` (or `recordId`; default the record
+    /// number), `text` or any fields used by --prompt-template, and optionally `system`,
+    /// `messages` (raw Converse messages), `model`, `max_tokens`, `temperature`, `top_p`.
+    /// With --mode invoke, `body` (or Bedrock Batch Inference's `modelInput`) is sent as-is.
+    /// A record that cannot be read or sent becomes an error line; the run goes on.
+    ///
+    /// Examples:
+    ///   bedrock-batch run jobs/summarize.jsonl --model anthropic.claude-3-haiku-20240307-v1:0 --out runs/demo --local
+    ///   bedrock-batch run tickets.csv --model us.amazon.nova-lite-v1:0 --out runs/tickets \
+    ///       --prompt-template "Classify this ticket: {subject}\n\n{body}" --keep-fields ticket_id
+    ///   bedrock-batch run docs.jsonl --model amazon.titan-embed-text-v2:0 --dimensions 512 --out runs/vectors
+    ///
+    /// Exit codes: 0 all records ok; 1 some records failed (results still complete);
+    /// 2 usage, config or input error; 130 interrupted.
+    #[command(verbatim_doc_comment)]
+    Run(Box<RunArgs>),
     /// Serve a Bedrock Runtime-compatible endpoint on 127.0.0.1 for trying bedrock-batch
     /// without an AWS account, for tests and for benchmarks.
     ///
@@ -31,6 +53,102 @@ pub enum Command {
     ///
     /// Example: bedrock-batch local-server --port 8787 --tpm 60000 --latency-ms 300 --tokens-per-sec 80
     LocalServer(LocalServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file: JSONL (one object a line) or CSV (header row first).
+    pub job_file: PathBuf,
+    /// Model id, inference profile id (us.anthropic...) or ARN. Records may override it.
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// The run directory: results.jsonl and summary.json land here.
+    #[arg(long, short = 'o', value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// converse (default), embed (default for embedding models) or invoke.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Job file format, when the extension does not say (.jsonl, .ndjson, .csv).
+    #[arg(long, value_enum)]
+    pub format: Option<JobFormat>,
+
+    /// The prompt, with {field} placeholders filled from each record (default "{text}").
+    #[arg(long, help_heading = "Prompt", value_name = "TEXT")]
+    pub prompt_template: Option<String>,
+    /// Read the prompt template from a file.
+    #[arg(long, help_heading = "Prompt", value_name = "FILE")]
+    pub prompt_template_file: Option<PathBuf>,
+    /// System prompt for every record (a record's `system` field overrides it).
+    #[arg(long, help_heading = "Prompt")]
+    pub system: Option<String>,
+    /// Output ceiling per call (a record's `max_tokens` overrides it).
+    #[arg(long, help_heading = "Prompt")]
+    pub max_tokens: Option<i32>,
+    #[arg(long, help_heading = "Prompt")]
+    pub temperature: Option<f32>,
+    #[arg(long, help_heading = "Prompt")]
+    pub top_p: Option<f32>,
+    /// Stop sequence (repeatable).
+    #[arg(long, help_heading = "Prompt", value_name = "TEXT")]
+    pub stop: Vec<String>,
+
+    /// Titan Text Embeddings v2 output size: 256, 512 or 1024.
+    #[arg(long, help_heading = "Embeddings")]
+    pub dimensions: Option<u32>,
+    /// Ask Titan v2 for unnormalized vectors (normalized by default).
+    #[arg(long, help_heading = "Embeddings")]
+    pub no_normalize: bool,
+    /// Cohere Embed input_type: search_document, search_query, classification, clustering.
+    #[arg(long, help_heading = "Embeddings", default_value = "search_document")]
+    pub input_type: String,
+    /// Records per Cohere Embed call (at most 96).
+    #[arg(long, help_heading = "Embeddings", default_value_t = 96)]
+    pub batch_size: usize,
+
+    /// Copy these input fields into each result line, under "fields" (comma-separated,
+    /// repeatable), so results join back to the input.
+    #[arg(long, help_heading = "Output", value_name = "A,B")]
+    pub keep_fields: Vec<String>,
+    /// No progress on stderr.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+    /// Print summary.json to stdout at the end.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+
+    /// Calls in flight at once.
+    #[arg(long, short = 'c', help_heading = "Calls", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Attempts per call before a retryable error becomes the record's outcome.
+    #[arg(long, help_heading = "Calls", default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Seconds one attempt may take.
+    #[arg(
+        long,
+        help_heading = "Calls",
+        default_value_t = 120.0,
+        value_name = "SECONDS"
+    )]
+    pub timeout: f64,
+    /// Run only the first N records.
+    #[arg(long, help_heading = "Calls")]
+    pub limit: Option<u64>,
+    /// Validate every record and estimate input tokens without calling anything.
+    #[arg(long, help_heading = "Calls")]
+    pub dry_run: bool,
+
+    /// Use the built-in local Bedrock server (no AWS account needed).
+    #[arg(long, help_heading = "Connection")]
+    pub local: bool,
+    /// Any Bedrock Runtime-compatible endpoint.
+    #[arg(long, help_heading = "Connection", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region (default: the standard chain, AWS_REGION, the profile).
+    #[arg(long, help_heading = "Connection")]
+    pub region: Option<String>,
+    /// AWS profile from ~/.aws/config.
+    #[arg(long, help_heading = "Connection")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,19 @@
 //! bedrock-batch: a batch runner for Amazon Bedrock. A JSONL or CSV job file drives a
-//! bounded, self-tuning pool of workers calling the Converse API or the embedding models;
-//! results, usage and cost land in a run directory that survives crashes.
+//! bounded pool of workers calling the Converse API or the embedding models; results,
+//! usage and totals land in a run directory.
 //!
-//! The library exposes the pieces the binary is made of, chiefly the Bedrock-compatible
-//! [`local_server`] that tests, benchmarks and `run --local` use instead of AWS.
+//! Data flows one way: job file -> records ([`job`]) -> pool ([`pool`]) -> Bedrock client
+//! ([`bedrock`]) -> outcomes -> results and summary ([`store`], [`report`]). The
+//! Bedrock-compatible [`local_server`] stands in for AWS in tests, benchmarks and `--local`.
 
+pub mod bedrock;
 pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod job;
 pub mod local_server;
 pub mod model_id;
+pub mod pool;
+pub mod report;
+pub mod run;
+pub mod store;

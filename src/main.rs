@@ -1,25 +1,49 @@
 //! The `bedrock-batch` binary: parses flags, runs the command on a tokio runtime, and maps
-//! the outcome to one line on stderr and an exit code.
+//! the outcome to an exit code, with errors as one line on stderr followed by their causes.
 
+use std::error::Error;
 use std::process::ExitCode;
 
-use bedrock_batch::cli::{Cli, Command, LocalServerArgs};
+use bedrock_batch::cli::{Cli, Command, LocalServerArgs, RunArgs};
+use bedrock_batch::config::RunConfig;
+use bedrock_batch::exit;
 use bedrock_batch::local_server::LocalServer;
 use clap::Parser;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt;
+use tracing_subscriber::prelude::*;
 
-/// Exit codes of the contract (see README).
-const EXIT_USAGE: u8 = 2;
+/// A failure that ends the command: its exit code and what to tell the user.
+struct Failure {
+    code: u8,
+    error: Box<dyn Error>,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: exit::USAGE,
+            error: message.into().into(),
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
+    // Our own warnings by default; the SDK's chatter (IMDS probes and the like) only with -vv.
+    let (ours, theirs) = match cli.verbose {
+        0 => (Level::WARN, Level::ERROR),
+        1 => (Level::INFO, Level::ERROR),
+        _ => (Level::DEBUG, Level::DEBUG),
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
+    tracing_subscriber::registry()
+        .with(fmt::layer().with_writer(std::io::stderr))
+        .with(
+            Targets::new()
+                .with_target("bedrock_batch", ours)
+                .with_default(theirs),
+        )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -28,31 +52,44 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("bedrock-batch: cannot start the async runtime: {err}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::LocalServer(args) => local_server(args).await,
+            Command::Run(args) => run(*args).await,
+            Command::LocalServer(args) => local_server(args).await.map(|()| exit::OK),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err((code, message)) => {
-            eprintln!("bedrock-batch: {message}");
-            ExitCode::from(code)
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("bedrock-batch: {}", failure.error);
+            let mut source = failure.error.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::from(failure.code)
         }
     }
 }
 
-async fn local_server(args: LocalServerArgs) -> Result<(), (u8, String)> {
+async fn run(args: RunArgs) -> Result<u8, Failure> {
+    let config = RunConfig::from_args(&args).map_err(Failure::usage)?;
+    bedrock_batch::run::run(config)
+        .await
+        .map_err(|err| Failure {
+            code: err.exit_code(),
+            error: Box::new(err),
+        })
+}
+
+async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
     let config = args.to_config();
-    config.validate().map_err(|msg| (EXIT_USAGE, msg))?;
+    config.validate().map_err(Failure::usage)?;
     let server = LocalServer::start(config).await.map_err(|err| {
-        (
-            EXIT_USAGE,
-            format!("cannot listen on 127.0.0.1:{}: {err}", args.port),
-        )
+        Failure::usage(format!("cannot listen on 127.0.0.1:{}: {err}", args.port))
     })?;
     println!("listening on {}", server.url());
     eprintln!(
@@ -60,9 +97,9 @@ async fn local_server(args: LocalServerArgs) -> Result<(), (u8, String)> {
         server.url(),
         server.url()
     );
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        return Err((EXIT_USAGE, format!("cannot wait for Ctrl-C: {err}")));
-    }
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|err| Failure::usage(format!("cannot wait for Ctrl-C: {err}")))?;
     server.shutdown().await;
     Ok(())
 }

@@ -1,0 +1,174 @@
+//! Classifying what went wrong with a call, once, in the vocabulary the retry policy and
+//! the result lines use: retried (throttles, timeouts, 5xx, broken connections, bodies that
+//! do not parse), a bad record (validation), or fatal for the whole run (access denied,
+//! unknown model, no credentials).
+
+use std::error::Error as StdError;
+
+use aws_sdk_bedrockruntime::config::http::HttpResponse;
+use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Throttling,
+    ModelNotReady,
+    ModelTimeout,
+    ServiceUnavailable,
+    InternalServer,
+    Validation,
+    ModelError,
+    AccessDenied,
+    ResourceNotFound,
+    Credentials,
+    Connection,
+    Timeout,
+    BadResponse,
+    Other,
+}
+
+impl ErrorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Throttling => "throttling",
+            ErrorKind::ModelNotReady => "model_not_ready",
+            ErrorKind::ModelTimeout => "model_timeout",
+            ErrorKind::ServiceUnavailable => "service_unavailable",
+            ErrorKind::InternalServer => "internal_server",
+            ErrorKind::Validation => "validation",
+            ErrorKind::ModelError => "model_error",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::ResourceNotFound => "resource_not_found",
+            ErrorKind::Credentials => "credentials",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Worth another attempt after a backoff.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Throttling
+                | ErrorKind::ModelNotReady
+                | ErrorKind::ModelTimeout
+                | ErrorKind::ServiceUnavailable
+                | ErrorKind::InternalServer
+                | ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::BadResponse
+        )
+    }
+
+    fn from_code(code: &str) -> ErrorKind {
+        match code {
+            "ThrottlingException" | "TooManyRequestsException" => ErrorKind::Throttling,
+            "ModelNotReadyException" => ErrorKind::ModelNotReady,
+            "ModelTimeoutException" => ErrorKind::ModelTimeout,
+            "ServiceUnavailableException" => ErrorKind::ServiceUnavailable,
+            "InternalServerException" => ErrorKind::InternalServer,
+            "ValidationException" => ErrorKind::Validation,
+            "ModelErrorException" => ErrorKind::ModelError,
+            "AccessDeniedException" => ErrorKind::AccessDenied,
+            "ResourceNotFoundException" => ErrorKind::ResourceNotFound,
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken" => ErrorKind::Credentials,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl CallError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CallError {
+        CallError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Classifies an SDK error from any operation.
+pub fn classify<E>(err: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let context = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let kind = match service.err().code() {
+                Some(code) => ErrorKind::from_code(code),
+                // The SDK could not read the body of a success: a garbled answer.
+                None if (200..300).contains(&status) => ErrorKind::BadResponse,
+                None if status == 429 => ErrorKind::Throttling,
+                None if status >= 500 => ErrorKind::InternalServer,
+                None => ErrorKind::Other,
+            };
+            let message = match (kind, service.err().message()) {
+                (ErrorKind::BadResponse, _) => {
+                    format!("the response (HTTP {status}) could not be parsed: {context}")
+                }
+                (_, Some(message)) => message.to_string(),
+                (_, None) => context,
+            };
+            CallError::new(kind, message)
+        }
+        SdkError::TimeoutError(_) => CallError::new(ErrorKind::Timeout, context),
+        SdkError::ResponseError(_) => CallError::new(ErrorKind::BadResponse, context),
+        SdkError::DispatchFailure(failure) => {
+            let kind = if failure.is_timeout() {
+                ErrorKind::Timeout
+            } else if context.contains("credentials") || context.contains("identity") {
+                ErrorKind::Credentials
+            } else {
+                ErrorKind::Connection
+            };
+            CallError::new(kind, context)
+        }
+        SdkError::ConstructionFailure(_) => {
+            let kind = if context.contains("credentials") || context.contains("identity") {
+                ErrorKind::Credentials
+            } else {
+                ErrorKind::Other
+            };
+            CallError::new(kind, context)
+        }
+        _ => CallError::new(ErrorKind::Other, context),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        assert_eq!(
+            ErrorKind::from_code("ThrottlingException"),
+            ErrorKind::Throttling
+        );
+        assert_eq!(
+            ErrorKind::from_code("ExpiredTokenException"),
+            ErrorKind::Credentials
+        );
+        assert_eq!(ErrorKind::from_code("Whatever"), ErrorKind::Other);
+        assert!(ErrorKind::Throttling.retryable());
+        assert!(ErrorKind::BadResponse.retryable());
+        assert!(!ErrorKind::Validation.retryable());
+        assert!(!ErrorKind::AccessDenied.retryable());
+        assert_eq!(ErrorKind::ModelTimeout.name(), "model_timeout");
+    }
+}

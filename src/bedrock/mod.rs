@@ -1,0 +1,457 @@
+//! The one place that talks to the AWS SDK: building the client for an endpoint, turning
+//! prepared records into Converse / InvokeModel calls, reading answers and usage back, and
+//! classifying errors. SDK retries are off: the pool owns the retry policy, so every
+//! throttle is seen.
+
+pub mod errors;
+pub mod messages;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_bedrockruntime::Client;
+use aws_sdk_bedrockruntime::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
+use aws_sdk_bedrockruntime::config::{
+    ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::Endpoint;
+use crate::job::prepare::{ConverseInput, Payload, Prompt};
+use crate::model_id::Family;
+use errors::{CallError, ErrorKind, classify};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Token usage as results and summaries report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_write_input_tokens: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_input_tokens += other.cache_read_input_tokens;
+        self.cache_write_input_tokens += other.cache_write_input_tokens;
+    }
+}
+
+/// One record's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Text {
+        output: String,
+        stop_reason: String,
+        usage: Usage,
+    },
+    Embedding {
+        vector: Value,
+        usage: Usage,
+    },
+    Invoke {
+        response: Value,
+        usage: Usage,
+    },
+}
+
+impl Answer {
+    pub fn usage(&self) -> &Usage {
+        match self {
+            Answer::Text { usage, .. }
+            | Answer::Embedding { usage, .. }
+            | Answer::Invoke { usage, .. } => usage,
+        }
+    }
+}
+
+/// Embedding options that apply to every call.
+#[derive(Debug, Clone)]
+pub struct EmbedOptions {
+    pub dimensions: Option<u32>,
+    pub normalize: bool,
+    pub input_type: String,
+}
+
+#[derive(Clone)]
+pub struct Bedrock {
+    client: Client,
+    embed: Arc<EmbedOptions>,
+}
+
+/// Builds the SDK client for `endpoint` (`url` is the local server's when `Endpoint::Local`).
+pub async fn connect(
+    endpoint: &Endpoint,
+    local_url: Option<&str>,
+    region: Option<&str>,
+    profile: Option<&str>,
+) -> Result<Client, String> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        );
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    match endpoint {
+        Endpoint::Local => {
+            let url = local_url.ok_or("the local server is not running")?;
+            loader = loader
+                .endpoint_url(url)
+                .credentials_provider(Credentials::new(
+                    "LOCAL",
+                    "LOCAL",
+                    None,
+                    None,
+                    "bedrock-batch-local",
+                ));
+            if region.is_none() {
+                loader = loader.region(Region::new("us-east-1"));
+            }
+        }
+        Endpoint::Url(url) => loader = loader.endpoint_url(url),
+        Endpoint::Aws => {}
+    }
+    let sdk_config = loader.load().await;
+    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&sdk_config);
+    if sdk_config.region().is_none() {
+        if matches!(endpoint, Endpoint::Url(_)) {
+            builder = builder.region(Region::new("us-east-1"));
+        } else {
+            return Err(
+                "no AWS region is configured: pass --region (e.g. --region us-east-1), set AWS_REGION, or set region in your AWS profile".into(),
+            );
+        }
+    }
+    Ok(Client::from_conf(builder.build()))
+}
+
+/// Input and output token counts from Bedrock's response headers, when present.
+type TokenCounts = (Option<u64>, Option<u64>);
+
+/// Reads Bedrock's token-count headers off one InvokeModel response.
+#[derive(Debug, Clone, Default)]
+struct TokenHeaders(Arc<Mutex<TokenCounts>>);
+
+impl TokenHeaders {
+    fn get(&self) -> TokenCounts {
+        self.0.lock().map(|seen| *seen).unwrap_or_default()
+    }
+}
+
+impl Intercept for TokenHeaders {
+    fn name(&self) -> &'static str {
+        "TokenHeaders"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let headers = context.response().headers();
+        let read = |name| headers.get(name).and_then(|v: &str| v.trim().parse().ok());
+        if let Ok(mut seen) = self.0.lock() {
+            *seen = (
+                read("x-amzn-bedrock-input-token-count"),
+                read("x-amzn-bedrock-output-token-count"),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, CallError> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        CallError::new(
+            ErrorKind::BadResponse,
+            format!("the model's response body is not valid JSON: {err}"),
+        )
+    })
+}
+
+fn u64_at(value: &Value, path: &[&str]) -> Option<u64> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_u64)
+}
+
+/// Usage from a native response body, by model family, when headers are missing.
+fn native_usage(response: &Value) -> Usage {
+    let first = |paths: &[&[&str]]| paths.iter().find_map(|p| u64_at(response, p)).unwrap_or(0);
+    Usage {
+        input_tokens: first(&[
+            &["usage", "input_tokens"],
+            &["usage", "inputTokens"],
+            &["prompt_token_count"],
+            &["inputTextTokenCount"],
+        ]),
+        output_tokens: first(&[
+            &["usage", "output_tokens"],
+            &["usage", "outputTokens"],
+            &["generation_token_count"],
+        ]),
+        ..Usage::default()
+    }
+}
+
+/// Splits `total` tokens over texts in proportion to their length; the parts sum to `total`.
+fn split_tokens(total: u64, texts: &[&str]) -> Vec<u64> {
+    let lengths: Vec<u64> = texts.iter().map(|t| t.chars().count() as u64).collect();
+    let sum: u64 = lengths.iter().sum::<u64>().max(1);
+    let mut parts: Vec<u64> = lengths.iter().map(|l| total * l / sum).collect();
+    let assigned: u64 = parts.iter().sum();
+    if let Some(last) = parts.last_mut() {
+        *last += total - assigned;
+    }
+    parts
+}
+
+impl Bedrock {
+    pub fn new(client: Client, embed: EmbedOptions) -> Bedrock {
+        Bedrock {
+            client,
+            embed: Arc::new(embed),
+        }
+    }
+
+    /// Sends one call for `payloads` (several only for a Cohere Embed batch) and returns
+    /// one answer per payload, in order.
+    pub async fn call(&self, model: &str, payloads: &[&Payload]) -> Result<Vec<Answer>, CallError> {
+        match payloads {
+            [Payload::Converse(input)] => Ok(vec![self.converse(model, input).await?]),
+            [Payload::Invoke { body }] => Ok(vec![self.invoke_native(model, body).await?]),
+            _ => {
+                let texts: Vec<&str> = payloads
+                    .iter()
+                    .map(|p| match p {
+                        Payload::Embed { text } => Ok(text.as_str()),
+                        _ => Err(CallError::new(
+                            ErrorKind::Other,
+                            "mixed payloads in one call",
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+                self.embed(model, &texts).await
+            }
+        }
+    }
+
+    async fn converse(&self, model: &str, input: &ConverseInput) -> Result<Answer, CallError> {
+        let messages = match &input.prompt {
+            Prompt::Text(text) => vec![
+                Message::builder()
+                    .role(ConversationRole::User)
+                    .content(ContentBlock::Text(text.clone()))
+                    .build()
+                    .map_err(|err| CallError::new(ErrorKind::Other, err.to_string()))?,
+            ],
+            Prompt::Messages(messages) => messages.clone(),
+        };
+        let mut request = self
+            .client
+            .converse()
+            .model_id(model)
+            .set_messages(Some(messages));
+        if let Some(system) = &input.system {
+            request = request.system(SystemContentBlock::Text(system.clone()));
+        }
+        if input.max_tokens.is_some()
+            || input.temperature.is_some()
+            || input.top_p.is_some()
+            || !input.stop.is_empty()
+        {
+            request = request.inference_config(
+                InferenceConfiguration::builder()
+                    .set_max_tokens(input.max_tokens)
+                    .set_temperature(input.temperature)
+                    .set_top_p(input.top_p)
+                    .set_stop_sequences((!input.stop.is_empty()).then(|| input.stop.clone()))
+                    .build(),
+            );
+        }
+        let out = request.send().await.map_err(classify)?;
+        let output = out
+            .output()
+            .and_then(|o| o.as_message().ok())
+            .map(|m| {
+                m.content()
+                    .iter()
+                    .filter_map(|b| b.as_text().ok())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("")
+            })
+            .unwrap_or_default();
+        let usage = out
+            .usage()
+            .map(|u| Usage {
+                input_tokens: u.input_tokens().max(0) as u64,
+                output_tokens: u.output_tokens().max(0) as u64,
+                cache_read_input_tokens: u.cache_read_input_tokens().unwrap_or(0).max(0) as u64,
+                cache_write_input_tokens: u.cache_write_input_tokens().unwrap_or(0).max(0) as u64,
+            })
+            .unwrap_or_default();
+        Ok(Answer::Text {
+            output,
+            stop_reason: out.stop_reason().as_str().to_string(),
+            usage,
+        })
+    }
+
+    /// InvokeModel with `body`; the parsed response and the token-count headers.
+    async fn invoke(&self, model: &str, body: Vec<u8>) -> Result<(Value, TokenCounts), CallError> {
+        let headers = TokenHeaders::default();
+        let out = self
+            .client
+            .invoke_model()
+            .model_id(model)
+            .content_type("application/json")
+            .accept("application/json")
+            .body(Blob::new(body))
+            .customize()
+            .interceptor(headers.clone())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok((parse_json(out.body().as_ref())?, headers.get()))
+    }
+
+    async fn invoke_native(&self, model: &str, body: &[u8]) -> Result<Answer, CallError> {
+        let (response, (input, output)) = self.invoke(model, body.to_vec()).await?;
+        let from_body = native_usage(&response);
+        let usage = Usage {
+            input_tokens: input.unwrap_or(from_body.input_tokens),
+            output_tokens: output.unwrap_or(from_body.output_tokens),
+            ..Usage::default()
+        };
+        Ok(Answer::Invoke { response, usage })
+    }
+
+    async fn embed(&self, model: &str, texts: &[&str]) -> Result<Vec<Answer>, CallError> {
+        let family = Family::of(model);
+        if family == Some(Family::CohereEmbed) {
+            let body = json!({"texts": texts, "input_type": self.embed.input_type});
+            let (response, (input, _)) = self
+                .invoke(model, serde_json::to_vec(&body).unwrap_or_default())
+                .await?;
+            let vectors = match response.get("embeddings") {
+                Some(Value::Array(list)) => list.clone(),
+                Some(Value::Object(by_type)) => by_type
+                    .get("float")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if vectors.len() != texts.len() {
+                return Err(CallError::new(
+                    ErrorKind::BadResponse,
+                    format!(
+                        "asked for {} embeddings, got {}",
+                        texts.len(),
+                        vectors.len()
+                    ),
+                ));
+            }
+            let total = input.unwrap_or_else(|| {
+                texts
+                    .iter()
+                    .map(|t| (t.chars().count() as u64).div_ceil(4))
+                    .sum()
+            });
+            let shares = split_tokens(total, texts);
+            return Ok(vectors
+                .into_iter()
+                .zip(shares)
+                .map(|(vector, input_tokens)| Answer::Embedding {
+                    vector,
+                    usage: Usage {
+                        input_tokens,
+                        ..Usage::default()
+                    },
+                })
+                .collect());
+        }
+        let [text] = texts else {
+            return Err(CallError::new(
+                ErrorKind::Other,
+                "Titan embeds one text per call",
+            ));
+        };
+        let body = if family == Some(Family::TitanEmbedV2) {
+            let mut body = json!({"inputText": text, "normalize": self.embed.normalize});
+            if let Some(d) = self.embed.dimensions {
+                body["dimensions"] = json!(d);
+            }
+            body
+        } else {
+            json!({"inputText": text})
+        };
+        let (mut response, (input, _)) = self
+            .invoke(model, serde_json::to_vec(&body).unwrap_or_default())
+            .await?;
+        let vector = match response.get_mut("embedding") {
+            Some(v @ Value::Array(_)) => v.take(),
+            _ => {
+                return Err(CallError::new(
+                    ErrorKind::BadResponse,
+                    "the response has no \"embedding\" array",
+                ));
+            }
+        };
+        let input_tokens = input
+            .or_else(|| u64_at(&response, &["inputTextTokenCount"]))
+            .unwrap_or(0);
+        Ok(vec![Answer::Embedding {
+            vector,
+            usage: Usage {
+                input_tokens,
+                ..Usage::default()
+            },
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_split_sums_to_total() {
+        let parts = split_tokens(10, &["aaaa", "aa", "aaaa"]);
+        assert_eq!(parts.iter().sum::<u64>(), 10);
+        assert_eq!(parts, vec![4, 2, 4]);
+        assert_eq!(split_tokens(7, &["a"]), vec![7]);
+        assert_eq!(split_tokens(3, &["", ""]).iter().sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn native_usage_by_family() {
+        let claude = json!({"usage": {"input_tokens": 5, "output_tokens": 7}});
+        assert_eq!(native_usage(&claude).output_tokens, 7);
+        let llama = json!({"prompt_token_count": 3, "generation_token_count": 4});
+        assert_eq!(native_usage(&llama).input_tokens, 3);
+        let titan = json!({"inputTextTokenCount": 9});
+        assert_eq!(native_usage(&titan).input_tokens, 9);
+    }
+}

@@ -1,0 +1,198 @@
+//! Validated, resolved run settings: what `run` flags mean once checked. Building a
+//! [`RunConfig`] opens nothing; every problem found here is a usage error (exit 2) whose
+//! message names the flag.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::job::JobFormat;
+use crate::job::template::Template;
+use crate::model_id::Family;
+
+/// What kind of call each record becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The Converse API: a prompt (or raw messages) in, text out.
+    Converse,
+    /// Embedding models (Titan Text Embeddings v1/v2, Cohere Embed v3): text in, vector out.
+    Embed,
+    /// InvokeModel with the record's native `body` (or `modelInput`) sent as-is.
+    Invoke,
+}
+
+/// Where the Bedrock client connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The built-in local server, started in-process.
+    Local,
+    /// Any Bedrock-compatible endpoint.
+    Url(String),
+    /// AWS, through the standard credential and endpoint chain.
+    Aws,
+}
+
+/// How records become requests.
+#[derive(Debug, Clone)]
+pub struct RequestSettings {
+    pub model: String,
+    pub mode: Mode,
+    pub template: Template,
+    pub system: Option<String>,
+    pub max_tokens: Option<i32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+    pub dimensions: Option<u32>,
+    pub normalize: bool,
+    pub input_type: String,
+    pub batch_size: usize,
+    pub keep_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub job_path: PathBuf,
+    pub format: JobFormat,
+    pub out_dir: PathBuf,
+    pub request: RequestSettings,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub limit: Option<u64>,
+    pub dry_run: bool,
+    pub endpoint: Endpoint,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub quiet: bool,
+    pub json: bool,
+}
+
+fn check_unit(flag: &str, value: Option<f32>) -> Result<Option<f32>, String> {
+    match value {
+        Some(x) if !(0.0..=1.0).contains(&x) => {
+            Err(format!("{flag} must be between 0 and 1, got {x}"))
+        }
+        other => Ok(other),
+    }
+}
+
+impl RunConfig {
+    pub fn from_args(args: &RunArgs) -> Result<RunConfig, String> {
+        let format = match args.format {
+            Some(format) => format,
+            None => JobFormat::from_path(&args.job_file).ok_or_else(|| {
+                format!(
+                    "cannot tell the format of {} from its extension: name it .jsonl or .csv, or pass --format jsonl|csv",
+                    args.job_file.display()
+                )
+            })?,
+        };
+        let family = Family::of(&args.model);
+        let mode = match args.mode {
+            Some(mode) => mode,
+            None if family.is_some_and(Family::is_embedding) => Mode::Embed,
+            None => Mode::Converse,
+        };
+        if mode == Mode::Embed && !family.is_some_and(Family::is_embedding) {
+            return Err(format!(
+                "--mode embed needs an embedding model (amazon.titan-embed-text-v1, amazon.titan-embed-text-v2:0, cohere.embed-english-v3, cohere.embed-multilingual-v3); {} is not one",
+                args.model
+            ));
+        }
+        if mode == Mode::Converse && family.is_some_and(Family::is_embedding) {
+            return Err(format!(
+                "{} is an embedding model: use --mode embed (the default for embedding models)",
+                args.model
+            ));
+        }
+        let template_text = match (&args.prompt_template, &args.prompt_template_file) {
+            (Some(_), Some(_)) => {
+                return Err("give --prompt-template or --prompt-template-file, not both".into());
+            }
+            (Some(text), None) => text.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|err| {
+                format!(
+                    "cannot read --prompt-template-file {}: {err}",
+                    path.display()
+                )
+            })?,
+            (None, None) => "{text}".to_string(),
+        };
+        let template =
+            Template::parse(&template_text).map_err(|err| format!("--prompt-template: {err}"))?;
+        if let Some(d) = args.dimensions
+            && ![256, 512, 1024].contains(&d)
+        {
+            return Err(format!("--dimensions must be 256, 512 or 1024, got {d}"));
+        }
+        if !(1..=96).contains(&args.batch_size) {
+            return Err(format!(
+                "--batch-size must be between 1 and 96 (Cohere Embed's limit), got {}",
+                args.batch_size
+            ));
+        }
+        if let Some(max) = args.max_tokens
+            && max < 1
+        {
+            return Err(format!("--max-tokens must be at least 1, got {max}"));
+        }
+        if args.concurrency == 0 {
+            return Err("--concurrency must be at least 1".into());
+        }
+        if args.max_attempts == 0 {
+            return Err("--max-attempts must be at least 1".into());
+        }
+        if args.timeout <= 0.0 || !args.timeout.is_finite() {
+            return Err(format!(
+                "--timeout must be a positive number of seconds, got {}",
+                args.timeout
+            ));
+        }
+        let endpoint = match (&args.endpoint_url, args.local) {
+            (Some(_), true) => return Err("give --local or --endpoint-url, not both".into()),
+            (Some(url), false) => Endpoint::Url(url.clone()),
+            (None, true) => Endpoint::Local,
+            (None, false) => Endpoint::Aws,
+        };
+        let keep_fields = args
+            .keep_fields
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(RunConfig {
+            job_path: args.job_file.clone(),
+            format,
+            out_dir: args.out.clone(),
+            request: RequestSettings {
+                model: args.model.clone(),
+                mode,
+                template,
+                system: args.system.clone(),
+                max_tokens: args.max_tokens,
+                temperature: check_unit("--temperature", args.temperature)?,
+                top_p: check_unit("--top-p", args.top_p)?,
+                stop: args.stop.clone(),
+                dimensions: args.dimensions,
+                normalize: !args.no_normalize,
+                input_type: args.input_type.clone(),
+                batch_size: args.batch_size,
+                keep_fields,
+            },
+            concurrency: args.concurrency,
+            max_attempts: args.max_attempts,
+            timeout: Duration::from_secs_f64(args.timeout),
+            limit: args.limit,
+            dry_run: args.dry_run,
+            endpoint,
+            region: args.region.clone(),
+            profile: args.profile.clone(),
+            quiet: args.quiet,
+            json: args.json,
+        })
+    }
+}

@@ -1,0 +1,389 @@
+//! Turning a record into a request: its id, model, the rendered prompt (or raw messages,
+//! text to embed, native body), inference settings with per-record overrides, and the
+//! fields kept for the result line. Everything that can be wrong with a record is found
+//! here, before any call and in `--dry-run`.
+
+use aws_sdk_bedrockruntime::types::Message;
+use serde_json::{Map, Value};
+
+use super::{InvalidRecord, Record};
+use crate::bedrock::messages::{messages_from_json, text_len};
+use crate::config::{Mode, RequestSettings};
+
+/// Who a result line belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordMeta {
+    pub number: u64,
+    pub line: u64,
+    /// `id` or `recordId` as given, else the record number.
+    pub id: Value,
+    /// `--keep-fields` copied from the record.
+    pub kept: Option<Map<String, Value>>,
+}
+
+/// A Converse prompt: a rendered template or the record's own messages.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    Text(String),
+    Messages(Vec<Message>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConverseInput {
+    pub system: Option<String>,
+    pub prompt: Prompt,
+    pub max_tokens: Option<i32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Converse(ConverseInput),
+    Embed { text: String },
+    Invoke { body: Vec<u8> },
+}
+
+/// A record ready to send.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub meta: RecordMeta,
+    pub model: String,
+    pub payload: Payload,
+    /// Input tokens by the four-characters rule, for estimates.
+    pub estimated_input_tokens: u64,
+}
+
+/// The record's id: `id`, else `recordId`, else its number.
+pub fn record_id(record: &Record) -> Value {
+    match record
+        .fields
+        .get("id")
+        .or_else(|| record.fields.get("recordId"))
+    {
+        Some(Value::Null) | None => Value::from(record.number),
+        Some(Value::String(s)) if s.is_empty() => Value::from(record.number),
+        Some(id) => id.clone(),
+    }
+}
+
+/// A field that may be absent: CSV gives empty strings for empty cells.
+fn optional<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    match fields.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(value) => Some(value),
+    }
+}
+
+/// A numeric field, from a JSON number or a CSV string.
+fn number<T: std::str::FromStr>(
+    fields: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<T>, String> {
+    let Some(value) = optional(fields, name) else {
+        return Ok(None);
+    };
+    let text = match value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(format!("field {name:?} must be a number, got {other}")),
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("field {name:?} must be a number, got {text:?}"))
+}
+
+fn estimate(chars: usize) -> u64 {
+    (chars as u64).div_ceil(4)
+}
+
+/// Prepares `record` under `settings`.
+pub fn prepare(record: &Record, settings: &RequestSettings) -> Result<Prepared, InvalidRecord> {
+    let id = record_id(record);
+    let invalid = |kind: &'static str, message: String| InvalidRecord {
+        number: record.number,
+        line: record.line,
+        id: Some(id.clone()),
+        kind,
+        message: format!("line {}: {message}", record.line),
+    };
+    let fields = &record.fields;
+    let model = match optional(fields, "model") {
+        None => settings.model.clone(),
+        Some(Value::String(m)) => m.trim().to_string(),
+        Some(other) => {
+            return Err(invalid(
+                "invalid_field",
+                format!("field \"model\" must be a string, got {other}"),
+            ));
+        }
+    };
+    let render = || {
+        settings.template.render(fields).map_err(|missing| {
+            invalid(
+                "missing_field",
+                format!(
+                    "the prompt template uses {{{}}} but the record has no {:?} field",
+                    missing.field, missing.field
+                ),
+            )
+        })
+    };
+    let (payload, estimated_chars) = match settings.mode {
+        Mode::Converse => {
+            let system = match optional(fields, "system") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => {
+                    return Err(invalid(
+                        "invalid_field",
+                        format!("field \"system\" must be a string, got {other}"),
+                    ));
+                }
+                None => settings.system.clone(),
+            };
+            let (prompt, prompt_chars) = match optional(fields, "messages") {
+                Some(raw) => {
+                    let raw = match raw {
+                        // CSV cells hold JSON text.
+                        Value::String(text) => serde_json::from_str(text).map_err(|err| {
+                            invalid(
+                                "invalid_messages",
+                                format!("field \"messages\" is not valid JSON: {err}"),
+                            )
+                        })?,
+                        other => other.clone(),
+                    };
+                    let messages =
+                        messages_from_json(&raw).map_err(|err| invalid("invalid_messages", err))?;
+                    let chars = text_len(&messages);
+                    (Prompt::Messages(messages), chars)
+                }
+                None => {
+                    let text = render()?;
+                    if text.trim().is_empty() {
+                        return Err(invalid(
+                            "empty_prompt",
+                            "the rendered prompt is empty".to_string(),
+                        ));
+                    }
+                    let chars = text.chars().count();
+                    (Prompt::Text(text), chars)
+                }
+            };
+            let field_error = |e: String| invalid("invalid_field", e);
+            let max_tokens = number::<i32>(fields, "max_tokens")
+                .map_err(field_error)?
+                .or(settings.max_tokens);
+            if max_tokens.is_some_and(|m| m < 1) {
+                return Err(invalid(
+                    "invalid_field",
+                    "field \"max_tokens\" must be at least 1".into(),
+                ));
+            }
+            let temperature = number::<f32>(fields, "temperature")
+                .map_err(field_error)?
+                .or(settings.temperature);
+            let top_p = number::<f32>(fields, "top_p")
+                .map_err(field_error)?
+                .or(settings.top_p);
+            for (name, value) in [("temperature", temperature), ("top_p", top_p)] {
+                if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                    return Err(invalid(
+                        "invalid_field",
+                        format!("field {name:?} must be between 0 and 1"),
+                    ));
+                }
+            }
+            let system_chars = system.as_ref().map_or(0, |s| s.chars().count());
+            (
+                Payload::Converse(ConverseInput {
+                    system,
+                    prompt,
+                    max_tokens,
+                    temperature,
+                    top_p,
+                    stop: settings.stop.clone(),
+                }),
+                prompt_chars + system_chars,
+            )
+        }
+        Mode::Embed => {
+            let text = render()?;
+            if text.is_empty() {
+                return Err(invalid(
+                    "empty_prompt",
+                    "the text to embed is empty".to_string(),
+                ));
+            }
+            let chars = text.chars().count();
+            (Payload::Embed { text }, chars)
+        }
+        Mode::Invoke => {
+            let body = optional(fields, "body")
+                .or_else(|| optional(fields, "modelInput"))
+                .ok_or_else(|| {
+                    invalid(
+                        "missing_field",
+                        "--mode invoke sends the record's \"body\" (or \"modelInput\") object, and this record has neither".into(),
+                    )
+                })?;
+            let body = match body {
+                Value::Object(_) => body.clone(),
+                Value::String(text) => match serde_json::from_str::<Value>(text) {
+                    Ok(value @ Value::Object(_)) => value,
+                    _ => {
+                        return Err(invalid(
+                            "invalid_field",
+                            "field \"body\" must be a JSON object (or, in CSV, the text of one)"
+                                .into(),
+                        ));
+                    }
+                },
+                other => {
+                    return Err(invalid(
+                        "invalid_field",
+                        format!("field \"body\" must be a JSON object, got {other}"),
+                    ));
+                }
+            };
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            let chars = bytes.len();
+            (Payload::Invoke { body: bytes }, chars)
+        }
+    };
+    let kept = (!settings.keep_fields.is_empty()).then(|| {
+        settings
+            .keep_fields
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    fields.get(name).cloned().unwrap_or(Value::Null),
+                )
+            })
+            .collect()
+    });
+    Ok(Prepared {
+        meta: RecordMeta {
+            number: record.number,
+            line: record.line,
+            id,
+            kept,
+        },
+        model,
+        payload,
+        estimated_input_tokens: estimate(estimated_chars),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::template::Template;
+    use serde_json::json;
+
+    fn settings(mode: Mode, template: &str) -> RequestSettings {
+        RequestSettings {
+            model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            mode,
+            template: Template::parse(template).unwrap(),
+            system: Some("Be brief.".into()),
+            max_tokens: Some(100),
+            temperature: None,
+            top_p: None,
+            stop: vec![],
+            dimensions: None,
+            normalize: true,
+            input_type: "search_document".into(),
+            batch_size: 96,
+            keep_fields: vec!["customer".into(), "absent".into()],
+        }
+    }
+
+    fn record(fields: Value) -> Record {
+        Record {
+            number: 7,
+            line: 9,
+            fields: fields.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn converse_with_overrides() {
+        let r = record(
+            json!({"recordId": "r-1", "body": "Hello there", "max_tokens": "20",
+            "system": "Custom.", "customer": 42, "model": "meta.llama3-1-8b-instruct-v1:0"}),
+        );
+        let p = prepare(&r, &settings(Mode::Converse, "Summarize: {body}")).unwrap();
+        assert_eq!(p.meta.id, json!("r-1"));
+        assert_eq!(p.model, "meta.llama3-1-8b-instruct-v1:0");
+        assert_eq!(
+            p.meta.kept.unwrap(),
+            json!({"customer": 42, "absent": null})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
+        let Payload::Converse(input) = p.payload else {
+            panic!()
+        };
+        assert_eq!(input.max_tokens, Some(20));
+        assert_eq!(input.system.as_deref(), Some("Custom."));
+        let Prompt::Text(text) = input.prompt else {
+            panic!()
+        };
+        assert_eq!(text, "Summarize: Hello there");
+        // 22 + 7 characters.
+        assert_eq!(p.estimated_input_tokens, 8);
+    }
+
+    #[test]
+    fn bad_records() {
+        let s = settings(Mode::Converse, "{text}");
+        let err = prepare(&record(json!({"body": "x"})), &s).unwrap_err();
+        assert_eq!(err.kind, "missing_field");
+        assert_eq!(err.id, Some(json!(7)));
+        assert!(
+            err.message
+                .starts_with("line 9: the prompt template uses {text}"),
+            "{}",
+            err.message
+        );
+        let err = prepare(&record(json!({"text": "x", "temperature": "hot"})), &s).unwrap_err();
+        assert_eq!(err.kind, "invalid_field");
+        let err = prepare(&record(json!({"text": "x", "top_p": 2})), &s).unwrap_err();
+        assert!(err.message.contains("top_p"));
+        let err = prepare(&record(json!({"messages": [{"role": "user"}]})), &s).unwrap_err();
+        assert_eq!(err.kind, "invalid_messages");
+    }
+
+    #[test]
+    fn embed_and_invoke() {
+        let p = prepare(
+            &record(json!({"id": 3, "text": "vector me"})),
+            &settings(Mode::Embed, "{text}"),
+        )
+        .unwrap();
+        assert!(matches!(p.payload, Payload::Embed { ref text } if text == "vector me"));
+        assert_eq!(p.meta.id, json!(3));
+        let s = settings(Mode::Invoke, "{text}");
+        let p = prepare(&record(json!({"modelInput": {"inputText": "x"}})), &s).unwrap();
+        assert!(
+            matches!(p.payload, Payload::Invoke { ref body } if body == br#"{"inputText":"x"}"#)
+        );
+        let p = prepare(&record(json!({"body": "{\"prompt\": \"hi\"}"})), &s).unwrap();
+        assert!(matches!(p.payload, Payload::Invoke { .. }));
+        assert_eq!(
+            prepare(&record(json!({"text": "x"})), &s).unwrap_err().kind,
+            "missing_field"
+        );
+        assert_eq!(
+            prepare(&record(json!({"body": "[1]"})), &s)
+                .unwrap_err()
+                .kind,
+            "invalid_field"
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The reading stage, run on a blocking thread: records are read, prepared, checked for
+//! duplicate ids and (for Cohere Embed) packed into batches, then handed to the pool as
+//! tasks. Records that cannot be sent go straight to the results as error lines.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::Task;
+use crate::config::{Mode, RequestSettings};
+use crate::job::prepare::{Prepared, prepare};
+use crate::job::{InvalidRecord, JobError, Records};
+use crate::model_id::Family;
+
+/// What the feed produces for each record.
+#[derive(Debug)]
+pub enum Fed {
+    Ready(Prepared),
+    Invalid(InvalidRecord),
+}
+
+/// Prepared records, one per job-file record, with duplicate ids reported.
+pub struct Feed {
+    records: Records,
+    settings: RequestSettings,
+    limit: Option<u64>,
+    seen: u64,
+    /// Hash of each id seen, with the line that used it first.
+    ids: HashMap<u64, u64>,
+}
+
+fn id_key(id: &Value) -> u64 {
+    match id {
+        Value::String(s) => xxh3_64(s.as_bytes()),
+        other => xxh3_64(other.to_string().as_bytes()),
+    }
+}
+
+impl Feed {
+    pub fn new(records: Records, settings: RequestSettings, limit: Option<u64>) -> Feed {
+        Feed {
+            records,
+            settings,
+            limit,
+            seen: 0,
+            ids: HashMap::new(),
+        }
+    }
+}
+
+impl Iterator for Feed {
+    type Item = Result<Fed, JobError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.limit.is_some_and(|limit| self.seen >= limit) {
+            return None;
+        }
+        let record = match self.records.next()? {
+            Ok(record) => record,
+            Err(err) => return Some(Err(err)),
+        };
+        self.seen += 1;
+        let prepared = match record {
+            Ok(record) => prepare(&record, &self.settings),
+            Err(invalid) => Err(invalid),
+        };
+        let fed = match prepared {
+            Ok(prepared) => {
+                let line = prepared.meta.line;
+                match self.ids.insert(id_key(&prepared.meta.id), line) {
+                    Some(first) => {
+                        // Keep pointing at the first use.
+                        self.ids.insert(id_key(&prepared.meta.id), first);
+                        Fed::Invalid(InvalidRecord {
+                            number: prepared.meta.number,
+                            line,
+                            id: Some(prepared.meta.id.clone()),
+                            kind: "duplicate_id",
+                            message: format!(
+                                "line {line}: id {} was already used by line {first}; this record was not sent (ids must be unique so results join back to the input)",
+                                prepared.meta.id
+                            ),
+                        })
+                    }
+                    None => Fed::Ready(prepared),
+                }
+            }
+            Err(invalid) => {
+                if let Some(id) = &invalid.id {
+                    self.ids.entry(id_key(id)).or_insert(invalid.line);
+                }
+                Fed::Invalid(invalid)
+            }
+        };
+        Some(Ok(fed))
+    }
+}
+
+/// Packs prepared records into tasks: Cohere Embed records of one model share a call, up to
+/// `batch_size`; everything else is one record a call.
+pub struct Batcher {
+    batch_size: usize,
+    pending: Vec<Prepared>,
+}
+
+impl Batcher {
+    pub fn new(settings: &RequestSettings) -> Batcher {
+        let batch_size = if settings.mode == Mode::Embed {
+            settings.batch_size
+        } else {
+            1
+        };
+        Batcher {
+            batch_size,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds a record; returns the tasks now ready (zero, one, or two when the model changed).
+    pub fn push(&mut self, prepared: Prepared) -> Vec<Task> {
+        let batched =
+            self.batch_size > 1 && Family::of(&prepared.model) == Some(Family::CohereEmbed);
+        if !batched {
+            let mut ready = self.flush();
+            ready.push(Task {
+                model: prepared.model.clone(),
+                records: vec![prepared],
+            });
+            return ready;
+        }
+        let mut ready = Vec::new();
+        if self
+            .pending
+            .first()
+            .is_some_and(|p| p.model != prepared.model)
+        {
+            ready.extend(self.flush());
+        }
+        self.pending.push(prepared);
+        if self.pending.len() >= self.batch_size {
+            ready.extend(self.flush());
+        }
+        ready
+    }
+
+    /// The partial batch, if any.
+    pub fn flush(&mut self) -> Vec<Task> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let records = std::mem::take(&mut self.pending);
+        vec![Task {
+            model: records[0].model.clone(),
+            records,
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Record;
+    use crate::job::template::Template;
+    use serde_json::json;
+
+    fn settings(model: &str, mode: Mode, batch_size: usize) -> RequestSettings {
+        RequestSettings {
+            model: model.into(),
+            mode,
+            template: Template::parse("{text}").unwrap(),
+            system: None,
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: vec![],
+            dimensions: None,
+            normalize: true,
+            input_type: "search_document".into(),
+            batch_size,
+            keep_fields: vec![],
+        }
+    }
+
+    fn records(values: Vec<Value>) -> Records {
+        let items: Vec<_> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                Ok(Ok(Record {
+                    number: i as u64 + 1,
+                    line: i as u64 + 1,
+                    fields: v.as_object().unwrap().clone(),
+                }))
+            })
+            .collect();
+        Box::new(items.into_iter())
+    }
+
+    #[test]
+    fn duplicate_ids_are_reported_and_limit_applies() {
+        let feed = Feed::new(
+            records(vec![
+                json!({"id": "a", "text": "1"}),
+                json!({"id": "b", "text": "2"}),
+                json!({"id": "a", "text": "3"}),
+                json!({"id": "c", "text": "4"}),
+            ]),
+            settings("anthropic.claude-3-haiku-20240307-v1:0", Mode::Converse, 1),
+            Some(3),
+        );
+        let fed: Vec<Fed> = feed.map(|f| f.unwrap()).collect();
+        assert_eq!(fed.len(), 3);
+        let Fed::Invalid(dup) = &fed[2] else {
+            panic!("duplicate expected")
+        };
+        assert_eq!(dup.kind, "duplicate_id");
+        assert!(
+            dup.message.contains("already used by line 1"),
+            "{}",
+            dup.message
+        );
+    }
+
+    #[test]
+    fn cohere_records_are_batched_per_model() {
+        let s = settings("cohere.embed-english-v3", Mode::Embed, 2);
+        let mut batcher = Batcher::new(&s);
+        let feed = Feed::new(
+            records(vec![
+                json!({"text": "1"}),
+                json!({"text": "2"}),
+                json!({"text": "3"}),
+                json!({"text": "4", "model": "cohere.embed-multilingual-v3"}),
+            ]),
+            s,
+            None,
+        );
+        let mut tasks = Vec::new();
+        for fed in feed {
+            let Fed::Ready(p) = fed.unwrap() else {
+                panic!()
+            };
+            tasks.extend(batcher.push(p));
+        }
+        tasks.extend(batcher.flush());
+        let sizes: Vec<(String, usize)> = tasks
+            .iter()
+            .map(|t| (t.model.clone(), t.records.len()))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                ("cohere.embed-english-v3".to_string(), 2),
+                ("cohere.embed-english-v3".to_string(), 1),
+                ("cohere.embed-multilingual-v3".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn titan_records_go_one_a_call() {
+        let s = settings("amazon.titan-embed-text-v2:0", Mode::Embed, 96);
+        let mut batcher = Batcher::new(&s);
+        let feed = Feed::new(
+            records(vec![json!({"text": "1"}), json!({"text": "2"})]),
+            s,
+            None,
+        );
+        let mut tasks = Vec::new();
+        for fed in feed {
+            let Fed::Ready(p) = fed.unwrap() else {
+                panic!()
+            };
+            tasks.extend(batcher.push(p));
+        }
+        assert_eq!(tasks.len(), 2);
+        assert!(batcher.flush().is_empty());
+    }
+}

@@ -1,0 +1,5 @@
+//! What the user sees: running totals, the summary written to summary.json and printed at
+//! the end, and the progress display on stderr.
+
+pub mod progress;
+pub mod summary;

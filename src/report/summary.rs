@@ -1,0 +1,259 @@
+//! Running totals of a run and the summary built from them. The totals are fed the same
+//! values that go into result lines, so summary.json always equals the sum of results.jsonl.
+//! Rendering is pure (`render(&Summary) -> String`) so it can be tested without I/O.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::bedrock::Usage;
+use crate::bedrock::errors::ErrorKind;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordCounts {
+    pub total: u64,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelTotals {
+    /// Calls that reached an outcome (a Cohere batch is one).
+    pub requests: u64,
+    pub records: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub usage: Usage,
+    /// `null` until prices are known: never a silent 0.
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// summary.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub job_file: String,
+    pub model: String,
+    pub mode: String,
+    pub records: RecordCounts,
+    pub usage: Usage,
+    pub by_model: BTreeMap<String, ModelTotals>,
+    pub cost_usd: Option<f64>,
+    /// Calls that reached an outcome.
+    pub calls: u64,
+    /// Attempts, first tries and retries together.
+    pub attempts: u64,
+    pub throttles: u64,
+    pub retries: u64,
+    pub retries_by_reason: BTreeMap<String, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub latency_ms: LatencyMs,
+    pub elapsed_s: f64,
+    pub records_per_s: f64,
+}
+
+/// Totals kept while the run goes.
+pub struct Totals {
+    pub summary: Summary,
+    latency: Histogram<u64>,
+}
+
+impl Totals {
+    pub fn new(job_file: &str, model: &str, mode: &str) -> Totals {
+        Totals {
+            summary: Summary {
+                job_file: job_file.to_string(),
+                model: model.to_string(),
+                mode: mode.to_string(),
+                ..Summary::default()
+            },
+            // 1 ms to 1 hour at 3 significant figures: a few tens of KB, whatever the run size.
+            latency: Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid histogram bounds"),
+        }
+    }
+
+    /// Counts one result line.
+    pub fn record(&mut self, model: &str, usage: &Usage, error: Option<&str>) {
+        let s = &mut self.summary;
+        s.records.total += 1;
+        s.usage.add(usage);
+        let by_model = s.by_model.entry(model.to_string()).or_default();
+        by_model.records += 1;
+        by_model.usage.add(usage);
+        match error {
+            None => {
+                s.records.ok += 1;
+                by_model.ok += 1;
+            }
+            Some(kind) => {
+                s.records.failed += 1;
+                by_model.failed += 1;
+                *s.errors_by_kind.entry(kind.to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Counts one finished call.
+    pub fn call(&mut self, model: &str, attempts: u32, retries: &[ErrorKind], latency: Duration) {
+        let s = &mut self.summary;
+        s.calls += 1;
+        s.attempts += attempts as u64;
+        s.by_model.entry(model.to_string()).or_default().requests += 1;
+        for reason in retries {
+            s.retries += 1;
+            *s.retries_by_reason
+                .entry(reason.name().to_string())
+                .or_default() += 1;
+            if *reason == ErrorKind::Throttling {
+                s.throttles += 1;
+            }
+        }
+        let ms = (latency.as_millis() as u64).clamp(1, 3_600_000);
+        let _ = self.latency.record(ms);
+    }
+
+    /// Counts a throttle that ended a call (its last attempt).
+    pub fn final_throttle(&mut self) {
+        self.summary.throttles += 1;
+    }
+
+    /// The summary as of `elapsed`.
+    pub fn snapshot(&self, elapsed: Duration) -> Summary {
+        let mut summary = self.summary.clone();
+        let h = &self.latency;
+        if !h.is_empty() {
+            summary.latency_ms = LatencyMs {
+                p50: h.value_at_quantile(0.5),
+                p90: h.value_at_quantile(0.9),
+                p99: h.value_at_quantile(0.99),
+                max: h.max(),
+            };
+        }
+        summary.elapsed_s = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
+        summary.records_per_s = if elapsed.as_secs_f64() > 0.0 {
+            (summary.records.total as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0
+        } else {
+            0.0
+        };
+        summary
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The human summary printed on stderr at the end of a run.
+pub fn render(summary: &Summary) -> String {
+    let r = &summary.records;
+    let u = &summary.usage;
+    let mut out = format!(
+        "{} records: {} ok, {} failed\n",
+        thousands(r.total),
+        thousands(r.ok),
+        thousands(r.failed)
+    );
+    out += &format!(
+        "tokens: {} in, {} out",
+        thousands(u.input_tokens),
+        thousands(u.output_tokens)
+    );
+    if u.cache_read_input_tokens + u.cache_write_input_tokens > 0 {
+        out += &format!(
+            ", {} cache read, {} cache write",
+            thousands(u.cache_read_input_tokens),
+            thousands(u.cache_write_input_tokens)
+        );
+    }
+    out += "\n";
+    out += &match summary.cost_usd {
+        Some(cost) => format!("cost: ${cost:.4}\n"),
+        None => "cost: unknown (no price for this model)\n".to_string(),
+    };
+    out += &format!(
+        "calls: {} ({} retries, {} throttled), latency p50 {} ms, p99 {} ms\n",
+        thousands(summary.calls),
+        thousands(summary.retries),
+        thousands(summary.throttles),
+        summary.latency_ms.p50,
+        summary.latency_ms.p99
+    );
+    if !summary.errors_by_kind.is_empty() {
+        let kinds: Vec<String> = summary
+            .errors_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {}", thousands(*n)))
+            .collect();
+        out += &format!("errors: {}\n", kinds.join(", "));
+    }
+    out += &format!(
+        "elapsed: {:.1} s, {:.1} records/s\n",
+        summary.elapsed_s, summary.records_per_s
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_add_up_and_render() {
+        let mut totals = Totals::new("job.jsonl", "m", "converse");
+        let usage = Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            ..Usage::default()
+        };
+        totals.record("m", &usage, None);
+        totals.record("m", &Usage::default(), Some("validation"));
+        totals.call(
+            "m",
+            3,
+            &[ErrorKind::Throttling, ErrorKind::InternalServer],
+            Duration::from_millis(40),
+        );
+        totals.call("m", 1, &[], Duration::from_millis(20));
+        let s = totals.snapshot(Duration::from_secs(2));
+        assert_eq!(
+            s.records,
+            RecordCounts {
+                total: 2,
+                ok: 1,
+                failed: 1
+            }
+        );
+        assert_eq!(s.usage.input_tokens, 10);
+        assert_eq!(s.by_model["m"].requests, 2);
+        assert_eq!(s.retries, 2);
+        assert_eq!(s.throttles, 1);
+        assert_eq!(s.attempts, 4);
+        assert_eq!(s.errors_by_kind["validation"], 1);
+        assert_eq!(s.latency_ms.max, 40);
+        assert_eq!(s.records_per_s, 1.0);
+        let text = render(&s);
+        assert!(text.starts_with("2 records: 1 ok, 1 failed\n"), "{text}");
+        assert!(text.contains("cost: unknown"));
+        assert!(text.contains("errors: validation 1"));
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+    }
+}

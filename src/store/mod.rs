@@ -1,0 +1,178 @@
+//! What a run leaves in RUN_DIR: `results.jsonl`, one line per record (written as outcomes
+//! arrive, in any order), and `summary.json`, replaced atomically so a reader never sees half
+//! of it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::bedrock::Usage;
+
+pub const RESULTS_FILE: &str = "results.jsonl";
+pub const SUMMARY_FILE: &str = "summary.json";
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// The error object of an error line.
+#[derive(Debug, Serialize)]
+pub struct LineError<'a> {
+    pub kind: &'a str,
+    pub message: &'a str,
+}
+
+/// One line of results.jsonl, as the contract spells it.
+#[derive(Debug, Serialize)]
+pub struct ResultLine<'a> {
+    pub id: &'a Value,
+    pub status: &'static str,
+    pub model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<&'a str>,
+    pub usage: Usage,
+    pub latency_ms: u64,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<LineError<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<&'a Map<String, Value>>,
+}
+
+/// Appends result lines.
+pub struct ResultsWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    buffer: Vec<u8>,
+}
+
+impl ResultsWriter {
+    /// Creates RUN_DIR if needed and opens a new results file in it.
+    pub fn create(dir: &Path) -> Result<ResultsWriter, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(RESULTS_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| StoreError {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(ResultsWriter {
+            path,
+            out: BufWriter::with_capacity(256 * 1024, file),
+            buffer: Vec::with_capacity(4096),
+        })
+    }
+
+    pub fn write(&mut self, line: &ResultLine) -> Result<(), StoreError> {
+        self.buffer.clear();
+        serde_json::to_writer(&mut self.buffer, line)
+            .map_err(|err| self.error(std::io::Error::other(err)))?;
+        self.buffer.push(b'\n');
+        // One write of a whole line: a crash leaves at most a torn last line.
+        let buffer = std::mem::take(&mut self.buffer);
+        let written = self.out.write_all(&buffer);
+        self.buffer = buffer;
+        written.map_err(|err| self.error(err))
+    }
+
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.out.flush().map_err(|err| self.error(err))
+    }
+
+    /// Flushes and syncs to disk.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        self.out.get_ref().sync_all().map_err(|err| self.error(err))
+    }
+
+    fn error(&self, source: std::io::Error) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Writes `value` as pretty JSON to `dir/name` through a temporary file and a rename.
+pub fn write_json_atomically<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let path = dir.join(name);
+    let error = |source| StoreError {
+        path: path.clone(),
+        source,
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
+    serde_json::to_writer_pretty(&mut file, value).map_err(|e| error(std::io::Error::other(e)))?;
+    file.write_all(b"\n").map_err(error)?;
+    file.as_file().sync_all().map_err(error)?;
+    file.persist(&path).map_err(|e| error(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_lines_and_atomic_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = ResultsWriter::create(&dir.path().join("run")).unwrap();
+        let id = json!("a");
+        writer
+            .write(&ResultLine {
+                id: &id,
+                status: "ok",
+                model: "m",
+                output: Some("hi"),
+                embedding: None,
+                response: None,
+                stop_reason: Some("end_turn"),
+                usage: Usage {
+                    input_tokens: 1,
+                    output_tokens: 2,
+                    ..Usage::default()
+                },
+                latency_ms: 3,
+                attempts: 1,
+                line: None,
+                error: None,
+                fields: None,
+            })
+            .unwrap();
+        writer.finish().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("run").join(RESULTS_FILE)).unwrap();
+        let line: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["output"], "hi");
+        assert_eq!(line["usage"]["output_tokens"], 2);
+        assert!(line.get("error").is_none());
+        write_json_atomically(dir.path(), "s.json", &json!({"x": 1})).unwrap();
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap())
+                .unwrap();
+        assert_eq!(s["x"], 1);
+    }
+}
