@@ -2,7 +2,8 @@
 //! duplicate ids and (for Cohere Embed) packed into batches, then handed to the pool as
 //! tasks. Records that cannot be sent go straight to the results as error lines.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
@@ -26,8 +27,28 @@ pub struct Feed {
     settings: RequestSettings,
     limit: Option<u64>,
     seen: u64,
-    /// Hash of each id seen, with the line that used it first.
-    ids: HashMap<u64, u64>,
+    /// Hash of each id seen: 8 bytes an id, so a million ids cost about 20 MB.
+    ids: HashSet<u64, BuildHasherDefault<PassThrough>>,
+}
+
+/// The keys are already xxh3 hashes: use them as they are.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 fn id_key(id: &Value) -> u64 {
@@ -44,7 +65,7 @@ impl Feed {
             settings,
             limit,
             seen: 0,
-            ids: HashMap::new(),
+            ids: HashSet::default(),
         }
     }
 }
@@ -68,27 +89,24 @@ impl Iterator for Feed {
         let fed = match prepared {
             Ok(prepared) => {
                 let line = prepared.meta.line;
-                match self.ids.insert(id_key(&prepared.meta.id), line) {
-                    Some(first) => {
-                        // Keep pointing at the first use.
-                        self.ids.insert(id_key(&prepared.meta.id), first);
-                        Fed::Invalid(InvalidRecord {
-                            number: prepared.meta.number,
-                            line,
-                            id: Some(prepared.meta.id.clone()),
-                            kind: "duplicate_id",
-                            message: format!(
-                                "line {line}: id {} was already used by line {first}; this record was not sent (ids must be unique so results join back to the input)",
-                                prepared.meta.id
-                            ),
-                        })
-                    }
-                    None => Fed::Ready(prepared),
+                if self.ids.insert(id_key(&prepared.meta.id)) {
+                    Fed::Ready(prepared)
+                } else {
+                    Fed::Invalid(InvalidRecord {
+                        number: prepared.meta.number,
+                        line,
+                        id: Some(prepared.meta.id.clone()),
+                        kind: "duplicate_id",
+                        message: format!(
+                            "line {line}: id {} was already used by an earlier record; this record was not sent (ids must be unique so results join back to the input)",
+                            prepared.meta.id
+                        ),
+                    })
                 }
             }
             Err(invalid) => {
                 if let Some(id) = &invalid.id {
-                    self.ids.entry(id_key(id)).or_insert(invalid.line);
+                    self.ids.insert(id_key(id));
                 }
                 Fed::Invalid(invalid)
             }
@@ -216,7 +234,7 @@ mod tests {
         };
         assert_eq!(dup.kind, "duplicate_id");
         assert!(
-            dup.message.contains("already used by line 1"),
+            dup.message.contains("already used by an earlier record"),
             "{}",
             dup.message
         );
