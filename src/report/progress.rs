@@ -29,7 +29,7 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {per_sec} eta {eta} {msg}",
+                    "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} eta {eta} {msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
@@ -52,9 +52,15 @@ impl Progress {
         }
     }
 
-    fn message(summary: &Summary) -> String {
+    fn message(&self, summary: &Summary) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            summary.records.total as f64 / elapsed
+        } else {
+            0.0
+        };
         format!(
-            "tok in {} out {} | failed {}",
+            "{rate:.0}/s | tokens in {} out {} | failed {}",
             thousands(summary.usage.input_tokens),
             thousands(summary.usage.output_tokens),
             thousands(summary.records.failed)
@@ -67,7 +73,7 @@ impl Progress {
             bar.set_position(summary.records.total);
             if now.duration_since(self.last) >= MESSAGE_EVERY {
                 self.last = now;
-                bar.set_message(Self::message(summary));
+                bar.set_message(self.message(summary));
             }
         } else if self.plain && now.duration_since(self.last) >= PLAIN_EVERY {
             self.last = now;
@@ -83,7 +89,7 @@ impl Progress {
         } else {
             0.0
         };
-        let total = match self.total {
+        let done_of_total = match self.total {
             Some(total) => {
                 let eta = if rate > 0.0 && total > done {
                     format!(", eta {:.0} s", (total - done) as f64 / rate)
@@ -100,8 +106,8 @@ impl Progress {
             None => format!("{} records", thousands(done)),
         };
         format!(
-            "[{elapsed:.0} s] {total}, {rate:.1}/s, {}",
-            Self::message(summary)
+            "[{elapsed:.0} s] {done_of_total}, {}",
+            self.message(summary)
         )
     }
 
