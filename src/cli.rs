@@ -38,8 +38,12 @@ pub enum Command {
     ///       --prompt-template "Classify this ticket: {subject}\n\n{body}" --keep-fields ticket_id
     ///   bedrock-batch run docs.jsonl --model amazon.titan-embed-text-v2:0 --dimensions 512 --out runs/vectors
     ///
+    /// Throttles, timeouts, 5xx answers and broken connections are retried with backoff; the
+    /// number of calls in flight adapts to the quota. Access denied, an unknown model or
+    /// missing credentials stop the run early (exit 3) with a hint.
+    ///
     /// Exit codes: 0 all records ok; 1 some records failed (results still complete);
-    /// 2 usage, config or input error; 130 interrupted.
+    /// 2 usage, config or input error; 3 aborted on a fatal service error; 130 interrupted.
     #[command(verbatim_doc_comment)]
     Run(Box<RunArgs>),
     /// Serve a Bedrock Runtime-compatible endpoint on 127.0.0.1 for trying bedrock-batch
@@ -116,9 +120,24 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 
-    /// Calls in flight at once.
-    #[arg(long, short = 'c', help_heading = "Calls", default_value_t = 32)]
+    /// Calls in flight at the start. The limit then adapts: it doubles each round trip
+    /// until the first throttle, then grows by one a round trip and is cut on throttles.
+    #[arg(long, short = 'c', help_heading = "Calls", default_value_t = 16)]
     pub concurrency: usize,
+    /// The adaptive limit never goes below this.
+    #[arg(long, help_heading = "Calls", default_value_t = 1)]
+    pub min_concurrency: usize,
+    /// The adaptive limit never goes above this (set it to --concurrency for a fixed pool).
+    #[arg(long, help_heading = "Calls", default_value_t = 1024)]
+    pub max_concurrency: usize,
+    /// Your tokens-per-minute quota, when you know it: calls are paced to it, reserving
+    /// input + max tokens as Bedrock does, so the limiter need not learn it by throttles.
+    #[arg(long, help_heading = "Calls", value_name = "N")]
+    pub tpm: Option<u64>,
+    /// Your requests-per-minute quota, when you know it (embedding models are often
+    /// limited by requests).
+    #[arg(long, help_heading = "Calls", value_name = "N")]
+    pub rpm: Option<u64>,
     /// Attempts per call before a retryable error becomes the record's outcome.
     #[arg(long, help_heading = "Calls", default_value_t = 8)]
     pub max_attempts: u32,
@@ -130,6 +149,14 @@ pub struct RunArgs {
         value_name = "SECONDS"
     )]
     pub timeout: f64,
+    /// Seconds to wait for a connection to the endpoint.
+    #[arg(
+        long,
+        help_heading = "Calls",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    pub connect_timeout: f64,
     /// Run only the first N records.
     #[arg(long, help_heading = "Calls")]
     pub limit: Option<u64>,
@@ -194,6 +221,10 @@ pub struct LocalServerArgs {
     /// against the id as sent and its base model). Repeatable.
     #[arg(long, value_name = "PATTERN")]
     pub deny_model: Vec<String>,
+    /// Send a Retry-After header (seconds) with every throttle. Bedrock sends none; this
+    /// checks that a client honors one.
+    #[arg(long, value_name = "MS")]
+    pub retry_after_ms: Option<u64>,
     /// Seed of the fault draws: the same seed gives the same faults to the same requests.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -218,6 +249,7 @@ impl LocalServerArgs {
                 stream_throttle: self.stream_throttle_rate,
             },
             deny_models: self.deny_model.clone(),
+            retry_after: self.retry_after_ms.map(Duration::from_millis),
             seed: self.seed,
         }
     }

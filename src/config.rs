@@ -58,8 +58,13 @@ pub struct RunConfig {
     pub out_dir: PathBuf,
     pub request: RequestSettings,
     pub concurrency: usize,
+    pub min_concurrency: usize,
+    pub max_concurrency: usize,
+    pub tpm: Option<u64>,
+    pub rpm: Option<u64>,
     pub max_attempts: u32,
     pub timeout: Duration,
+    pub connect_timeout: Duration,
     pub limit: Option<u64>,
     pub dry_run: bool,
     pub endpoint: Endpoint,
@@ -138,8 +143,31 @@ impl RunConfig {
         {
             return Err(format!("--max-tokens must be at least 1, got {max}"));
         }
-        if args.concurrency == 0 {
-            return Err("--concurrency must be at least 1".into());
+        if args.concurrency == 0 || args.min_concurrency == 0 {
+            return Err("--concurrency and --min-concurrency must be at least 1".into());
+        }
+        if args.min_concurrency > args.max_concurrency {
+            return Err(format!(
+                "--min-concurrency ({}) is above --max-concurrency ({})",
+                args.min_concurrency, args.max_concurrency
+            ));
+        }
+        if args.concurrency < args.min_concurrency || args.concurrency > args.max_concurrency {
+            return Err(format!(
+                "--concurrency ({}) must be between --min-concurrency ({}) and --max-concurrency ({})",
+                args.concurrency, args.min_concurrency, args.max_concurrency
+            ));
+        }
+        if args.tpm == Some(0) || args.rpm == Some(0) {
+            return Err(
+                "--tpm and --rpm must be at least 1 (omit them when the quota is unknown)".into(),
+            );
+        }
+        if args.connect_timeout <= 0.0 || !args.connect_timeout.is_finite() {
+            return Err(format!(
+                "--connect-timeout must be a positive number of seconds, got {}",
+                args.connect_timeout
+            ));
         }
         if args.max_attempts == 0 {
             return Err("--max-attempts must be at least 1".into());
@@ -184,8 +212,13 @@ impl RunConfig {
                 keep_fields,
             },
             concurrency: args.concurrency,
+            min_concurrency: args.min_concurrency,
+            max_concurrency: args.max_concurrency,
+            tpm: args.tpm,
+            rpm: args.rpm,
             max_attempts: args.max_attempts,
             timeout: Duration::from_secs_f64(args.timeout),
+            connect_timeout: Duration::from_secs_f64(args.connect_timeout),
             limit: args.limit,
             dry_run: args.dry_run,
             endpoint,

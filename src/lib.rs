@@ -7,6 +7,7 @@
 //! Bedrock-compatible [`local_server`] stands in for AWS in tests, benchmarks and `--local`.
 
 pub mod bedrock;
+pub mod bucket;
 pub mod cli;
 pub mod config;
 pub mod exit;

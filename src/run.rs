@@ -3,23 +3,28 @@
 //! results, keeps the totals and drives the progress display; at the end it writes
 //! summary.json and prints the human summary.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bedrock::errors::ErrorKind;
-use crate::bedrock::{self, Answer, Bedrock, EmbedOptions, Usage};
+use crate::bedrock::{self, Answer, Bedrock, Connection, EmbedOptions, Usage};
 use crate::config::{Endpoint, Mode, RunConfig};
 use crate::exit;
 use crate::job::prepare::RecordMeta;
 use crate::job::{self, InvalidRecord, JobError};
 use crate::local_server::{LocalServer, ServerConfig};
+use crate::model_id::base_model_id;
 use crate::pool::feed::{Batcher, Fed, Feed};
+use crate::pool::limiter::Limiter;
+use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
-use crate::pool::{self, CallOutcome};
+use crate::pool::{self, CallOutcome, Controls};
 use crate::report::progress::Progress;
-use crate::report::summary::{self, Summary, Totals, thousands};
+use crate::report::summary::{self, Aborted, Summary, Totals, thousands};
 use crate::store::{self, LineError, ResultLine, ResultsWriter, StoreError};
 
 /// How often buffered result lines are pushed to the file.
@@ -76,12 +81,14 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         ),
         _ => None,
     };
-    let client = bedrock::connect(
-        &config.endpoint,
-        server.as_ref().map(LocalServer::url).as_deref(),
-        config.region.as_deref(),
-        config.profile.as_deref(),
-    )
+    let local_url = server.as_ref().map(LocalServer::url);
+    let (client, region) = bedrock::connect(Connection {
+        endpoint: &config.endpoint,
+        local_url: local_url.as_deref(),
+        region: config.region.as_deref(),
+        profile: config.profile.as_deref(),
+        connect_timeout: config.connect_timeout,
+    })
     .await
     .map_err(RunError::Usage)?;
     let request = &config.request;
@@ -136,11 +143,23 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
             Ok(())
         })
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    let limiter = Limiter::new(
+        config.concurrency,
+        config.min_concurrency,
+        config.max_concurrency,
+    );
+    let controls = Arc::new(Controls {
+        limiter: limiter.clone(),
+        pacer: Pacer::new(config.tpm, config.rpm),
+        policy: RetryPolicy::new(config.max_attempts),
+        timeout: config.timeout,
+        stop: stop.clone(),
+    });
     let pool = tokio::spawn(pool::run(
         bedrock,
-        RetryPolicy::new(config.max_attempts),
-        config.timeout,
-        config.concurrency,
+        controls,
+        config.max_concurrency * 2,
         task_rx,
         outcome_tx,
     ));
@@ -150,7 +169,9 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         &request.model,
         mode_name(request.mode),
     );
-    let (mut invalid_open, mut outcomes_open, mut total_known) = (true, true, false);
+    let (mut invalid_open, mut outcomes_open) = (true, true);
+    let mut total: Option<u64> = None;
+    let mut aborted: Option<Aborted> = None;
     let mut flushed = Instant::now();
     while invalid_open || outcomes_open {
         tokio::select! {
@@ -159,17 +180,31 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
                 None => invalid_open = false,
             },
             outcome = outcome_rx.recv(), if outcomes_open => match outcome {
-                Some(outcome) => write_outcome(&mut writer, &mut totals, outcome)?,
+                Some(outcome) => {
+                    if let Err(err) = &outcome.result
+                        && err.kind.fatal()
+                        && aborted.is_none()
+                    {
+                        stop.store(true, Ordering::Relaxed);
+                        aborted = Some(Aborted {
+                            kind: err.kind.name().to_string(),
+                            model: outcome.model.clone(),
+                            message: err.message.clone(),
+                            hint: hint(err.kind, &outcome.model, &region),
+                        });
+                    }
+                    write_outcome(&mut writer, &mut totals, outcome)?
+                }
                 None => outcomes_open = false,
             },
-            total = &mut total_rx, if !total_known => {
-                total_known = true;
-                if let Ok(total) = total {
-                    progress.set_total(total);
+            counted = &mut total_rx, if total.is_none() => {
+                if let Ok(counted) = counted {
+                    total = Some(counted);
+                    progress.set_total(counted);
                 }
             }
         }
-        progress.update(&totals.summary);
+        progress.update(&totals.summary, limiter.limit());
         if flushed.elapsed() >= FLUSH_EVERY {
             writer.flush()?;
             flushed = Instant::now();
@@ -180,21 +215,51 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     writer.finish()?;
     progress.finish();
 
-    let summary = totals.snapshot(started.elapsed());
+    let mut summary = totals.snapshot(started.elapsed());
+    summary.limiter = limiter.report();
+    if aborted.is_some() {
+        summary.records.pending = total.map(|t| t.saturating_sub(summary.records.total));
+        summary.aborted = aborted;
+    }
     store::write_json_atomically(&config.out_dir, store::SUMMARY_FILE, &summary)?;
     if let Some(server) = server {
         server.shutdown().await;
     }
     report(&config, &summary);
     fed?;
-    Ok(if summary.records.failed == 0 {
+    Ok(if summary.aborted.is_some() {
+        exit::FATAL
+    } else if summary.records.failed == 0 {
         exit::OK
     } else {
         exit::SOME_FAILED
     })
 }
 
+/// What to do about a fatal error.
+fn hint(kind: ErrorKind, model: &str, region: &str) -> String {
+    match kind {
+        ErrorKind::AccessDenied => format!(
+            "Enable access to {model} in the Bedrock console (Model access) for {region}, and check that your IAM policy allows bedrock:InvokeModel on it; then rerun."
+        ),
+        ErrorKind::ResourceNotFound => format!(
+            "Check the model id {model} and the region {region}: the model may not be offered there, or may need an inference profile id (such as us.{}).",
+            base_model_id(model)
+        ),
+        ErrorKind::Credentials => "No usable AWS credentials: run `aws configure` or `aws sso login`, choose a profile with --profile or AWS_PROFILE, or try --local.".to_string(),
+        _ => "Fix the cause and rerun.".to_string(),
+    }
+}
+
 fn report(config: &RunConfig, summary: &Summary) {
+    if config.quiet
+        && let Some(aborted) = &summary.aborted
+    {
+        eprintln!(
+            "bedrock-batch: stopped early: {} for {}: {}\n{}",
+            aborted.kind, aborted.model, aborted.message, aborted.hint
+        );
+    }
     if !config.quiet {
         eprint!("{}", summary::render(summary));
         eprintln!(
@@ -244,6 +309,20 @@ fn write_outcome(
     totals: &mut Totals,
     outcome: CallOutcome,
 ) -> Result<(), StoreError> {
+    if let Err(err) = &outcome.result
+        && (err.kind == ErrorKind::Cancelled || err.kind.fatal())
+    {
+        // Not the record's fault: no line, so a rerun sends it again.
+        if err.kind.fatal() {
+            totals.call(
+                &outcome.model,
+                outcome.attempts,
+                &outcome.retries,
+                outcome.latency,
+            );
+        }
+        return Ok(());
+    }
     totals.call(
         &outcome.model,
         outcome.attempts,

@@ -4,6 +4,7 @@
 //! unknown model, no credentials).
 
 use std::error::Error as StdError;
+use std::time::Duration;
 
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -25,6 +26,8 @@ pub enum ErrorKind {
     Connection,
     Timeout,
     BadResponse,
+    /// The run stopped before this call could finish (fatal error elsewhere, Ctrl-C).
+    Cancelled,
     Other,
 }
 
@@ -44,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Connection => "connection",
             ErrorKind::Timeout => "timeout",
             ErrorKind::BadResponse => "bad_response",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::Other => "other",
         }
     }
@@ -60,6 +64,26 @@ impl ErrorKind {
                 | ErrorKind::Connection
                 | ErrorKind::Timeout
                 | ErrorKind::BadResponse
+        )
+    }
+
+    /// The service pushes back: a reason for the limiter to slow everyone down.
+    pub fn congestion(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Throttling
+                | ErrorKind::ModelNotReady
+                | ErrorKind::ModelTimeout
+                | ErrorKind::ServiceUnavailable
+                | ErrorKind::Timeout
+        )
+    }
+
+    /// Every record would fail the same way: stop the run instead.
+    pub fn fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::AccessDenied | ErrorKind::ResourceNotFound | ErrorKind::Credentials
         )
     }
 
@@ -89,6 +113,8 @@ impl ErrorKind {
 pub struct CallError {
     pub kind: ErrorKind,
     pub message: String,
+    /// How long the service asked us to wait (`Retry-After`), when it said.
+    pub retry_after: Option<Duration>,
 }
 
 impl CallError {
@@ -96,8 +122,19 @@ impl CallError {
         CallError {
             kind,
             message: message.into(),
+            retry_after: None,
         }
     }
+}
+
+/// The service's own word that the model id names no model it serves.
+const INVALID_MODEL: &str = "model identifier is invalid";
+
+/// A `Retry-After` header in seconds (fractions allowed); HTTP dates are not used by Bedrock.
+fn retry_after(response: &HttpResponse) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?;
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(300.0)))
 }
 
 /// Classifies an SDK error from any operation.
@@ -109,7 +146,13 @@ where
     match &err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
+            let message = service.err().message().unwrap_or_default();
             let kind = match service.err().code() {
+                // Bedrock answers an unknown model id with a ValidationException; every
+                // record would get it.
+                Some("ValidationException") if message.contains(INVALID_MODEL) => {
+                    ErrorKind::ResourceNotFound
+                }
                 Some(code) => ErrorKind::from_code(code),
                 // The SDK could not read the body of a success: a garbled answer.
                 None if (200..300).contains(&status) => ErrorKind::BadResponse,
@@ -124,7 +167,10 @@ where
                 (_, Some(message)) => message.to_string(),
                 (_, None) => context,
             };
-            CallError::new(kind, message)
+            CallError {
+                retry_after: retry_after(service.raw()),
+                ..CallError::new(kind, message)
+            }
         }
         SdkError::TimeoutError(_) => CallError::new(ErrorKind::Timeout, context),
         SdkError::ResponseError(_) => CallError::new(ErrorKind::BadResponse, context),
@@ -169,6 +215,11 @@ mod tests {
         assert!(ErrorKind::BadResponse.retryable());
         assert!(!ErrorKind::Validation.retryable());
         assert!(!ErrorKind::AccessDenied.retryable());
+        assert!(ErrorKind::AccessDenied.fatal());
+        assert!(ErrorKind::Credentials.fatal());
+        assert!(!ErrorKind::Validation.fatal());
+        assert!(ErrorKind::Throttling.congestion());
+        assert!(!ErrorKind::InternalServer.congestion());
         assert_eq!(ErrorKind::ModelTimeout.name(), "model_timeout");
     }
 }

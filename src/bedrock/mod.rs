@@ -29,8 +29,6 @@ use crate::job::prepare::{ConverseInput, Payload, Prompt};
 use crate::model_id::Family;
 use errors::{CallError, ErrorKind, classify};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Token usage as results and summaries report it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
@@ -91,18 +89,31 @@ pub struct Bedrock {
     embed: Arc<EmbedOptions>,
 }
 
-/// Builds the SDK client for `endpoint` (`url` is the local server's when `Endpoint::Local`).
-pub async fn connect(
-    endpoint: &Endpoint,
-    local_url: Option<&str>,
-    region: Option<&str>,
-    profile: Option<&str>,
-) -> Result<Client, String> {
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Connection<'a> {
+    pub endpoint: &'a Endpoint,
+    /// The local server's URL when `endpoint` is `Endpoint::Local`.
+    pub local_url: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub profile: Option<&'a str>,
+    pub connect_timeout: Duration,
+}
+
+/// Builds the SDK client; returns it with the region it resolved.
+pub async fn connect(connection: Connection<'_>) -> Result<(Client, String), String> {
+    let Connection {
+        endpoint,
+        local_url,
+        region,
+        profile,
+        connect_timeout,
+    } = connection;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
+                .connect_timeout(connect_timeout)
                 .build(),
         );
     if let Some(region) = region {
@@ -132,16 +143,19 @@ pub async fn connect(
     }
     let sdk_config = loader.load().await;
     let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&sdk_config);
-    if sdk_config.region().is_none() {
-        if matches!(endpoint, Endpoint::Url(_)) {
+    let region = match sdk_config.region() {
+        Some(region) => region.to_string(),
+        None if matches!(endpoint, Endpoint::Url(_)) => {
             builder = builder.region(Region::new("us-east-1"));
-        } else {
+            "us-east-1".to_string()
+        }
+        None => {
             return Err(
                 "no AWS region is configured: pass --region (e.g. --region us-east-1), set AWS_REGION, or set region in your AWS profile".into(),
             );
         }
-    }
-    Ok(Client::from_conf(builder.build()))
+    };
+    Ok((Client::from_conf(builder.build()), region))
 }
 
 /// Input and output token counts from Bedrock's response headers, when present.

@@ -141,12 +141,16 @@ pub async fn handle(
     match call.respond(&body, abort, in_flight).await {
         Ok(response) => response,
         Err(error) => {
-            shared.record_error(
-                &model_id,
-                Some(error.kind.status().as_u16()),
-                error.kind == ErrorKind::Throttling,
-            );
-            error.into_response(&request_id)
+            let throttle = error.kind == ErrorKind::Throttling;
+            shared.record_error(&model_id, Some(error.kind.status().as_u16()), throttle);
+            let mut response = error.into_response(&request_id);
+            if let Some(after) = shared.config.retry_after.filter(|_| throttle)
+                && let Ok(value) =
+                    http::HeaderValue::from_str(&format!("{:.3}", after.as_secs_f64()))
+            {
+                response.headers_mut().insert("retry-after", value);
+            }
+            response
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub faults: FaultRates,
     /// Model ids (`*` wildcards) answered with `AccessDeniedException`.
     pub deny_models: Vec<String>,
+    /// Sent as a `Retry-After` header (seconds) with every throttle. Bedrock itself sends
+    /// none; this lets tests check that clients honor one.
+    pub retry_after: Option<Duration>,
     /// Seed of the fault draws.
     pub seed: u64,
 }
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             timeout_delay: Duration::from_secs(2),
             faults: FaultRates::default(),
             deny_models: Vec::new(),
+            retry_after: None,
             seed: 0,
         }
     }

@@ -4,51 +4,7 @@
 
 use std::time::Instant;
 
-/// A bucket holding up to one minute's allowance, refilled continuously.
-#[derive(Debug, Clone)]
-pub struct Bucket {
-    capacity: f64,
-    level: f64,
-    per_sec: f64,
-    updated: Instant,
-}
-
-impl Bucket {
-    /// A full bucket allowing `per_minute` units a minute.
-    pub fn per_minute(per_minute: u64, now: Instant) -> Bucket {
-        let capacity = per_minute as f64;
-        Bucket {
-            capacity,
-            level: capacity,
-            per_sec: capacity / 60.0,
-            updated: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.level = (self.level + elapsed * self.per_sec).min(self.capacity);
-        self.updated = now;
-    }
-
-    /// Whether `amount` is available right now.
-    pub fn has(&mut self, amount: f64, now: Instant) -> bool {
-        self.refill(now);
-        self.level >= amount
-    }
-
-    /// Takes `amount`; callers check [`Bucket::has`] first.
-    pub fn take(&mut self, amount: f64, now: Instant) {
-        self.refill(now);
-        self.level -= amount;
-    }
-
-    /// Returns `amount` taken earlier and not used.
-    pub fn refund(&mut self, amount: f64, now: Instant) {
-        self.refill(now);
-        self.level = (self.level + amount).min(self.capacity);
-    }
-}
+use crate::bucket::Bucket;
 
 /// Which quota turned a call away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

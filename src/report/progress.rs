@@ -52,7 +52,7 @@ impl Progress {
         }
     }
 
-    fn message(&self, summary: &Summary) -> String {
+    fn message(&self, summary: &Summary, limit: usize) -> String {
         let elapsed = self.started.elapsed().as_secs_f64();
         let rate = if elapsed > 0.0 {
             summary.records.total as f64 / elapsed
@@ -60,28 +60,29 @@ impl Progress {
             0.0
         };
         format!(
-            "{rate:.0}/s | tokens in {} out {} | failed {}",
+            "{rate:.0}/s | limit {limit} | throttled {} | tokens in {} out {} | failed {}",
+            thousands(summary.throttles),
             thousands(summary.usage.input_tokens),
             thousands(summary.usage.output_tokens),
             thousands(summary.records.failed)
         )
     }
 
-    pub fn update(&mut self, summary: &Summary) {
+    pub fn update(&mut self, summary: &Summary, limit: usize) {
         let now = Instant::now();
         if let Some(bar) = &self.bar {
             bar.set_position(summary.records.total);
             if now.duration_since(self.last) >= MESSAGE_EVERY {
                 self.last = now;
-                bar.set_message(self.message(summary));
+                bar.set_message(self.message(summary, limit));
             }
         } else if self.plain && now.duration_since(self.last) >= PLAIN_EVERY {
             self.last = now;
-            eprintln!("{}", self.line(summary));
+            eprintln!("{}", self.line(summary, limit));
         }
     }
 
-    fn line(&self, summary: &Summary) -> String {
+    fn line(&self, summary: &Summary, limit: usize) -> String {
         let elapsed = self.started.elapsed().as_secs_f64();
         let done = summary.records.total;
         let rate = if elapsed > 0.0 {
@@ -107,7 +108,7 @@ impl Progress {
         };
         format!(
             "[{elapsed:.0} s] {done_of_total}, {}",
-            self.message(summary)
+            self.message(summary, limit)
         )
     }
 

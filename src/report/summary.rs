@@ -10,12 +10,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::bedrock::Usage;
 use crate::bedrock::errors::ErrorKind;
+use crate::pool::limiter::LimiterReport;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {
+    /// Records with a line in results.jsonl.
     pub total: u64,
     pub ok: u64,
     pub failed: u64,
+    /// Records of the job file without a line yet (a stopped run), when the file's size is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<u64>,
+}
+
+/// Why a run stopped early, and what to do about it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Aborted {
+    pub kind: String,
+    pub model: String,
+    pub message: String,
+    pub hint: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,6 +71,9 @@ pub struct Summary {
     pub retries_by_reason: BTreeMap<String, u64>,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub latency_ms: LatencyMs,
+    pub limiter: LimiterReport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<Aborted>,
     pub elapsed_s: f64,
     pub records_per_s: f64,
 }
@@ -196,6 +213,10 @@ pub fn render(summary: &Summary) -> String {
         summary.latency_ms.p50,
         summary.latency_ms.p99
     );
+    out += &format!(
+        "concurrency: {} at the end, {} at the peak ({} cuts)\n",
+        summary.limiter.final_limit, summary.limiter.peak, summary.limiter.decreases
+    );
     if !summary.errors_by_kind.is_empty() {
         let kinds: Vec<String> = summary
             .errors_by_kind
@@ -208,6 +229,19 @@ pub fn render(summary: &Summary) -> String {
         "elapsed: {:.1} s, {:.1} records/s\n",
         summary.elapsed_s, summary.records_per_s
     );
+    if let Some(aborted) = &summary.aborted {
+        out += &format!(
+            "stopped early: {} for {}: {}\n{}{}\n",
+            aborted.kind,
+            aborted.model,
+            aborted.message,
+            match summary.records.pending {
+                Some(n) => format!("{} records were not sent. ", thousands(n)),
+                None => String::new(),
+            },
+            aborted.hint
+        );
+    }
     out
 }
 
@@ -238,7 +272,8 @@ mod tests {
             RecordCounts {
                 total: 2,
                 ok: 1,
-                failed: 1
+                failed: 1,
+                pending: None
             }
         );
         assert_eq!(s.usage.input_tokens, 10);
