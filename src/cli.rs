@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Mode;
+use crate::config::{Mode, RetryFailed};
 use crate::job::JobFormat;
 use crate::local_server::{FaultRates, ServerConfig};
 
@@ -42,6 +42,10 @@ pub enum Command {
     /// number of calls in flight adapts to the quota. Access denied, an unknown model or
     /// missing credentials stop the run early (exit 3) with a hint.
     ///
+    /// Rerunning the same command on the same RUN_DIR resumes: records already done are not
+    /// sent again. Ctrl-C stops taking records, waits for calls in flight (--grace), saves
+    /// state and prints the command that resumes.
+    ///
     /// Exit codes: 0 all records ok; 1 some records failed (results still complete);
     /// 2 usage, config or input error; 3 aborted on a fatal service error; 130 interrupted.
     #[command(verbatim_doc_comment)]
@@ -57,6 +61,18 @@ pub enum Command {
     ///
     /// Example: bedrock-batch local-server --port 8787 --tpm 60000 --latency-ms 300 --tokens-per-sec 80
     LocalServer(LocalServerArgs),
+    /// Show a run's progress from its RUN_DIR: done, failed and pending records, tokens,
+    /// whether a run is active. Calls nothing.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run directory given to `run --out`.
+    pub run_dir: PathBuf,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -122,8 +138,9 @@ pub struct RunArgs {
 
     /// Calls in flight at the start. The limit then adapts: it doubles each round trip
     /// until the first throttle, then grows by one a round trip and is cut on throttles.
-    #[arg(long, short = 'c', help_heading = "Calls", default_value_t = 16)]
-    pub concurrency: usize,
+    /// [default: 16, within the bounds below]
+    #[arg(long, short = 'c', help_heading = "Calls")]
+    pub concurrency: Option<usize>,
     /// The adaptive limit never goes below this.
     #[arg(long, help_heading = "Calls", default_value_t = 1)]
     pub min_concurrency: usize,
@@ -163,6 +180,32 @@ pub struct RunArgs {
     /// Validate every record and estimate input tokens without calling anything.
     #[arg(long, help_heading = "Calls")]
     pub dry_run: bool,
+
+    /// Start over: the earlier results and state in RUN_DIR are moved aside to
+    /// RUN_DIR/previous-<time>/ (not deleted).
+    #[arg(long, help_heading = "Resume")]
+    pub fresh: bool,
+    /// Run again the records whose outcome was a retryable error (throttled, timed out,
+    /// 5xx...); with =all, every failed record. Their old lines are replaced.
+    #[arg(long, help_heading = "Resume", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "retryable", value_name = "WHICH")]
+    pub retry_failed: Option<RetryFailed>,
+    /// Seconds Ctrl-C waits for calls in flight before saving state and exiting.
+    #[arg(
+        long,
+        help_heading = "Resume",
+        default_value_t = 30.0,
+        value_name = "SECONDS"
+    )]
+    pub grace: f64,
+    /// Seconds between checkpoints: a crash re-sends at most the calls in flight plus one
+    /// interval of work.
+    #[arg(
+        long,
+        help_heading = "Resume",
+        default_value_t = 1.0,
+        value_name = "SECONDS"
+    )]
+    pub checkpoint_secs: f64,
 
     /// Use the built-in local Bedrock server (no AWS account needed).
     #[arg(long, help_heading = "Connection")]

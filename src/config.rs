@@ -10,6 +10,9 @@ use crate::job::JobFormat;
 use crate::job::template::Template;
 use crate::model_id::Family;
 
+/// Calls in flight at the start when --concurrency is not given.
+const DEFAULT_CONCURRENCY: usize = 16;
+
 /// What kind of call each record becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +23,15 @@ pub enum Mode {
     Embed,
     /// InvokeModel with the record's native `body` (or `modelInput`) sent as-is.
     Invoke,
+}
+
+/// Which failed records `--retry-failed` runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RetryFailed {
+    /// Records whose last outcome was a retryable error (throttled, timed out, 5xx...).
+    Retryable,
+    /// Every failed record, validation errors and bad input too.
+    All,
 }
 
 /// Where the Bedrock client connects.
@@ -39,6 +51,8 @@ pub struct RequestSettings {
     pub model: String,
     pub mode: Mode,
     pub template: Template,
+    /// The template as given, for the run's fingerprint.
+    pub template_text: String,
     pub system: Option<String>,
     pub max_tokens: Option<i32>,
     pub temperature: Option<f32>,
@@ -72,6 +86,10 @@ pub struct RunConfig {
     pub profile: Option<String>,
     pub quiet: bool,
     pub json: bool,
+    pub fresh: bool,
+    pub retry_failed: Option<RetryFailed>,
+    pub grace: Duration,
+    pub checkpoint_interval: Duration,
 }
 
 fn check_unit(flag: &str, value: Option<f32>) -> Result<Option<f32>, String> {
@@ -127,6 +145,14 @@ impl RunConfig {
         };
         let template =
             Template::parse(&template_text).map_err(|err| format!("--prompt-template: {err}"))?;
+        for (flag, value) in [
+            ("--grace", args.grace),
+            ("--checkpoint-secs", args.checkpoint_secs),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("{flag} must be a number of seconds, got {value}"));
+            }
+        }
         if let Some(d) = args.dimensions
             && ![256, 512, 1024].contains(&d)
         {
@@ -143,7 +169,7 @@ impl RunConfig {
         {
             return Err(format!("--max-tokens must be at least 1, got {max}"));
         }
-        if args.concurrency == 0 || args.min_concurrency == 0 {
+        if args.concurrency == Some(0) || args.min_concurrency == 0 {
             return Err("--concurrency and --min-concurrency must be at least 1".into());
         }
         if args.min_concurrency > args.max_concurrency {
@@ -152,12 +178,16 @@ impl RunConfig {
                 args.min_concurrency, args.max_concurrency
             ));
         }
-        if args.concurrency < args.min_concurrency || args.concurrency > args.max_concurrency {
-            return Err(format!(
-                "--concurrency ({}) must be between --min-concurrency ({}) and --max-concurrency ({})",
-                args.concurrency, args.min_concurrency, args.max_concurrency
-            ));
-        }
+        let concurrency = match args.concurrency {
+            Some(c) if c < args.min_concurrency || c > args.max_concurrency => {
+                return Err(format!(
+                    "--concurrency ({c}) must be between --min-concurrency ({}) and --max-concurrency ({})",
+                    args.min_concurrency, args.max_concurrency
+                ));
+            }
+            Some(c) => c,
+            None => DEFAULT_CONCURRENCY.clamp(args.min_concurrency, args.max_concurrency),
+        };
         if args.tpm == Some(0) || args.rpm == Some(0) {
             return Err(
                 "--tpm and --rpm must be at least 1 (omit them when the quota is unknown)".into(),
@@ -200,6 +230,7 @@ impl RunConfig {
                 model: args.model.clone(),
                 mode,
                 template,
+                template_text,
                 system: args.system.clone(),
                 max_tokens: args.max_tokens,
                 temperature: check_unit("--temperature", args.temperature)?,
@@ -211,7 +242,7 @@ impl RunConfig {
                 batch_size: args.batch_size,
                 keep_fields,
             },
-            concurrency: args.concurrency,
+            concurrency,
             min_concurrency: args.min_concurrency,
             max_concurrency: args.max_concurrency,
             tpm: args.tpm,
@@ -226,6 +257,10 @@ impl RunConfig {
             profile: args.profile.clone(),
             quiet: args.quiet,
             json: args.json,
+            fresh: args.fresh,
+            retry_failed: args.retry_failed,
+            grace: Duration::from_secs_f64(args.grace),
+            checkpoint_interval: Duration::from_secs_f64(args.checkpoint_secs.max(0.05)),
         })
     }
 }

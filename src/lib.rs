@@ -17,4 +17,5 @@ pub mod model_id;
 pub mod pool;
 pub mod report;
 pub mod run;
+pub mod status;
 pub mod store;

@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use bedrock_batch::cli::{Cli, Command, LocalServerArgs, RunArgs};
+use bedrock_batch::cli::{Cli, Command, LocalServerArgs, RunArgs, StatusArgs};
 use bedrock_batch::config::RunConfig;
 use bedrock_batch::exit;
 use bedrock_batch::local_server::LocalServer;
@@ -59,8 +59,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(*args).await,
             Command::LocalServer(args) => local_server(args).await.map(|()| exit::OK),
+            Command::Status(args) => status(args),
         }
     });
+    // Do not wait for blocking readers of an abandoned run.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -83,6 +86,19 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             code: err.exit_code(),
             error: Box::new(err),
         })
+}
+
+fn status(args: StatusArgs) -> Result<u8, Failure> {
+    let status = bedrock_batch::status::read(&args.run_dir).map_err(Failure::usage)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+    } else {
+        print!("{}", bedrock_batch::status::render(&status));
+    }
+    Ok(exit::OK)
 }
 
 async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {

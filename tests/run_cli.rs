@@ -654,7 +654,7 @@ async fn usage_errors_exit_2_with_a_message() {
     .await;
     assert_eq!(flag.code(), 2);
 
-    // A RUN_DIR holding results is not overwritten.
+    // A RUN_DIR holding another run's results is not overwritten.
     let first = run(
         work.path(),
         &[&job, "--model", CLAUDE, "--local", "--quiet"],
@@ -663,10 +663,16 @@ async fn usage_errors_exit_2_with_a_message() {
     assert_eq!(first.code(), 0);
     let mut again = tokio::process::Command::new(BIN);
     again
-        .args(["run", &job, "--model", CLAUDE, "--local", "--out"])
+        .args([
+            "run", &job, "--model", CLAUDE, "--local", "--system", "Other.", "--out",
+        ])
         .arg(&first.dir)
         .current_dir(work.path());
     let again = again.output().await.unwrap();
     assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds results"));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("was started with other parameters"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

@@ -45,6 +45,17 @@ impl Usage {
         self.cache_read_input_tokens += other.cache_read_input_tokens;
         self.cache_write_input_tokens += other.cache_write_input_tokens;
     }
+
+    pub fn subtract(&mut self, other: &Usage) {
+        self.input_tokens = self.input_tokens.saturating_sub(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_sub(other.output_tokens);
+        self.cache_read_input_tokens = self
+            .cache_read_input_tokens
+            .saturating_sub(other.cache_read_input_tokens);
+        self.cache_write_input_tokens = self
+            .cache_write_input_tokens
+            .saturating_sub(other.cache_write_input_tokens);
+    }
 }
 
 /// One record's answer.

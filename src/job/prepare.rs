@@ -289,6 +289,7 @@ mod tests {
             model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
             mode,
             template: Template::parse(template).unwrap(),
+            template_text: template.into(),
             system: Some("Be brief.".into()),
             max_tokens: Some(100),
             temperature: None,

@@ -10,9 +10,10 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::Task;
 use crate::config::{Mode, RequestSettings};
-use crate::job::prepare::{Prepared, prepare};
+use crate::job::prepare::{Prepared, prepare, record_id};
 use crate::job::{InvalidRecord, JobError, Records};
 use crate::model_id::Family;
+use crate::store::state::RecordSet;
 
 /// What the feed produces for each record.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct Feed {
     records: Records,
     settings: RequestSettings,
     limit: Option<u64>,
+    /// Records already done in an earlier run: read (their ids count) but not sent.
+    skip: RecordSet,
     seen: u64,
     /// Hash of each id seen: 8 bytes an id, so a million ids cost about 20 MB.
     ids: HashSet<u64, BuildHasherDefault<PassThrough>>,
@@ -59,11 +62,17 @@ fn id_key(id: &Value) -> u64 {
 }
 
 impl Feed {
-    pub fn new(records: Records, settings: RequestSettings, limit: Option<u64>) -> Feed {
+    pub fn new(
+        records: Records,
+        settings: RequestSettings,
+        limit: Option<u64>,
+        skip: RecordSet,
+    ) -> Feed {
         Feed {
             records,
             settings,
             limit,
+            skip,
             seen: 0,
             ids: HashSet::default(),
         }
@@ -74,14 +83,26 @@ impl Iterator for Feed {
     type Item = Result<Fed, JobError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.limit.is_some_and(|limit| self.seen >= limit) {
-            return None;
-        }
-        let record = match self.records.next()? {
-            Ok(record) => record,
-            Err(err) => return Some(Err(err)),
+        let record = loop {
+            if self.limit.is_some_and(|limit| self.seen >= limit) {
+                return None;
+            }
+            let record = match self.records.next()? {
+                Ok(record) => record,
+                Err(err) => return Some(Err(err)),
+            };
+            self.seen += 1;
+            let number = match &record {
+                Ok(record) => record.number,
+                Err(invalid) => invalid.number,
+            };
+            if !self.skip.contains(number) {
+                break record;
+            }
+            if let Ok(record) = &record {
+                self.ids.insert(id_key(&record_id(record)));
+            }
         };
-        self.seen += 1;
         let prepared = match record {
             Ok(record) => prepare(&record, &self.settings),
             Err(invalid) => Err(invalid),
@@ -187,6 +208,7 @@ mod tests {
             model: model.into(),
             mode,
             template: Template::parse("{text}").unwrap(),
+            template_text: "{text}".into(),
             system: None,
             max_tokens: None,
             temperature: None,
@@ -226,6 +248,7 @@ mod tests {
             ]),
             settings("anthropic.claude-3-haiku-20240307-v1:0", Mode::Converse, 1),
             Some(3),
+            RecordSet::default(),
         );
         let fed: Vec<Fed> = feed.map(|f| f.unwrap()).collect();
         assert_eq!(fed.len(), 3);
@@ -241,6 +264,24 @@ mod tests {
     }
 
     #[test]
+    fn done_records_are_skipped_but_their_ids_still_count() {
+        let feed = Feed::new(
+            records(vec![
+                json!({"id": "a", "text": "1"}),
+                json!({"id": "b", "text": "2"}),
+                json!({"id": "a", "text": "3"}),
+            ]),
+            settings("anthropic.claude-3-haiku-20240307-v1:0", Mode::Converse, 1),
+            None,
+            RecordSet::from_ranges(&[[1, 1]]),
+        );
+        let fed: Vec<Fed> = feed.map(|f| f.unwrap()).collect();
+        assert_eq!(fed.len(), 2);
+        assert!(matches!(&fed[0], Fed::Ready(p) if p.meta.id == "b"));
+        assert!(matches!(&fed[1], Fed::Invalid(i) if i.kind == "duplicate_id"));
+    }
+
+    #[test]
     fn cohere_records_are_batched_per_model() {
         let s = settings("cohere.embed-english-v3", Mode::Embed, 2);
         let mut batcher = Batcher::new(&s);
@@ -253,6 +294,7 @@ mod tests {
             ]),
             s,
             None,
+            RecordSet::default(),
         );
         let mut tasks = Vec::new();
         for fed in feed {
@@ -284,6 +326,7 @@ mod tests {
             records(vec![json!({"text": "1"}), json!({"text": "2"})]),
             s,
             None,
+            RecordSet::default(),
         );
         let mut tasks = Vec::new();
         for fed in feed {

@@ -82,6 +82,8 @@ pub struct Summary {
 pub struct Totals {
     pub summary: Summary,
     latency: Histogram<u64>,
+    /// Time spent by earlier runs on the same RUN_DIR.
+    earlier_elapsed: f64,
 }
 
 impl Totals {
@@ -93,8 +95,49 @@ impl Totals {
                 mode: mode.to_string(),
                 ..Summary::default()
             },
-            // 1 ms to 1 hour at 3 significant figures: a few tens of KB, whatever the run size.
-            latency: Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid histogram bounds"),
+            latency: new_histogram(),
+            earlier_elapsed: 0.0,
+        }
+    }
+
+    /// Totals that go on from an earlier run's (a resume). Latency percentiles describe the
+    /// latest run that made calls.
+    pub fn resume(earlier: Summary) -> Totals {
+        let earlier_elapsed = earlier.elapsed_s;
+        Totals {
+            summary: Summary {
+                aborted: None,
+                ..earlier
+            },
+            latency: new_histogram(),
+            earlier_elapsed,
+        }
+    }
+
+    /// Takes back one result line (replaced by `--retry-failed`).
+    pub fn forget(&mut self, model: &str, usage: &Usage, error: Option<&str>) {
+        let s = &mut self.summary;
+        s.records.total = s.records.total.saturating_sub(1);
+        s.usage.subtract(usage);
+        if let Some(by_model) = s.by_model.get_mut(model) {
+            by_model.records = by_model.records.saturating_sub(1);
+            by_model.usage.subtract(usage);
+            match error {
+                None => by_model.ok = by_model.ok.saturating_sub(1),
+                Some(_) => by_model.failed = by_model.failed.saturating_sub(1),
+            }
+        }
+        match error {
+            None => s.records.ok = s.records.ok.saturating_sub(1),
+            Some(kind) => {
+                s.records.failed = s.records.failed.saturating_sub(1);
+                if let Some(n) = s.errors_by_kind.get_mut(kind) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        s.errors_by_kind.remove(kind);
+                    }
+                }
+            }
         }
     }
 
@@ -143,8 +186,9 @@ impl Totals {
         self.summary.throttles += 1;
     }
 
-    /// The summary as of `elapsed`.
+    /// The summary as of `elapsed` into this run.
     pub fn snapshot(&self, elapsed: Duration) -> Summary {
+        let elapsed = Duration::from_secs_f64(self.earlier_elapsed) + elapsed;
         let mut summary = self.summary.clone();
         let h = &self.latency;
         if !h.is_empty() {
@@ -163,6 +207,11 @@ impl Totals {
         };
         summary
     }
+}
+
+/// 1 ms to 1 hour at 3 significant figures: a few tens of KB, whatever the run size.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid histogram bounds")
 }
 
 /// `1234567` as `1,234,567`.

@@ -1,6 +1,10 @@
 //! What a run leaves in RUN_DIR: `results.jsonl`, one line per record (written as outcomes
-//! arrive, in any order), and `summary.json`, replaced atomically so a reader never sees half
-//! of it.
+//! arrive, in any order), `summary.json`, replaced atomically so a reader never sees half
+//! of it, and the state that lets a rerun resume ([`state`], [`run_dir`]).
+
+pub mod ledger;
+pub mod run_dir;
+pub mod state;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -32,6 +36,8 @@ pub struct LineError<'a> {
 #[derive(Debug, Serialize)]
 pub struct ResultLine<'a> {
     pub id: &'a Value,
+    /// The record's 1-based position in the job file.
+    pub record: u64,
     pub status: &'static str,
     pub model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,6 +64,8 @@ pub struct ResultsWriter {
     path: PathBuf,
     out: BufWriter<File>,
     buffer: Vec<u8>,
+    /// The file's length once everything written is flushed.
+    len: u64,
 }
 
 impl ResultsWriter {
@@ -76,10 +84,18 @@ impl ResultsWriter {
                 path: path.clone(),
                 source,
             })?;
+        let len = file
+            .metadata()
+            .map_err(|source| StoreError {
+                path: path.clone(),
+                source,
+            })?
+            .len();
         Ok(ResultsWriter {
             path,
             out: BufWriter::with_capacity(256 * 1024, file),
             buffer: Vec::with_capacity(4096),
+            len,
         })
     }
 
@@ -91,8 +107,19 @@ impl ResultsWriter {
         // One write of a whole line: a crash leaves at most a torn last line.
         let buffer = std::mem::take(&mut self.buffer);
         let written = self.out.write_all(&buffer);
+        self.len += buffer.len() as u64;
         self.buffer = buffer;
         written.map_err(|err| self.error(err))
+    }
+
+    /// Flushes and syncs every line written so far; returns the file's committed length.
+    pub fn commit(&mut self) -> Result<u64, StoreError> {
+        self.flush()?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|err| self.error(err))?;
+        Ok(self.len)
     }
 
     pub fn flush(&mut self) -> Result<(), StoreError> {
@@ -145,6 +172,7 @@ mod tests {
         writer
             .write(&ResultLine {
                 id: &id,
+                record: 1,
                 status: "ok",
                 model: "m",
                 output: Some("hi"),

@@ -5,16 +5,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bedrock::errors::ErrorKind;
-use crate::bedrock::{self, Answer, Bedrock, Connection, EmbedOptions, Usage};
+use crate::bedrock::{self, Bedrock, Connection, EmbedOptions};
 use crate::config::{Endpoint, Mode, RunConfig};
 use crate::exit;
-use crate::job::prepare::RecordMeta;
 use crate::job::{self, InvalidRecord, JobError};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::model_id::base_model_id;
@@ -25,10 +23,13 @@ use crate::pool::retry::RetryPolicy;
 use crate::pool::{self, CallOutcome, Controls};
 use crate::report::progress::Progress;
 use crate::report::summary::{self, Aborted, Summary, Totals, thousands};
-use crate::store::{self, LineError, ResultLine, ResultsWriter, StoreError};
 
-/// How often buffered result lines are pushed to the file.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+mod interrupt;
+use crate::store::ledger::Ledger;
+use crate::store::run_dir::{self, RunDirError};
+use crate::store::state::RecordSet;
+use crate::store::{self, StoreError};
+
 /// Invalid records listed by --dry-run.
 const DRY_RUN_LISTED: usize = 20;
 
@@ -64,14 +65,34 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     if config.dry_run {
         return dry_run(config, records).await;
     }
-    let results_path = config.out_dir.join(store::RESULTS_FILE);
-    if std::fs::metadata(&results_path).is_ok_and(|m| m.len() > 0) {
-        return Err(RunError::Usage(format!(
-            "{} already holds results of an earlier run: choose a new --out directory",
-            results_path.display()
-        )));
+    let opened = run_dir::open(&config).map_err(|err| match err {
+        RunDirError::Refused(message) => RunError::Usage(message),
+        RunDirError::Store(err) => RunError::Store(err),
+    })?;
+    if !config.quiet {
+        if let Some(aside) = &opened.moved_aside {
+            eprintln!("--fresh: the earlier run was moved to {}", aside.display());
+        }
+        if opened.earlier.is_some() {
+            eprintln!(
+                "resuming {}: {} records already done{}",
+                config.out_dir.display(),
+                thousands(opened.done.len()),
+                match opened.retried {
+                    0 => String::new(),
+                    n => format!(", {} failed records to run again", thousands(n)),
+                }
+            );
+        }
     }
-    let mut writer = ResultsWriter::create(&config.out_dir)?;
+    let request = &config.request;
+    let mut ledger = Ledger::new(config.out_dir.clone(), &opened, || {
+        Totals::new(
+            &config.job_path.display().to_string(),
+            &request.model,
+            mode_name(request.mode),
+        )
+    })?;
 
     let server = match config.endpoint {
         Endpoint::Local => Some(
@@ -91,7 +112,6 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     })
     .await
     .map_err(RunError::Usage)?;
-    let request = &config.request;
     let bedrock = Bedrock::new(
         client,
         EmbedOptions {
@@ -101,7 +121,6 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         },
     );
 
-    let started = Instant::now();
     let mut progress = Progress::new(config.quiet);
     let (total_tx, mut total_rx) = oneshot::channel();
     {
@@ -118,10 +137,10 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let (outcome_tx, mut outcome_rx) = mpsc::channel::<CallOutcome>(1024);
     let feeding = {
         let settings = request.clone();
-        let limit = config.limit;
+        let (limit, skip) = (config.limit, opened.done.clone());
         tokio::task::spawn_blocking(move || -> Result<(), JobError> {
             let mut batcher = Batcher::new(&settings);
-            for fed in Feed::new(records, settings, limit) {
+            for fed in Feed::new(records, settings, limit, skip) {
                 match fed? {
                     Fed::Ready(prepared) => {
                         for task in batcher.push(prepared) {
@@ -163,20 +182,16 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         task_rx,
         outcome_tx,
     ));
+    let mut interrupted = interrupt::watch(stop.clone(), config.grace);
 
-    let mut totals = Totals::new(
-        &config.job_path.display().to_string(),
-        &request.model,
-        mode_name(request.mode),
-    );
     let (mut invalid_open, mut outcomes_open) = (true, true);
     let mut total: Option<u64> = None;
     let mut aborted: Option<Aborted> = None;
-    let mut flushed = Instant::now();
+    let mut grace_deadline: Option<tokio::time::Instant> = None;
     while invalid_open || outcomes_open {
         tokio::select! {
             invalid = invalid_rx.recv(), if invalid_open => match invalid {
-                Some(invalid) => write_invalid(&mut writer, &mut totals, &request.model, &invalid)?,
+                Some(invalid) => ledger.invalid(&request.model, &invalid)?,
                 None => invalid_open = false,
             },
             outcome = outcome_rx.recv(), if outcomes_open => match outcome {
@@ -193,7 +208,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
                             hint: hint(err.kind, &outcome.model, &region),
                         });
                     }
-                    write_outcome(&mut writer, &mut totals, outcome)?
+                    ledger.outcome(outcome)?
                 }
                 None => outcomes_open = false,
             },
@@ -203,24 +218,38 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
                     progress.set_total(counted);
                 }
             }
+            _ = interrupted.changed(), if grace_deadline.is_none() => {
+                grace_deadline = Some(tokio::time::Instant::now() + config.grace);
+                progress.finish();
+                if !config.quiet {
+                    eprintln!(
+                        "interrupted: no new records; waiting up to {:.0} s for calls in flight (Ctrl-C again to quit at once, still resumable)",
+                        config.grace.as_secs_f64()
+                    );
+                }
+            }
+            _ = sleep_until_deadline(grace_deadline) => {
+                // Calls still in flight are abandoned: their records are sent again on resume.
+                pool.abort();
+                break;
+            }
         }
-        progress.update(&totals.summary, limiter.limit());
-        if flushed.elapsed() >= FLUSH_EVERY {
-            writer.flush()?;
-            flushed = Instant::now();
-        }
+        progress.update(&ledger.totals.summary, limiter.limit());
+        ledger.checkpoint_every(config.checkpoint_interval, || limiter.report())?;
     }
+    drop(outcome_rx);
+    drop(invalid_rx);
     let _ = pool.await;
     let fed = feeding.await.unwrap_or(Ok(()));
-    writer.finish()?;
+    ledger.checkpoint(limiter.report())?;
     progress.finish();
 
-    let mut summary = totals.snapshot(started.elapsed());
-    summary.limiter = limiter.report();
-    if aborted.is_some() {
-        summary.records.pending = total.map(|t| t.saturating_sub(summary.records.total));
-        summary.aborted = aborted;
+    let mut summary = ledger.summary(limiter.report());
+    let stopped = aborted.is_some() || grace_deadline.is_some();
+    if stopped {
+        summary.records.pending = total.map(|t| t.saturating_sub(ledger.done()));
     }
+    summary.aborted = aborted;
     store::write_json_atomically(&config.out_dir, store::SUMMARY_FILE, &summary)?;
     if let Some(server) = server {
         server.shutdown().await;
@@ -229,11 +258,22 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     fed?;
     Ok(if summary.aborted.is_some() {
         exit::FATAL
+    } else if grace_deadline.is_some() {
+        eprintln!("resume with: {}", interrupt::resume_command());
+        exit::INTERRUPTED
     } else if summary.records.failed == 0 {
         exit::OK
     } else {
         exit::SOME_FAILED
     })
+}
+
+/// Waits until `deadline`, or forever when there is none.
+async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What to do about a fatal error.
@@ -276,127 +316,6 @@ fn report(config: &RunConfig, summary: &Summary) {
     }
 }
 
-fn write_invalid(
-    writer: &mut ResultsWriter,
-    totals: &mut Totals,
-    model: &str,
-    invalid: &InvalidRecord,
-) -> Result<(), StoreError> {
-    let id = invalid.id.clone().unwrap_or(Value::from(invalid.number));
-    totals.record(model, &Usage::default(), Some(invalid.kind));
-    writer.write(&ResultLine {
-        id: &id,
-        status: "error",
-        model,
-        output: None,
-        embedding: None,
-        response: None,
-        stop_reason: None,
-        usage: Usage::default(),
-        latency_ms: 0,
-        attempts: 0,
-        line: Some(invalid.line),
-        error: Some(LineError {
-            kind: invalid.kind,
-            message: &invalid.message,
-        }),
-        fields: None,
-    })
-}
-
-fn write_outcome(
-    writer: &mut ResultsWriter,
-    totals: &mut Totals,
-    outcome: CallOutcome,
-) -> Result<(), StoreError> {
-    if let Err(err) = &outcome.result
-        && (err.kind == ErrorKind::Cancelled || err.kind.fatal())
-    {
-        // Not the record's fault: no line, so a rerun sends it again.
-        if err.kind.fatal() {
-            totals.call(
-                &outcome.model,
-                outcome.attempts,
-                &outcome.retries,
-                outcome.latency,
-            );
-        }
-        return Ok(());
-    }
-    totals.call(
-        &outcome.model,
-        outcome.attempts,
-        &outcome.retries,
-        outcome.latency,
-    );
-    let latency_ms = outcome.latency.as_millis() as u64;
-    let base = |meta| ok_line(meta, &outcome.model, latency_ms, outcome.attempts);
-    match &outcome.result {
-        Ok(answers) => {
-            for (meta, answer) in outcome.records.iter().zip(answers) {
-                let usage = *answer.usage();
-                totals.record(&outcome.model, &usage, None);
-                let mut line = base(meta);
-                line.usage = usage;
-                match answer {
-                    Answer::Text {
-                        output,
-                        stop_reason,
-                        ..
-                    } => {
-                        line.output = Some(output);
-                        line.stop_reason = Some(stop_reason);
-                    }
-                    Answer::Embedding { vector, .. } => line.embedding = Some(vector),
-                    Answer::Invoke { response, .. } => line.response = Some(response),
-                }
-                writer.write(&line)?;
-            }
-        }
-        Err(err) => {
-            if err.kind == ErrorKind::Throttling {
-                totals.final_throttle();
-            }
-            for meta in &outcome.records {
-                totals.record(&outcome.model, &Usage::default(), Some(err.kind.name()));
-                let mut line = base(meta);
-                line.status = "error";
-                line.line = Some(meta.line);
-                line.error = Some(LineError {
-                    kind: err.kind.name(),
-                    message: &err.message,
-                });
-                writer.write(&line)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A result line for `meta` with nothing filled in yet.
-fn ok_line<'a>(
-    meta: &'a RecordMeta,
-    model: &'a str,
-    latency_ms: u64,
-    attempts: u32,
-) -> ResultLine<'a> {
-    ResultLine {
-        id: &meta.id,
-        status: "ok",
-        model,
-        output: None,
-        embedding: None,
-        response: None,
-        stop_reason: None,
-        usage: Usage::default(),
-        latency_ms,
-        attempts,
-        line: None,
-        error: None,
-        fields: meta.kept.as_ref(),
-    }
-}
-
 /// `--dry-run`: every record read and prepared, nothing called.
 async fn dry_run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
     let settings = config.request.clone();
@@ -406,7 +325,7 @@ async fn dry_run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
         let (mut valid, mut invalid, mut input_tokens) = (0u64, 0u64, 0u64);
         let (mut output_ceiling, mut unbounded) = (0u64, 0u64);
         let mut errors = Vec::new();
-        for fed in Feed::new(records, settings, limit) {
+        for fed in Feed::new(records, settings, limit, RecordSet::default()) {
             match fed? {
                 Fed::Ready(prepared) => {
                     valid += 1;

@@ -1,0 +1,140 @@
+//! `bedrock-batch status RUN_DIR`: what a run directory holds, from its state files alone
+//! (and a count of the job file's records when it is still there). Calls nothing.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::job::{self, JobFormat};
+use crate::report::summary::thousands;
+use crate::store::state::{self, LockState, RecordSet, RunLock};
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub run_dir: String,
+    pub job_file: String,
+    pub model: String,
+    pub mode: String,
+    /// Records of the job file, when it can still be read.
+    pub records: Option<u64>,
+    pub done: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub failed_retryable: u64,
+    pub pending: Option<u64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_write_input_tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub runs: u32,
+    /// `pid N` of the run writing it now, if any.
+    pub active: Option<String>,
+    pub last_checkpoint_unix: Option<u64>,
+}
+
+/// Reads the status of `run_dir`.
+pub fn read(run_dir: &Path) -> Result<Status, String> {
+    let manifest = state::read_manifest(run_dir)
+        .map_err(|err| err.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "{} is not a bedrock-batch run directory (no {}/{} in it)",
+                run_dir.display(),
+                state::STATE_DIR,
+                state::MANIFEST_FILE
+            )
+        })?;
+    let checkpoint = state::read_checkpoint(run_dir).map_err(|err| err.to_string())?;
+    let summary = checkpoint
+        .as_ref()
+        .map(|c| c.summary.clone())
+        .unwrap_or_default();
+    let done = checkpoint
+        .as_ref()
+        .map_or(0, |c| RecordSet::from_ranges(&c.done).len());
+    let failed_retryable = checkpoint
+        .as_ref()
+        .map_or(0, |c| RecordSet::from_ranges(&c.failed_retryable).len());
+    let format = match manifest.params.format.as_str() {
+        "csv" => JobFormat::Csv,
+        _ => JobFormat::Jsonl,
+    };
+    let records = job::count(Path::new(&manifest.job.path), format).ok();
+    let active = match RunLock::probe(run_dir) {
+        LockState::Free => None,
+        LockState::HeldBy(holder) => Some(holder),
+    };
+    Ok(Status {
+        run_dir: run_dir.display().to_string(),
+        job_file: manifest.job.path.clone(),
+        model: manifest.params.model.clone(),
+        mode: manifest.params.mode.clone(),
+        records,
+        done,
+        ok: summary.records.ok,
+        failed: summary.records.failed,
+        failed_retryable,
+        pending: records.map(|r| r.saturating_sub(done)),
+        input_tokens: summary.usage.input_tokens,
+        output_tokens: summary.usage.output_tokens,
+        cache_read_input_tokens: summary.usage.cache_read_input_tokens,
+        cache_write_input_tokens: summary.usage.cache_write_input_tokens,
+        cost_usd: summary.cost_usd,
+        runs: checkpoint.as_ref().map_or(0, |c| c.runs),
+        active,
+        last_checkpoint_unix: checkpoint.map(|c| c.updated_unix),
+    })
+}
+
+/// The human rendering.
+pub fn render(status: &Status) -> String {
+    let mut out = format!(
+        "{}: {} with {} ({})\n",
+        status.run_dir, status.job_file, status.model, status.mode
+    );
+    out += &format!(
+        "done {} of {}: {} ok, {} failed ({} retryable)\n",
+        thousands(status.done),
+        status
+            .records
+            .map_or("? (job file not found)".to_string(), thousands),
+        thousands(status.ok),
+        thousands(status.failed),
+        thousands(status.failed_retryable),
+    );
+    if let Some(pending) = status.pending {
+        out += &format!("pending {}\n", thousands(pending));
+    }
+    out += &format!(
+        "tokens: {} in, {} out",
+        thousands(status.input_tokens),
+        thousands(status.output_tokens)
+    );
+    if status.cache_read_input_tokens + status.cache_write_input_tokens > 0 {
+        out += &format!(
+            ", {} cache read, {} cache write",
+            thousands(status.cache_read_input_tokens),
+            thousands(status.cache_write_input_tokens)
+        );
+    }
+    out += "\n";
+    out += &match status.cost_usd {
+        Some(cost) => format!("cost so far: ${cost:.4}\n"),
+        None => "cost so far: unknown (no price for this model)\n".to_string(),
+    };
+    out += &match &status.active {
+        Some(holder) => format!("a run is active ({holder})\n"),
+        None => format!(
+            "no run is active ({} run{} so far){}\n",
+            status.runs,
+            if status.runs == 1 { "" } else { "s" },
+            match status.pending {
+                Some(0) => "; complete",
+                Some(_) => "; rerun the same command to resume",
+                None => "",
+            }
+        ),
+    };
+    out
+}

@@ -1,0 +1,232 @@
+//! The ledger of a run: the one owner of results.jsonl, the totals and the sets of done
+//! and failed records. Each outcome becomes result lines and is counted; every checkpoint
+//! interval the lines are synced to disk and the checkpoint records exactly what they hold,
+//! so a crash at any instant loses at most the lines after the last checkpoint, and a rerun
+//! sends their records again instead of duplicating them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::run_dir::OpenRunDir;
+use super::state::{self, Checkpoint, RecordSet};
+use super::{LineError, ResultLine, ResultsWriter, StoreError};
+use crate::bedrock::errors::ErrorKind;
+use crate::bedrock::{Answer, Usage};
+use crate::job::InvalidRecord;
+use crate::job::prepare::RecordMeta;
+use crate::pool::CallOutcome;
+use crate::pool::limiter::LimiterReport;
+use crate::report::summary::{Summary, Totals};
+
+pub struct Ledger {
+    run_dir: PathBuf,
+    writer: ResultsWriter,
+    pub totals: Totals,
+    done: RecordSet,
+    failed_retryable: RecordSet,
+    failed_other: RecordSet,
+    runs: u32,
+    started: Instant,
+    last_checkpoint: Instant,
+}
+
+/// A result line for `meta` with nothing filled in yet.
+fn base_line<'a>(
+    meta: &'a RecordMeta,
+    model: &'a str,
+    latency_ms: u64,
+    attempts: u32,
+) -> ResultLine<'a> {
+    ResultLine {
+        id: &meta.id,
+        record: meta.number,
+        status: "ok",
+        model,
+        output: None,
+        embedding: None,
+        response: None,
+        stop_reason: None,
+        usage: Usage::default(),
+        latency_ms,
+        attempts,
+        line: None,
+        error: None,
+        fields: meta.kept.as_ref(),
+    }
+}
+
+impl Ledger {
+    /// A ledger going on from what `opened` holds; `fresh` makes the totals of a new run.
+    pub fn new(
+        run_dir: PathBuf,
+        opened: &OpenRunDir,
+        fresh: impl FnOnce() -> Totals,
+    ) -> Result<Ledger, StoreError> {
+        let writer = ResultsWriter::create(&run_dir)?;
+        let totals = match &opened.earlier {
+            Some(earlier) => Totals::resume(earlier.clone()),
+            None => fresh(),
+        };
+        let now = Instant::now();
+        Ok(Ledger {
+            run_dir,
+            writer,
+            totals,
+            done: opened.done.clone(),
+            failed_retryable: opened.failed_retryable.clone(),
+            failed_other: opened.failed_other.clone(),
+            runs: opened.runs + 1,
+            started: now,
+            last_checkpoint: now,
+        })
+    }
+
+    fn mark(&mut self, record: u64, error: Option<ErrorKind>) {
+        self.done.insert(record);
+        match error {
+            None => {}
+            Some(kind) if kind.retryable() => self.failed_retryable.insert(record),
+            Some(_) => self.failed_other.insert(record),
+        }
+    }
+
+    /// A record that could not be read or prepared.
+    pub fn invalid(&mut self, model: &str, invalid: &InvalidRecord) -> Result<(), StoreError> {
+        let id = invalid.id.clone().unwrap_or(Value::from(invalid.number));
+        self.totals
+            .record(model, &Usage::default(), Some(invalid.kind));
+        self.writer.write(&ResultLine {
+            id: &id,
+            record: invalid.number,
+            status: "error",
+            model,
+            output: None,
+            embedding: None,
+            response: None,
+            stop_reason: None,
+            usage: Usage::default(),
+            latency_ms: 0,
+            attempts: 0,
+            line: Some(invalid.line),
+            error: Some(LineError {
+                kind: invalid.kind,
+                message: &invalid.message,
+            }),
+            fields: None,
+        })?;
+        self.mark(invalid.number, Some(ErrorKind::Validation));
+        Ok(())
+    }
+
+    /// A finished call. Calls cancelled by a stop and calls that hit a fatal error get no
+    /// line: their records are sent again by the next run.
+    pub fn outcome(&mut self, outcome: CallOutcome) -> Result<(), StoreError> {
+        if let Err(err) = &outcome.result
+            && (err.kind == ErrorKind::Cancelled || err.kind.fatal())
+        {
+            if err.kind.fatal() {
+                self.totals.call(
+                    &outcome.model,
+                    outcome.attempts,
+                    &outcome.retries,
+                    outcome.latency,
+                );
+            }
+            return Ok(());
+        }
+        self.totals.call(
+            &outcome.model,
+            outcome.attempts,
+            &outcome.retries,
+            outcome.latency,
+        );
+        let latency_ms = outcome.latency.as_millis() as u64;
+        match &outcome.result {
+            Ok(answers) => {
+                for (meta, answer) in outcome.records.iter().zip(answers) {
+                    let usage = *answer.usage();
+                    self.totals.record(&outcome.model, &usage, None);
+                    let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
+                    line.usage = usage;
+                    match answer {
+                        Answer::Text {
+                            output,
+                            stop_reason,
+                            ..
+                        } => {
+                            line.output = Some(output);
+                            line.stop_reason = Some(stop_reason);
+                        }
+                        Answer::Embedding { vector, .. } => line.embedding = Some(vector),
+                        Answer::Invoke { response, .. } => line.response = Some(response),
+                    }
+                    self.writer.write(&line)?;
+                    self.mark(meta.number, None);
+                }
+            }
+            Err(err) => {
+                if err.kind == ErrorKind::Throttling {
+                    self.totals.final_throttle();
+                }
+                for meta in &outcome.records {
+                    self.totals
+                        .record(&outcome.model, &Usage::default(), Some(err.kind.name()));
+                    let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
+                    line.status = "error";
+                    line.line = Some(meta.line);
+                    line.error = Some(LineError {
+                        kind: err.kind.name(),
+                        message: &err.message,
+                    });
+                    self.writer.write(&line)?;
+                    self.mark(meta.number, Some(err.kind));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary as of now.
+    pub fn summary(&self, limiter: LimiterReport) -> Summary {
+        let mut summary = self.totals.snapshot(self.started.elapsed());
+        summary.limiter = limiter;
+        summary
+    }
+
+    /// Records with a line.
+    pub fn done(&self) -> u64 {
+        self.done.len()
+    }
+
+    /// Syncs the lines written so far and records them in the checkpoint.
+    pub fn checkpoint(&mut self, limiter: LimiterReport) -> Result<(), StoreError> {
+        let results_len = self.writer.commit()?;
+        let checkpoint = Checkpoint {
+            version: 1,
+            results_len,
+            done: self.done.ranges(),
+            failed_retryable: self.failed_retryable.ranges(),
+            failed_other: self.failed_other.ranges(),
+            summary: self.summary(limiter),
+            runs: self.runs,
+            updated_unix: state::unix_now(),
+        };
+        state::write_checkpoint(&self.run_dir, &checkpoint)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// Takes a checkpoint when `interval` has passed since the last one.
+    pub fn checkpoint_every(
+        &mut self,
+        interval: Duration,
+        limiter: impl FnOnce() -> LimiterReport,
+    ) -> Result<(), StoreError> {
+        if self.last_checkpoint.elapsed() >= interval {
+            self.checkpoint(limiter())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! Opening a RUN_DIR for a run: take its lock, move an earlier run aside (`--fresh`), check
+//! that the job file and the parameters are the ones it was started with, cut results.jsonl
+//! back to its last checkpoint (lines after it belong to records that will be sent again),
+//! and for `--retry-failed` take the chosen records' lines out so their new outcome
+//! replaces them.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::state::{
+    self, Checkpoint, JobFingerprint, Manifest, RecordSet, RunLock, RunParams, state_dir,
+};
+use super::{RESULTS_FILE, SUMMARY_FILE, StoreError};
+use crate::bedrock::Usage;
+use crate::config::{RetryFailed, RunConfig};
+use crate::report::summary::{Summary, Totals};
+
+/// A RUN_DIR ready to be written.
+pub struct OpenRunDir {
+    pub lock: RunLock,
+    pub done: RecordSet,
+    pub failed_retryable: RecordSet,
+    pub failed_other: RecordSet,
+    /// The earlier runs' totals, when resuming.
+    pub earlier: Option<Summary>,
+    pub runs: u32,
+    /// Where `--fresh` moved the earlier run.
+    pub moved_aside: Option<PathBuf>,
+    /// Bytes of results.jsonl written after the last checkpoint and discarded.
+    pub discarded_bytes: u64,
+    /// Records taken out by `--retry-failed`.
+    pub retried: u64,
+}
+
+/// Why a RUN_DIR cannot be used as asked: a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Moves an earlier run's files into RUN_DIR/previous-<unix time>/.
+fn move_aside(run_dir: &Path) -> Result<Option<PathBuf>, StoreError> {
+    let candidates = [
+        run_dir.join(RESULTS_FILE),
+        run_dir.join(SUMMARY_FILE),
+        state_dir(run_dir).join(state::MANIFEST_FILE),
+        state_dir(run_dir).join(state::CHECKPOINT_FILE),
+    ];
+    if !candidates.iter().any(|p| p.exists()) {
+        return Ok(None);
+    }
+    let mut aside = run_dir.join(format!("previous-{}", state::unix_now()));
+    let mut n = 1;
+    while aside.exists() {
+        aside = run_dir.join(format!("previous-{}-{n}", state::unix_now()));
+        n += 1;
+    }
+    std::fs::create_dir_all(&aside).map_err(io_error(&aside))?;
+    for path in candidates.iter().filter(|p| p.exists()) {
+        let name = path.file_name().unwrap_or_default();
+        let target = aside.join(name);
+        std::fs::rename(path, &target).map_err(io_error(path))?;
+    }
+    Ok(Some(aside))
+}
+
+/// The head of a result line: enough to know whose it is and what it counted.
+#[derive(Deserialize)]
+struct LineHead {
+    record: u64,
+    model: String,
+    usage: Usage,
+    #[serde(default)]
+    error: Option<LineErrorHead>,
+}
+
+#[derive(Deserialize)]
+struct LineErrorHead {
+    kind: String,
+}
+
+/// Rewrites results.jsonl without the lines of `drop`, taking them out of `totals`.
+fn drop_lines(
+    results: &Path,
+    dropped_records: &RecordSet,
+    totals: &mut Totals,
+) -> Result<u64, StoreError> {
+    let dir = results.parent().unwrap_or(Path::new("."));
+    let input = std::fs::File::open(results).map_err(io_error(results))?;
+    let output = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir))?;
+    let mut writer = BufWriter::new(output.as_file());
+    let mut dropped = 0;
+    for line in BufReader::new(input).split(b'\n') {
+        let line = line.map_err(io_error(results))?;
+        if line.is_empty() {
+            continue;
+        }
+        let head: LineHead = serde_json::from_slice(&line).map_err(|err| StoreError {
+            path: results.to_path_buf(),
+            source: std::io::Error::other(format!("a line is not a bedrock-batch result: {err}")),
+        })?;
+        if dropped_records.contains(head.record) {
+            totals.forget(
+                &head.model,
+                &head.usage,
+                head.error.as_ref().map(|e| e.kind.as_str()),
+            );
+            dropped += 1;
+            continue;
+        }
+        writer.write_all(&line).map_err(io_error(results))?;
+        writer.write_all(b"\n").map_err(io_error(results))?;
+    }
+    writer.flush().map_err(io_error(results))?;
+    drop(writer);
+    output.as_file().sync_all().map_err(io_error(results))?;
+    output
+        .persist(results)
+        .map_err(|e| io_error(results)(e.error))?;
+    Ok(dropped)
+}
+
+/// Opens `config.out_dir` for this run.
+pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
+    let run_dir = &config.out_dir;
+    std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
+    let lock = RunLock::acquire(run_dir).map_err(RunDirError::Refused)?;
+    let moved_aside = if config.fresh {
+        move_aside(run_dir)?
+    } else {
+        None
+    };
+    let job = JobFingerprint::of(&config.job_path)?;
+    let params = RunParams::of(config, &config.request.template_text);
+    let results = run_dir.join(RESULTS_FILE);
+    let results_len = std::fs::metadata(&results).map_or(0, |m| m.len());
+    let restart_hint = "rerun with --fresh to start over (the earlier results are moved aside, not deleted), or choose a new --out directory";
+    match state::read_manifest(run_dir)? {
+        Some(manifest) => {
+            if !manifest.job.same_content(&job) {
+                return Err(RunDirError::Refused(format!(
+                    "{} was started with a different job file: {} ({} bytes) then, {} ({} bytes, other content) now. Resuming would mix results of two jobs: {restart_hint}",
+                    run_dir.display(),
+                    manifest.job.path,
+                    manifest.job.bytes,
+                    job.path,
+                    job.bytes
+                )));
+            }
+            let differences = params.differences(&manifest.params);
+            if !differences.is_empty() {
+                return Err(RunDirError::Refused(format!(
+                    "{} was started with other parameters, which would change the results:\n  {}\nRerun with the earlier parameters to resume, or {restart_hint}",
+                    run_dir.display(),
+                    differences.join("\n  ")
+                )));
+            }
+        }
+        None => {
+            if results_len > 0 {
+                return Err(RunDirError::Refused(format!(
+                    "{} holds results.jsonl but no run state: it was not written by this version of bedrock-batch. {restart_hint}",
+                    run_dir.display()
+                )));
+            }
+            state::write_manifest(
+                run_dir,
+                &Manifest {
+                    version: 1,
+                    job,
+                    params,
+                    created_unix: state::unix_now(),
+                },
+            )?;
+        }
+    }
+
+    let checkpoint = state::read_checkpoint(run_dir)?.unwrap_or_default();
+    if results_len < checkpoint.results_len {
+        return Err(RunDirError::Refused(format!(
+            "{} is shorter ({results_len} bytes) than its last checkpoint says ({} bytes): it was changed outside bedrock-batch. {restart_hint}",
+            results.display(),
+            checkpoint.results_len
+        )));
+    }
+    let discarded_bytes = results_len - checkpoint.results_len;
+    if discarded_bytes > 0 {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&results)
+            .map_err(io_error(&results))?;
+        file.set_len(checkpoint.results_len)
+            .map_err(io_error(&results))?;
+        file.sync_all().map_err(io_error(&results))?;
+    }
+    let mut done = RecordSet::from_ranges(&checkpoint.done);
+    let mut failed_retryable = RecordSet::from_ranges(&checkpoint.failed_retryable);
+    let mut failed_other = RecordSet::from_ranges(&checkpoint.failed_other);
+    let resumed = checkpoint.runs > 0;
+    let mut earlier = resumed.then(|| checkpoint.summary.clone());
+
+    let mut retried = 0;
+    if let Some(which) = config.retry_failed {
+        let mut retry = failed_retryable.clone();
+        if which == RetryFailed::All {
+            for n in failed_other.iter() {
+                retry.insert(n);
+            }
+        }
+        if !retry.is_empty() {
+            let mut totals = Totals::resume(checkpoint.summary.clone());
+            retried = drop_lines(&results, &retry, &mut totals)?;
+            for n in retry.iter() {
+                done.remove(n);
+                failed_retryable.remove(n);
+                failed_other.remove(n);
+            }
+            let summary = totals.summary;
+            let results_len = std::fs::metadata(&results).map_or(0, |m| m.len());
+            state::write_checkpoint(
+                run_dir,
+                &Checkpoint {
+                    version: 1,
+                    results_len,
+                    done: done.ranges(),
+                    failed_retryable: failed_retryable.ranges(),
+                    failed_other: failed_other.ranges(),
+                    summary: summary.clone(),
+                    runs: checkpoint.runs,
+                    updated_unix: state::unix_now(),
+                },
+            )?;
+            earlier = Some(summary);
+        }
+    }
+    Ok(OpenRunDir {
+        lock,
+        done,
+        failed_retryable,
+        failed_other,
+        earlier,
+        runs: checkpoint.runs,
+        moved_aside,
+        discarded_bytes,
+        retried,
+    })
+}
