@@ -47,7 +47,8 @@ pub enum Command {
     /// state and prints the command that resumes.
     ///
     /// Exit codes: 0 all records ok; 1 some records failed (results still complete);
-    /// 2 usage, config or input error; 3 aborted on a fatal service error; 130 interrupted.
+    /// 2 usage, config or input error; 3 aborted on a fatal service error; 4 stopped at
+    /// --budget-usd; 130 interrupted.
     #[command(verbatim_doc_comment)]
     Run(Box<RunArgs>),
     /// Serve a Bedrock Runtime-compatible endpoint on 127.0.0.1 for trying bedrock-batch
@@ -206,6 +207,16 @@ pub struct RunArgs {
         value_name = "SECONDS"
     )]
     pub checkpoint_secs: f64,
+
+    /// Prices (USD per million tokens) that extend or override the built-in table: a TOML
+    /// or JSON file of [models."MODEL_ID"] tables with input, output and optionally
+    /// cache_read, cache_write.
+    #[arg(long, help_heading = "Cost", value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Stop taking records before this invocation's spend could pass X dollars (each call's
+    /// worst case is reserved before it is sent); state is saved, exit 4, rerun to continue.
+    #[arg(long, help_heading = "Cost", value_name = "X")]
+    pub budget_usd: Option<f64>,
 
     /// Use the built-in local Bedrock server (no AWS account needed).
     #[arg(long, help_heading = "Connection")]

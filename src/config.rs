@@ -3,12 +3,14 @@
 //! message names the flag.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::RunArgs;
 use crate::job::JobFormat;
 use crate::job::template::Template;
 use crate::model_id::Family;
+use crate::report::prices::PriceTable;
 
 /// Calls in flight at the start when --concurrency is not given.
 const DEFAULT_CONCURRENCY: usize = 16;
@@ -90,6 +92,8 @@ pub struct RunConfig {
     pub retry_failed: Option<RetryFailed>,
     pub grace: Duration,
     pub checkpoint_interval: Duration,
+    pub prices: Arc<PriceTable>,
+    pub budget_usd: Option<f64>,
 }
 
 fn check_unit(flag: &str, value: Option<f32>) -> Result<Option<f32>, String> {
@@ -214,6 +218,23 @@ impl RunConfig {
             (None, true) => Endpoint::Local,
             (None, false) => Endpoint::Aws,
         };
+        let prices = match &args.prices {
+            Some(path) => PriceTable::with_file(path)?,
+            None => PriceTable::built_in(),
+        };
+        if let Some(budget) = args.budget_usd {
+            if !(budget.is_finite() && budget > 0.0) {
+                return Err(format!(
+                    "--budget-usd must be a positive number of dollars, got {budget}"
+                ));
+            }
+            if prices.price(&args.model).is_none() {
+                return Err(format!(
+                    "--budget-usd needs the price of {}, which is not in the built-in table: give it with --prices FILE",
+                    args.model
+                ));
+            }
+        }
         let keep_fields = args
             .keep_fields
             .iter()
@@ -261,6 +282,8 @@ impl RunConfig {
             retry_failed: args.retry_failed,
             grace: Duration::from_secs_f64(args.grace),
             checkpoint_interval: Duration::from_secs_f64(args.checkpoint_secs.max(0.05)),
+            prices: Arc::new(prices),
+            budget_usd: args.budget_usd,
         })
     }
 }

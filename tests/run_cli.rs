@@ -197,7 +197,11 @@ async fn converse_jsonl_end_to_end() {
     assert_totals(&run, &stats);
     let summary = run.summary();
     assert_eq!(summary["calls"], 40);
-    assert_eq!(summary["cost_usd"], Value::Null);
+    // Claude 3 Haiku at the built-in $0.25 / $1.25 per million tokens.
+    let expected = (summary["usage"]["input_tokens"].as_f64().unwrap() * 0.25
+        + summary["usage"]["output_tokens"].as_f64().unwrap() * 1.25)
+        / 1e6;
+    assert!((summary["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-6);
     assert_eq!(summary["by_model"][CLAUDE]["requests"], 40);
 }
 

@@ -4,6 +4,7 @@
 //! holding a permit while they back off; every finished call goes out as a [`CallOutcome`].
 //! Nothing here waits for the whole file.
 
+pub mod budget;
 pub mod feed;
 pub mod limiter;
 pub mod pacer;
@@ -17,8 +18,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::bedrock::errors::{CallError, ErrorKind};
-use crate::bedrock::{Answer, Bedrock};
+use crate::bedrock::{Answer, Bedrock, Usage};
 use crate::job::prepare::{Payload, Prepared, RecordMeta};
+use budget::{Budget, Hold};
 use limiter::{Limiter, Permit, Signal};
 use pacer::Pacer;
 use retry::RetryPolicy;
@@ -34,22 +36,38 @@ pub struct Task {
 }
 
 impl Task {
+    /// The most this call can use: estimated input plus the output ceiling.
+    pub fn worst_case(&self) -> Usage {
+        let mut usage = Usage::default();
+        for record in &self.records {
+            usage.input_tokens += record.estimated_input_tokens;
+            usage.output_tokens += match &record.payload {
+                Payload::Converse(input) => input
+                    .max_tokens
+                    .map_or(DEFAULT_OUTPUT_RESERVE, |m| m.max(0) as u64),
+                Payload::Embed { .. } => 0,
+                Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
+            };
+        }
+        usage
+    }
+
     /// Tokens Bedrock will reserve for this call: input plus the output ceiling.
     fn reserve_tokens(&self) -> u64 {
-        self.records
-            .iter()
-            .map(|r| {
-                let output = match &r.payload {
-                    Payload::Converse(input) => input
-                        .max_tokens
-                        .map_or(DEFAULT_OUTPUT_RESERVE, |m| m.max(0) as u64),
-                    Payload::Embed { .. } => 0,
-                    Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
-                };
-                r.estimated_input_tokens + output
-            })
-            .sum()
+        let worst = self.worst_case();
+        worst.input_tokens + worst.output_tokens
     }
+}
+
+/// The usage of a call's answers.
+fn used(result: &Result<Vec<Answer>, CallError>) -> Usage {
+    let mut usage = Usage::default();
+    if let Ok(answers) = result {
+        for answer in answers {
+            usage.add(answer.usage());
+        }
+    }
+    usage
 }
 
 /// A finished call: its records and how it went.
@@ -74,6 +92,9 @@ pub struct Controls {
     pub timeout: Duration,
     /// Set when the run stops taking records: calls not yet attempted end as cancelled.
     pub stop: Arc<AtomicBool>,
+    pub budget: Option<Budget>,
+    /// Set when the budget stopped the run.
+    pub over_budget: Arc<AtomicBool>,
 }
 
 impl Controls {
@@ -97,6 +118,7 @@ pub async fn execute(
     task: Task,
     controls: &Controls,
     mut permit: Option<Permit>,
+    hold: Option<Hold>,
 ) -> CallOutcome {
     let payloads: Vec<&Payload> = task.records.iter().map(|r| &r.payload).collect();
     let reserve = task.reserve_tokens();
@@ -150,14 +172,8 @@ pub async fn execute(
         latency = started.elapsed();
         permit.finish(signal(&result));
         if let (Some(pacer), Some(reservation)) = (&controls.pacer, reservation) {
-            let used = match &result {
-                Ok(answers) => answers
-                    .iter()
-                    .map(|a| a.usage().input_tokens + a.usage().output_tokens)
-                    .sum(),
-                Err(_) => 0,
-            };
-            pacer.settle(reservation, used);
+            let used = used(&result);
+            pacer.settle(reservation, used.input_tokens + used.output_tokens);
         }
         let err = match result {
             Err(err) if err.kind.fatal() => {
@@ -185,6 +201,9 @@ pub async fn execute(
             None => break Err(err),
         }
     };
+    if let (Some(budget), Some(hold)) = (&controls.budget, hold) {
+        budget.settle(hold, &task.model, &used(&result));
+    }
     CallOutcome {
         model: task.model,
         records: task.records.into_iter().map(|r| r.meta).collect(),
@@ -219,9 +238,21 @@ pub async fn run(
         if controls.stopped() {
             break;
         }
+        let hold = match &controls.budget {
+            Some(budget) => match budget.hold(&task.model, &task.worst_case()) {
+                Some(hold) => Some(hold),
+                None => {
+                    // Sending it could pass the budget: stop here, resumable.
+                    controls.over_budget.store(true, Ordering::Relaxed);
+                    controls.stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            },
+            None => None,
+        };
         let (bedrock, outcomes, controls) = (bedrock.clone(), outcomes.clone(), controls.clone());
         running.spawn(async move {
-            let outcome = execute(&bedrock, task, &controls, Some(permit)).await;
+            let outcome = execute(&bedrock, task, &controls, Some(permit), hold).await;
             drop(slot);
             let _ = outcomes.send(outcome).await;
         });

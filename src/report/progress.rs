@@ -4,8 +4,11 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::prices::PriceTable;
 use super::summary::{Summary, thousands};
 
 /// How often plain progress lines are printed when stderr is not a terminal.
@@ -19,10 +22,11 @@ pub struct Progress {
     total: Option<u64>,
     started: Instant,
     last: Instant,
+    prices: Arc<PriceTable>,
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
+    pub fn new(quiet: bool, prices: Arc<PriceTable>) -> Progress {
         let now = Instant::now();
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
@@ -42,6 +46,7 @@ impl Progress {
             total: None,
             started: now,
             last: now,
+            prices,
         }
     }
 
@@ -59,8 +64,14 @@ impl Progress {
         } else {
             0.0
         };
+        let costs: Option<f64> = summary
+            .by_model
+            .iter()
+            .map(|(model, totals)| self.prices.cost(model, &totals.usage))
+            .sum();
+        let cost = costs.map_or("cost ?".to_string(), |c| format!("${c:.4}"));
         format!(
-            "{rate:.0}/s | limit {limit} | throttled {} | tokens in {} out {} | failed {}",
+            "{rate:.0}/s | limit {limit} | throttled {} | tokens in {} out {} | {cost} | failed {}",
             thousands(summary.throttles),
             thousands(summary.usage.input_tokens),
             thousands(summary.usage.output_tokens),

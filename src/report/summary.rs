@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::bedrock::Usage;
 use crate::bedrock::errors::ErrorKind;
 use crate::pool::limiter::LimiterReport;
+use crate::report::prices::PriceTable;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {
@@ -21,6 +22,14 @@ pub struct RecordCounts {
     /// Records of the job file without a line yet (a stopped run), when the file's size is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<u64>,
+}
+
+/// A run stopped by --budget-usd.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStop {
+    pub limit_usd: f64,
+    /// What this invocation spent.
+    pub spent_usd: f64,
 }
 
 /// Why a run stopped early, and what to do about it.
@@ -61,7 +70,14 @@ pub struct Summary {
     pub records: RecordCounts,
     pub usage: Usage,
     pub by_model: BTreeMap<String, ModelTotals>,
+    /// The total cost, or `null` when any model lacks a price (see `cost_partial_usd`).
     pub cost_usd: Option<f64>,
+    /// When some models lack a price: the cost of the priced ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_partial_usd: Option<f64>,
+    /// Models without a price.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpriced_models: Vec<String>,
     /// Calls that reached an outcome.
     pub calls: u64,
     /// Attempts, first tries and retries together.
@@ -74,6 +90,14 @@ pub struct Summary {
     pub limiter: LimiterReport,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<Aborted>,
+    /// Set when --budget-usd stopped the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStop>,
+    /// When the first run on this RUN_DIR started and the latest one last wrote this summary.
+    #[serde(default)]
+    pub started_unix: u64,
+    #[serde(default)]
+    pub finished_unix: u64,
     pub elapsed_s: f64,
     pub records_per_s: f64,
 }
@@ -86,6 +110,28 @@ pub struct Totals {
     earlier_elapsed: f64,
 }
 
+/// Fills in the costs of `summary` from its per-model usage.
+pub fn apply_prices(summary: &mut Summary, prices: &PriceTable) {
+    let mut total = 0.0;
+    let mut unpriced = Vec::new();
+    for (model, totals) in summary.by_model.iter_mut() {
+        totals.cost_usd = prices.cost(model, &totals.usage);
+        match totals.cost_usd {
+            Some(cost) => total += cost,
+            None => unpriced.push(model.clone()),
+        }
+    }
+    let round = |x: f64| (x * 1e6).round() / 1e6;
+    if unpriced.is_empty() {
+        summary.cost_usd = Some(round(total));
+        summary.cost_partial_usd = None;
+    } else {
+        summary.cost_usd = None;
+        summary.cost_partial_usd = Some(round(total));
+    }
+    summary.unpriced_models = unpriced;
+}
+
 impl Totals {
     pub fn new(job_file: &str, model: &str, mode: &str) -> Totals {
         Totals {
@@ -93,6 +139,7 @@ impl Totals {
                 job_file: job_file.to_string(),
                 model: model.to_string(),
                 mode: mode.to_string(),
+                started_unix: crate::store::state::unix_now(),
                 ..Summary::default()
             },
             latency: new_histogram(),
@@ -107,6 +154,7 @@ impl Totals {
         Totals {
             summary: Summary {
                 aborted: None,
+                budget: None,
                 ..earlier
             },
             latency: new_histogram(),
@@ -200,6 +248,7 @@ impl Totals {
             };
         }
         summary.elapsed_s = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
+        summary.finished_unix = crate::store::state::unix_now();
         summary.records_per_s = if elapsed.as_secs_f64() > 0.0 {
             (summary.records.total as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0
         } else {
@@ -227,6 +276,25 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `$1.2345`, or what is known when some prices are missing.
+pub fn cost_text(summary: &Summary) -> String {
+    match (summary.cost_usd, summary.cost_partial_usd) {
+        (Some(cost), _) => format!("${cost:.4}"),
+        (None, Some(partial)) if partial > 0.0 => format!(
+            "partial: ${partial:.4} for priced models; no price for {} (give one with --prices FILE)",
+            summary.unpriced_models.join(", ")
+        ),
+        _ => format!(
+            "unknown: no price for {} (give one with --prices FILE)",
+            if summary.unpriced_models.is_empty() {
+                "this model".to_string()
+            } else {
+                summary.unpriced_models.join(", ")
+            }
+        ),
+    }
+}
+
 /// The human summary printed on stderr at the end of a run.
 pub fn render(summary: &Summary) -> String {
     let r = &summary.records;
@@ -250,10 +318,7 @@ pub fn render(summary: &Summary) -> String {
         );
     }
     out += "\n";
-    out += &match summary.cost_usd {
-        Some(cost) => format!("cost: ${cost:.4}\n"),
-        None => "cost: unknown (no price for this model)\n".to_string(),
-    };
+    out += &format!("cost: {}\n", cost_text(summary));
     out += &format!(
         "calls: {} ({} retries, {} throttled), latency p50 {} ms, p99 {} ms\n",
         thousands(summary.calls),
@@ -278,6 +343,17 @@ pub fn render(summary: &Summary) -> String {
         "elapsed: {:.1} s, {:.1} records/s\n",
         summary.elapsed_s, summary.records_per_s
     );
+    if let Some(budget) = &summary.budget {
+        out += &format!(
+            "stopped at the budget: spent ${:.4} of --budget-usd {:.4}{}; rerun to continue (the budget applies to each invocation)\n",
+            budget.spent_usd,
+            budget.limit_usd,
+            match summary.records.pending {
+                Some(n) => format!(", {} records not sent", thousands(n)),
+                None => String::new(),
+            }
+        );
+    }
     if let Some(aborted) = &summary.aborted {
         out += &format!(
             "stopped early: {} for {}: {}\n{}{}\n",
@@ -336,6 +412,10 @@ mod tests {
         let text = render(&s);
         assert!(text.starts_with("2 records: 1 ok, 1 failed\n"), "{text}");
         assert!(text.contains("cost: unknown"));
+        let mut priced = s.clone();
+        apply_prices(&mut priced, &PriceTable::built_in());
+        assert_eq!(priced.cost_usd, None, "model m has no price");
+        assert_eq!(priced.unpriced_models, vec!["m"]);
         assert!(text.contains("errors: validation 1"));
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(12), "12");

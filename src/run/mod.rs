@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bedrock::errors::ErrorKind;
@@ -16,22 +15,20 @@ use crate::exit;
 use crate::job::{self, InvalidRecord, JobError};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::model_id::base_model_id;
+use crate::pool::budget::Budget;
 use crate::pool::feed::{Batcher, Fed, Feed};
 use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
 use crate::pool::{self, CallOutcome, Controls};
 use crate::report::progress::Progress;
-use crate::report::summary::{self, Aborted, Summary, Totals, thousands};
+use crate::report::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
 
+mod dry_run;
 mod interrupt;
 use crate::store::ledger::Ledger;
 use crate::store::run_dir::{self, RunDirError};
-use crate::store::state::RecordSet;
 use crate::store::{self, StoreError};
-
-/// Invalid records listed by --dry-run.
-const DRY_RUN_LISTED: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -63,7 +60,7 @@ fn mode_name(mode: Mode) -> &'static str {
 pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let records = job::read(&config.job_path, config.format)?;
     if config.dry_run {
-        return dry_run(config, records).await;
+        return dry_run::run(config, records).await;
     }
     let opened = run_dir::open(&config).map_err(|err| match err {
         RunDirError::Refused(message) => RunError::Usage(message),
@@ -86,13 +83,24 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         }
     }
     let request = &config.request;
-    let mut ledger = Ledger::new(config.out_dir.clone(), &opened, || {
-        Totals::new(
-            &config.job_path.display().to_string(),
-            &request.model,
-            mode_name(request.mode),
-        )
-    })?;
+    if config.prices.price(&request.model).is_none() && !config.quiet {
+        eprintln!(
+            "warning: no price known for {}: cost will be reported as unknown (null), not 0; give it with --prices FILE",
+            request.model
+        );
+    }
+    let mut ledger = Ledger::new(
+        config.out_dir.clone(),
+        &opened,
+        config.prices.clone(),
+        || {
+            Totals::new(
+                &config.job_path.display().to_string(),
+                &request.model,
+                mode_name(request.mode),
+            )
+        },
+    )?;
 
     let server = match config.endpoint {
         Endpoint::Local => Some(
@@ -121,7 +129,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         },
     );
 
-    let mut progress = Progress::new(config.quiet);
+    let mut progress = Progress::new(config.quiet, config.prices.clone());
     let (total_tx, mut total_rx) = oneshot::channel();
     {
         let (path, format, limit) = (config.job_path.clone(), config.format, config.limit);
@@ -163,6 +171,10 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         })
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let over_budget = Arc::new(AtomicBool::new(false));
+    let budget = config
+        .budget_usd
+        .map(|limit| Budget::new(limit, config.prices.clone()));
     let limiter = Limiter::new(
         config.concurrency,
         config.min_concurrency,
@@ -174,6 +186,8 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         policy: RetryPolicy::new(config.max_attempts),
         timeout: config.timeout,
         stop: stop.clone(),
+        budget: budget.clone(),
+        over_budget: over_budget.clone(),
     });
     let pool = tokio::spawn(pool::run(
         bedrock,
@@ -245,7 +259,15 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     progress.finish();
 
     let mut summary = ledger.summary(limiter.report());
-    let stopped = aborted.is_some() || grace_deadline.is_some();
+    if over_budget.load(Ordering::Relaxed)
+        && let Some(budget) = &budget
+    {
+        summary.budget = Some(BudgetStop {
+            limit_usd: budget.limit(),
+            spent_usd: (budget.spent() * 1e6).round() / 1e6,
+        });
+    }
+    let stopped = aborted.is_some() || grace_deadline.is_some() || summary.budget.is_some();
     if stopped {
         summary.records.pending = total.map(|t| t.saturating_sub(ledger.done()));
     }
@@ -258,6 +280,8 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     fed?;
     Ok(if summary.aborted.is_some() {
         exit::FATAL
+    } else if summary.budget.is_some() {
+        exit::BUDGET
     } else if grace_deadline.is_some() {
         eprintln!("resume with: {}", interrupt::resume_command());
         exit::INTERRUPTED
@@ -314,89 +338,4 @@ fn report(config: &RunConfig, summary: &Summary) {
             serde_json::to_string_pretty(summary).unwrap_or_default()
         );
     }
-}
-
-/// `--dry-run`: every record read and prepared, nothing called.
-async fn dry_run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
-    let settings = config.request.clone();
-    let limit = config.limit;
-    let default_max = settings.max_tokens;
-    let result = tokio::task::spawn_blocking(move || -> Result<Value, JobError> {
-        let (mut valid, mut invalid, mut input_tokens) = (0u64, 0u64, 0u64);
-        let (mut output_ceiling, mut unbounded) = (0u64, 0u64);
-        let mut errors = Vec::new();
-        for fed in Feed::new(records, settings, limit, RecordSet::default()) {
-            match fed? {
-                Fed::Ready(prepared) => {
-                    valid += 1;
-                    input_tokens += prepared.estimated_input_tokens;
-                    if let job::prepare::Payload::Converse(input) = &prepared.payload {
-                        match input.max_tokens.or(default_max) {
-                            Some(max) => output_ceiling += max as u64,
-                            None => unbounded += 1,
-                        }
-                    }
-                }
-                Fed::Invalid(record) => {
-                    invalid += 1;
-                    if errors.len() < DRY_RUN_LISTED {
-                        errors.push(json!({"line": record.line, "id": record.id, "kind": record.kind, "message": record.message}));
-                    }
-                }
-            }
-        }
-        Ok(json!({
-            "records": valid + invalid,
-            "valid": valid,
-            "invalid": invalid,
-            "estimated_input_tokens": input_tokens,
-            "max_output_tokens": output_ceiling,
-            "records_without_max_tokens": unbounded,
-            "cost_usd": null,
-            "errors": errors,
-        }))
-    })
-    .await
-    .map_err(|err| RunError::Usage(format!("the dry run stopped: {err}")))??;
-    if !config.quiet {
-        eprintln!(
-            "dry run of {}: {} records, {} valid, {} invalid",
-            config.job_path.display(),
-            thousands(result["records"].as_u64().unwrap_or(0)),
-            thousands(result["valid"].as_u64().unwrap_or(0)),
-            thousands(result["invalid"].as_u64().unwrap_or(0)),
-        );
-        eprintln!(
-            "estimated input tokens: {} (about 4 characters a token)",
-            thousands(result["estimated_input_tokens"].as_u64().unwrap_or(0))
-        );
-        if config.request.mode == Mode::Converse {
-            eprintln!(
-                "output ceiling: {} tokens from max_tokens{}",
-                thousands(result["max_output_tokens"].as_u64().unwrap_or(0)),
-                match result["records_without_max_tokens"].as_u64().unwrap_or(0) {
-                    0 => String::new(),
-                    n => format!(
-                        " ({} records set no max_tokens: the model's default applies)",
-                        thousands(n)
-                    ),
-                }
-            );
-        }
-        eprintln!("cost: unknown (no price for this model)");
-        for error in result["errors"].as_array().into_iter().flatten() {
-            eprintln!("  {}", error["message"].as_str().unwrap_or_default());
-        }
-    }
-    if config.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&result).unwrap_or_default()
-        );
-    }
-    Ok(if result["invalid"] == 0 {
-        exit::OK
-    } else {
-        exit::SOME_FAILED
-    })
 }

@@ -4,7 +4,9 @@
 //! so a crash at any instant loses at most the lines after the last checkpoint, and a rerun
 //! sends their records again instead of duplicating them.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,7 +20,8 @@ use crate::job::InvalidRecord;
 use crate::job::prepare::RecordMeta;
 use crate::pool::CallOutcome;
 use crate::pool::limiter::LimiterReport;
-use crate::report::summary::{Summary, Totals};
+use crate::report::prices::PriceTable;
+use crate::report::summary::{Summary, Totals, apply_prices};
 
 pub struct Ledger {
     run_dir: PathBuf,
@@ -30,6 +33,9 @@ pub struct Ledger {
     runs: u32,
     started: Instant,
     last_checkpoint: Instant,
+    prices: Arc<PriceTable>,
+    /// Models already warned about for lacking a price.
+    unpriced: BTreeSet<String>,
 }
 
 /// A result line for `meta` with nothing filled in yet.
@@ -62,6 +68,7 @@ impl Ledger {
     pub fn new(
         run_dir: PathBuf,
         opened: &OpenRunDir,
+        prices: Arc<PriceTable>,
         fresh: impl FnOnce() -> Totals,
     ) -> Result<Ledger, StoreError> {
         let writer = ResultsWriter::create(&run_dir)?;
@@ -70,7 +77,7 @@ impl Ledger {
             None => fresh(),
         };
         let now = Instant::now();
-        Ok(Ledger {
+        let mut ledger = Ledger {
             run_dir,
             writer,
             totals,
@@ -80,7 +87,21 @@ impl Ledger {
             runs: opened.runs + 1,
             started: now,
             last_checkpoint: now,
-        })
+            prices,
+            unpriced: BTreeSet::new(),
+        };
+        let model = ledger.totals.summary.model.clone();
+        ledger.check_price(&model);
+        Ok(ledger)
+    }
+
+    /// Warns once for each model that has no price.
+    fn check_price(&mut self, model: &str) {
+        if self.prices.price(model).is_none() && self.unpriced.insert(model.to_string()) {
+            tracing::warn!(
+                "no price known for {model}: its cost is reported as null (unknown), not 0; give it with --prices FILE"
+            );
+        }
     }
 
     fn mark(&mut self, record: u64, error: Option<ErrorKind>) {
@@ -142,6 +163,7 @@ impl Ledger {
             &outcome.retries,
             outcome.latency,
         );
+        self.check_price(&outcome.model);
         let latency_ms = outcome.latency.as_millis() as u64;
         match &outcome.result {
             Ok(answers) => {
@@ -192,6 +214,7 @@ impl Ledger {
     pub fn summary(&self, limiter: LimiterReport) -> Summary {
         let mut summary = self.totals.snapshot(self.started.elapsed());
         summary.limiter = limiter;
+        apply_prices(&mut summary, &self.prices);
         summary
     }
 

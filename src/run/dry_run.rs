@@ -1,0 +1,168 @@
+//! `--dry-run`: every record read and prepared, nothing called. Reports the invalid
+//! records and, per model, the estimated input tokens (four characters a token), the output
+//! ceiling (`max_tokens`, or 1,024 where a record sets none) and what they would cost.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::RunError;
+use crate::bedrock::Usage;
+use crate::config::{Mode, RunConfig};
+use crate::exit;
+use crate::job::{self, JobError};
+use crate::pool::Task;
+use crate::pool::feed::{Fed, Feed};
+use crate::report::prices::PriceTable;
+use crate::report::summary::thousands;
+use crate::store::state::RecordSet;
+
+/// Invalid records listed.
+const LISTED: usize = 20;
+
+#[derive(Debug, Default, Serialize)]
+struct ModelEstimate {
+    records: u64,
+    estimated_input_tokens: u64,
+    max_output_tokens: u64,
+    /// Cost of the estimated input, `null` without a price.
+    input_cost_usd: Option<f64>,
+    /// Cost if every record used its whole output ceiling.
+    cost_ceiling_usd: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Estimate {
+    records: u64,
+    valid: u64,
+    invalid: u64,
+    estimated_input_tokens: u64,
+    max_output_tokens: u64,
+    records_without_max_tokens: u64,
+    by_model: BTreeMap<String, ModelEstimate>,
+    /// Totals over models; `null` when any model lacks a price.
+    input_cost_usd: Option<f64>,
+    cost_ceiling_usd: Option<f64>,
+    errors: Vec<serde_json::Value>,
+}
+
+fn price_estimates(estimate: &mut Estimate, prices: &PriceTable) {
+    let (mut input, mut ceiling) = (Some(0.0), Some(0.0));
+    for (model, m) in estimate.by_model.iter_mut() {
+        let input_only = Usage {
+            input_tokens: m.estimated_input_tokens,
+            ..Usage::default()
+        };
+        let worst = Usage {
+            output_tokens: m.max_output_tokens,
+            ..input_only
+        };
+        m.input_cost_usd = prices.cost(model, &input_only);
+        m.cost_ceiling_usd = prices.cost(model, &worst);
+        input = input.zip(m.input_cost_usd).map(|(a, b)| a + b);
+        ceiling = ceiling.zip(m.cost_ceiling_usd).map(|(a, b)| a + b);
+    }
+    estimate.input_cost_usd = input;
+    estimate.cost_ceiling_usd = ceiling;
+}
+
+pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
+    let settings = config.request.clone();
+    let limit = config.limit;
+    let mut estimate = tokio::task::spawn_blocking(move || -> Result<Estimate, JobError> {
+        let mut estimate = Estimate::default();
+        for fed in Feed::new(records, settings, limit, RecordSet::default()) {
+            match fed? {
+                Fed::Ready(prepared) => {
+                    estimate.valid += 1;
+                    if let job::prepare::Payload::Converse(input) = &prepared.payload
+                        && input.max_tokens.is_none()
+                    {
+                        estimate.records_without_max_tokens += 1;
+                    }
+                    let model = prepared.model.clone();
+                    let worst = Task {
+                        model: model.clone(),
+                        records: vec![prepared],
+                    }
+                    .worst_case();
+                    let m = estimate.by_model.entry(model).or_default();
+                    m.records += 1;
+                    m.estimated_input_tokens += worst.input_tokens;
+                    m.max_output_tokens += worst.output_tokens;
+                    estimate.estimated_input_tokens += worst.input_tokens;
+                    estimate.max_output_tokens += worst.output_tokens;
+                }
+                Fed::Invalid(record) => {
+                    estimate.invalid += 1;
+                    if estimate.errors.len() < LISTED {
+                        estimate.errors.push(serde_json::json!({"line": record.line, "id": record.id, "kind": record.kind, "message": record.message}));
+                    }
+                }
+            }
+        }
+        estimate.records = estimate.valid + estimate.invalid;
+        Ok(estimate)
+    })
+    .await
+    .map_err(|err| RunError::Usage(format!("the dry run stopped: {err}")))??;
+    price_estimates(&mut estimate, &config.prices);
+
+    if !config.quiet {
+        eprintln!(
+            "dry run of {}: {} records, {} valid, {} invalid",
+            config.job_path.display(),
+            thousands(estimate.records),
+            thousands(estimate.valid),
+            thousands(estimate.invalid),
+        );
+        eprintln!(
+            "estimated input tokens: {} (about 4 characters a token)",
+            thousands(estimate.estimated_input_tokens)
+        );
+        if config.request.mode != Mode::Embed {
+            eprintln!(
+                "output ceiling: {} tokens from max_tokens{}",
+                thousands(estimate.max_output_tokens),
+                match estimate.records_without_max_tokens {
+                    0 => String::new(),
+                    n => format!(
+                        " ({} records set none: counted as 1,024 each)",
+                        thousands(n)
+                    ),
+                }
+            );
+        }
+        match (estimate.input_cost_usd, estimate.cost_ceiling_usd) {
+            (Some(input), Some(ceiling)) => eprintln!(
+                "estimated cost: ${input:.4} of input, at most ${ceiling:.4} with every output ceiling reached"
+            ),
+            _ => {
+                let unpriced: Vec<&str> = estimate
+                    .by_model
+                    .iter()
+                    .filter(|(_, m)| m.input_cost_usd.is_none())
+                    .map(|(model, _)| model.as_str())
+                    .collect();
+                eprintln!(
+                    "estimated cost: unknown, no price for {} (give one with --prices FILE)",
+                    unpriced.join(", ")
+                );
+            }
+        }
+        for error in &estimate.errors {
+            eprintln!("  {}", error["message"].as_str().unwrap_or_default());
+        }
+    }
+    if config.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&estimate).unwrap_or_default()
+        );
+    }
+    Ok(if estimate.invalid == 0 {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
+}
