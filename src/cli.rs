@@ -65,6 +65,26 @@ pub enum Command {
     /// Show a run's progress from its RUN_DIR: done, failed and pending records, tokens,
     /// whether a run is active. Calls nothing.
     Status(StatusArgs),
+    /// One table of requests, tokens and cost across run directories, by model (or by day
+    /// or run): for nightly cost reports.
+    ///
+    /// Example: bedrock-batch report runs/* --by day --since 2026-11-01 --format markdown
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directories (each holds a summary.json).
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Rows by model (default), by day and model, or by run and model.
+    #[arg(long, value_enum, default_value = "model")]
+    pub by: crate::report::runs::GroupBy,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::report::runs::Format,
+    /// Only runs last written on or after this day (YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use bedrock_batch::cli::{Cli, Command, LocalServerArgs, RunArgs, StatusArgs};
+use bedrock_batch::cli::{Cli, Command, LocalServerArgs, ReportArgs, RunArgs, StatusArgs};
 use bedrock_batch::config::RunConfig;
 use bedrock_batch::exit;
 use bedrock_batch::local_server::LocalServer;
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run(*args).await,
             Command::LocalServer(args) => local_server(args).await.map(|()| exit::OK),
             Command::Status(args) => status(args),
+            Command::Report(args) => report(args),
         }
     });
     // Do not wait for blocking readers of an abandoned run.
@@ -86,6 +87,21 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             code: err.exit_code(),
             error: Box::new(err),
         })
+}
+
+fn report(args: ReportArgs) -> Result<u8, Failure> {
+    use bedrock_batch::report::runs;
+    let since = args
+        .since
+        .as_deref()
+        .map(runs::parse_since)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let summaries = runs::read_runs(&args.run_dirs).map_err(Failure::usage)?;
+    let rows = runs::rows(&summaries, args.by, since);
+    let text = runs::render(&rows, args.by, args.format).map_err(Failure::usage)?;
+    print!("{text}");
+    Ok(exit::OK)
 }
 
 fn status(args: StatusArgs) -> Result<u8, Failure> {

@@ -239,7 +239,7 @@ pub async fn run(
             break;
         }
         let hold = match &controls.budget {
-            Some(budget) => match budget.hold(&task.model, &task.worst_case()) {
+            Some(budget) => match budget.hold(&task.model, &task.worst_case()).await {
                 Some(hold) => Some(hold),
                 None => {
                     // Sending it could pass the budget: stop here, resumable.

@@ -3,4 +3,5 @@
 
 pub mod prices;
 pub mod progress;
+pub mod runs;
 pub mod summary;
