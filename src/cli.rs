@@ -133,6 +133,27 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Prompt", value_name = "TEXT")]
     pub stop: Vec<String>,
 
+    /// The field (JSONL) or column (CSV) that names a record's images: paths relative to
+    /// the job file, data: URIs, or objects {"path"|"base64", "format"}; in CSV, paths
+    /// separated by ";". Default "images".
+    #[arg(long, help_heading = "Images and documents", value_name = "NAME")]
+    pub image_column: Option<String>,
+    /// Likewise for documents (pdf, csv, doc, docx, xls, xlsx, html, txt, md). Default
+    /// "documents".
+    #[arg(long, help_heading = "Images and documents", value_name = "NAME")]
+    pub document_column: Option<String>,
+    /// A document sent with every record, ahead of the record's own (repeatable).
+    #[arg(long, help_heading = "Images and documents", value_name = "FILE")]
+    pub document: Vec<PathBuf>,
+    /// Put a cache point after the system prompt and the shared --document files, so the
+    /// instructions repeated on every record are billed at the cache-read rate.
+    #[arg(long, help_heading = "Prompt")]
+    pub cache_prompt: bool,
+    /// Use ConverseStream instead of Converse (long generations avoid model timeouts);
+    /// results are the same, plus the time to first token.
+    #[arg(long, help_heading = "Prompt")]
+    pub stream: bool,
+
     /// Titan Text Embeddings v2 output size: 256, 512 or 1024.
     #[arg(long, help_heading = "Embeddings")]
     pub dimensions: Option<u32>,

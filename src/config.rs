@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cli::RunArgs;
 use crate::job::JobFormat;
+use crate::job::media::{DocumentInput, MediaLoader, check_document_count};
 use crate::job::template::Template;
 use crate::model_id::Family;
 use crate::report::prices::PriceTable;
@@ -65,6 +66,15 @@ pub struct RequestSettings {
     pub input_type: String,
     pub batch_size: usize,
     pub keep_fields: Vec<String>,
+    /// The record field (or CSV column) holding images, and the one holding documents.
+    pub image_field: String,
+    pub document_field: String,
+    /// Documents sent with every record (`--document`), ahead of the record's own.
+    pub shared_documents: Vec<DocumentInput>,
+    /// Where they came from, for the run's fingerprint.
+    pub shared_document_paths: Vec<String>,
+    pub cache_prompt: bool,
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +245,26 @@ impl RunConfig {
                 ));
             }
         }
+        let shared_documents = if args.document.is_empty() {
+            Vec::new()
+        } else {
+            let mut loader = MediaLoader::new(std::path::Path::new("."));
+            let paths: Vec<serde_json::Value> = args
+                .document
+                .iter()
+                .map(|p| serde_json::Value::String(p.display().to_string()))
+                .collect();
+            let mut warnings = Vec::new();
+            let documents = loader
+                .documents(&serde_json::Value::Array(paths), &mut warnings)
+                .map_err(|err| format!("--document: {}", err.message))?;
+            check_document_count(documents.len())
+                .map_err(|err| format!("--document: {}", err.message))?;
+            documents
+        };
+        if args.stream && mode != Mode::Converse {
+            return Err("--stream applies to --mode converse only".into());
+        }
         let keep_fields = args
             .keep_fields
             .iter()
@@ -262,6 +292,19 @@ impl RunConfig {
                 input_type: args.input_type.clone(),
                 batch_size: args.batch_size,
                 keep_fields,
+                image_field: args.image_column.clone().unwrap_or_else(|| "images".into()),
+                document_field: args
+                    .document_column
+                    .clone()
+                    .unwrap_or_else(|| "documents".into()),
+                shared_documents,
+                shared_document_paths: args
+                    .document
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                cache_prompt: args.cache_prompt,
+                stream: args.stream,
             },
             concurrency,
             min_concurrency: args.min_concurrency,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod exit;
 pub mod job;
 pub mod local_server;
+pub mod media;
 pub mod model_id;
 pub mod pool;
 pub mod report;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_types::event_stream::RawMessage;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -193,6 +194,36 @@ where
             CallError::new(kind, context)
         }
         _ => CallError::new(ErrorKind::Other, context),
+    }
+}
+
+/// Classifies an error met inside an event stream (an exception frame or a broken frame).
+pub fn classify_stream<E>(err: SdkError<E, RawMessage>) -> CallError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let context = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().map(|code| {
+                // Stream members are named like `throttlingException`.
+                let mut chars = code.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            });
+            let kind = match code.as_deref() {
+                Some("ModelStreamErrorException") => ErrorKind::ModelError,
+                Some(code) => ErrorKind::from_code(code),
+                None => ErrorKind::BadResponse,
+            };
+            let message = service.err().message().map_or(context, str::to_string);
+            CallError::new(kind, message)
+        }
+        SdkError::TimeoutError(_) => CallError::new(ErrorKind::Timeout, context),
+        SdkError::DispatchFailure(_) => CallError::new(ErrorKind::Connection, context),
+        _ => CallError::new(ErrorKind::BadResponse, context),
     }
 }
 

@@ -19,15 +19,18 @@ use aws_sdk_bedrockruntime::config::{
 };
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock,
+    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ConversationRole,
+    ConverseStreamOutput, DocumentBlock, DocumentFormat, DocumentSource, ImageBlock, ImageFormat,
+    ImageSource, InferenceConfiguration, Message, SystemContentBlock,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::Endpoint;
+use crate::job::media::DocumentInput;
 use crate::job::prepare::{ConverseInput, Payload, Prompt};
 use crate::model_id::Family;
-use errors::{CallError, ErrorKind, classify};
+use errors::{CallError, ErrorKind, classify, classify_stream};
 
 /// Token usage as results and summaries report it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -65,6 +68,8 @@ pub enum Answer {
         output: String,
         stop_reason: String,
         usage: Usage,
+        /// Time to first token, for streamed calls.
+        ttft_ms: Option<u64>,
     },
     Embedding {
         vector: Value,
@@ -86,18 +91,32 @@ impl Answer {
     }
 }
 
-/// Embedding options that apply to every call.
+/// Options that apply to every call.
 #[derive(Debug, Clone)]
-pub struct EmbedOptions {
+pub struct CallOptions {
     pub dimensions: Option<u32>,
     pub normalize: bool,
     pub input_type: String,
+    /// Documents sent ahead of every record's own.
+    pub shared_documents: Vec<DocumentInput>,
+    pub cache_prompt: bool,
+    pub stream: bool,
 }
 
 #[derive(Clone)]
 pub struct Bedrock {
     client: Client,
-    embed: Arc<EmbedOptions>,
+    options: Arc<CallOptions>,
+}
+
+/// Converse's token usage as results report it.
+fn usage_of(u: &aws_sdk_bedrockruntime::types::TokenUsage) -> Usage {
+    Usage {
+        input_tokens: u.input_tokens().max(0) as u64,
+        output_tokens: u.output_tokens().max(0) as u64,
+        cache_read_input_tokens: u.cache_read_input_tokens().unwrap_or(0).max(0) as u64,
+        cache_write_input_tokens: u.cache_write_input_tokens().unwrap_or(0).max(0) as u64,
+    }
 }
 
 /// Where and how to connect.
@@ -252,10 +271,10 @@ fn split_tokens(total: u64, texts: &[&str]) -> Vec<u64> {
 }
 
 impl Bedrock {
-    pub fn new(client: Client, embed: EmbedOptions) -> Bedrock {
+    pub fn new(client: Client, options: CallOptions) -> Bedrock {
         Bedrock {
             client,
-            embed: Arc::new(embed),
+            options: Arc::new(options),
         }
     }
 
@@ -281,40 +300,103 @@ impl Bedrock {
         }
     }
 
-    async fn converse(&self, model: &str, input: &ConverseInput) -> Result<Answer, CallError> {
+    /// The messages and system blocks of a Converse call: shared documents, then the
+    /// record's documents and images, then its text (models do better with media first);
+    /// with `cache_prompt`, cache points after the system prompt and the shared documents.
+    fn converse_parts(
+        &self,
+        input: &ConverseInput,
+    ) -> Result<(Vec<Message>, Vec<SystemContentBlock>), CallError> {
+        let other = |err: aws_sdk_bedrockruntime::error::BuildError| {
+            CallError::new(ErrorKind::Other, err.to_string())
+        };
+        let cache_point = || {
+            CachePointBlock::builder()
+                .r#type(CachePointType::Default)
+                .build()
+                .map_err(other)
+        };
         let messages = match &input.prompt {
-            Prompt::Text(text) => vec![
-                Message::builder()
-                    .role(ConversationRole::User)
-                    .content(ContentBlock::Text(text.clone()))
-                    .build()
-                    .map_err(|err| CallError::new(ErrorKind::Other, err.to_string()))?,
-            ],
+            Prompt::Text(text) => {
+                let mut content = Vec::new();
+                let document = |d: &DocumentInput| {
+                    DocumentBlock::builder()
+                        .format(DocumentFormat::from(d.format.as_str()))
+                        .name(d.name.clone())
+                        .source(DocumentSource::Bytes(Blob::new(d.bytes.to_vec())))
+                        .build()
+                        .map(ContentBlock::Document)
+                        .map_err(other)
+                };
+                for shared in &self.options.shared_documents {
+                    content.push(document(shared)?);
+                }
+                if self.options.cache_prompt && !self.options.shared_documents.is_empty() {
+                    content.push(ContentBlock::CachePoint(cache_point()?));
+                }
+                for own in &input.documents {
+                    content.push(document(own)?);
+                }
+                for image in &input.images {
+                    content.push(ContentBlock::Image(
+                        ImageBlock::builder()
+                            .format(ImageFormat::from(image.format))
+                            .source(ImageSource::Bytes(Blob::new(image.bytes.to_vec())))
+                            .build()
+                            .map_err(other)?,
+                    ));
+                }
+                content.push(ContentBlock::Text(text.clone()));
+                vec![
+                    Message::builder()
+                        .role(ConversationRole::User)
+                        .set_content(Some(content))
+                        .build()
+                        .map_err(other)?,
+                ]
+            }
             Prompt::Messages(messages) => messages.clone(),
         };
-        let mut request = self
+        let mut system = Vec::new();
+        if let Some(text) = &input.system {
+            system.push(SystemContentBlock::Text(text.clone()));
+            if self.options.cache_prompt {
+                system.push(SystemContentBlock::CachePoint(cache_point()?));
+            }
+        }
+        Ok((messages, system))
+    }
+
+    fn inference_config(input: &ConverseInput) -> Option<InferenceConfiguration> {
+        (input.max_tokens.is_some()
+            || input.temperature.is_some()
+            || input.top_p.is_some()
+            || !input.stop.is_empty())
+        .then(|| {
+            InferenceConfiguration::builder()
+                .set_max_tokens(input.max_tokens)
+                .set_temperature(input.temperature)
+                .set_top_p(input.top_p)
+                .set_stop_sequences((!input.stop.is_empty()).then(|| input.stop.clone()))
+                .build()
+        })
+    }
+
+    async fn converse(&self, model: &str, input: &ConverseInput) -> Result<Answer, CallError> {
+        if self.options.stream {
+            return self.converse_stream(model, input).await;
+        }
+        let (messages, system) = self.converse_parts(input)?;
+        let out = self
             .client
             .converse()
             .model_id(model)
-            .set_messages(Some(messages));
-        if let Some(system) = &input.system {
-            request = request.system(SystemContentBlock::Text(system.clone()));
-        }
-        if input.max_tokens.is_some()
-            || input.temperature.is_some()
-            || input.top_p.is_some()
-            || !input.stop.is_empty()
-        {
-            request = request.inference_config(
-                InferenceConfiguration::builder()
-                    .set_max_tokens(input.max_tokens)
-                    .set_temperature(input.temperature)
-                    .set_top_p(input.top_p)
-                    .set_stop_sequences((!input.stop.is_empty()).then(|| input.stop.clone()))
-                    .build(),
-            );
-        }
-        let out = request.send().await.map_err(classify)?;
+            .set_messages(Some(messages))
+            .set_system((!system.is_empty()).then_some(system))
+            .set_inference_config(Self::inference_config(input))
+            .send()
+            .await
+            .map_err(classify)?;
         let output = out
             .output()
             .and_then(|o| o.as_message().ok())
@@ -327,19 +409,65 @@ impl Bedrock {
                     .join("")
             })
             .unwrap_or_default();
-        let usage = out
-            .usage()
-            .map(|u| Usage {
-                input_tokens: u.input_tokens().max(0) as u64,
-                output_tokens: u.output_tokens().max(0) as u64,
-                cache_read_input_tokens: u.cache_read_input_tokens().unwrap_or(0).max(0) as u64,
-                cache_write_input_tokens: u.cache_write_input_tokens().unwrap_or(0).max(0) as u64,
-            })
-            .unwrap_or_default();
         Ok(Answer::Text {
             output,
             stop_reason: out.stop_reason().as_str().to_string(),
+            usage: out.usage().map(usage_of).unwrap_or_default(),
+            ttft_ms: None,
+        })
+    }
+
+    /// ConverseStream: the same answer assembled from the deltas, plus time to first token.
+    async fn converse_stream(
+        &self,
+        model: &str,
+        input: &ConverseInput,
+    ) -> Result<Answer, CallError> {
+        let (messages, system) = self.converse_parts(input)?;
+        let started = std::time::Instant::now();
+        let out = self
+            .client
+            .converse_stream()
+            .model_id(model)
+            .set_messages(Some(messages))
+            .set_system((!system.is_empty()).then_some(system))
+            .set_inference_config(Self::inference_config(input))
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut stream = out.stream;
+        let (mut output, mut stop_reason, mut usage, mut ttft_ms) =
+            (String::new(), String::new(), Usage::default(), None);
+        loop {
+            let event = stream.recv().await.map_err(classify_stream)?;
+            match event {
+                None => break,
+                Some(ConverseStreamOutput::ContentBlockDelta(delta)) => {
+                    if let Some(ContentBlockDelta::Text(piece)) = delta.delta() {
+                        ttft_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+                        output.push_str(piece);
+                    }
+                }
+                Some(ConverseStreamOutput::MessageStop(stop)) => {
+                    stop_reason = stop.stop_reason().as_str().to_string();
+                }
+                Some(ConverseStreamOutput::Metadata(metadata)) => {
+                    usage = metadata.usage().map(usage_of).unwrap_or_default();
+                }
+                Some(_) => {}
+            }
+        }
+        if stop_reason.is_empty() {
+            return Err(CallError::new(
+                ErrorKind::BadResponse,
+                "the stream ended without a messageStop event",
+            ));
+        }
+        Ok(Answer::Text {
+            output,
+            stop_reason,
             usage,
+            ttft_ms,
         })
     }
 
@@ -375,7 +503,7 @@ impl Bedrock {
     async fn embed(&self, model: &str, texts: &[&str]) -> Result<Vec<Answer>, CallError> {
         let family = Family::of(model);
         if family == Some(Family::CohereEmbed) {
-            let body = json!({"texts": texts, "input_type": self.embed.input_type});
+            let body = json!({"texts": texts, "input_type": self.options.input_type});
             let (response, (input, _)) = self
                 .invoke(model, serde_json::to_vec(&body).unwrap_or_default())
                 .await?;
@@ -424,8 +552,8 @@ impl Bedrock {
             ));
         };
         let body = if family == Some(Family::TitanEmbedV2) {
-            let mut body = json!({"inputText": text, "normalize": self.embed.normalize});
-            if let Some(d) = self.embed.dimensions {
+            let mut body = json!({"inputText": text, "normalize": self.options.normalize});
+            if let Some(d) = self.options.dimensions {
                 body["dimensions"] = json!(d);
             }
             body

@@ -4,6 +4,7 @@
 
 mod csv_rows;
 mod jsonl;
+pub mod media;
 pub mod prepare;
 pub mod template;
 

@@ -6,6 +6,7 @@
 use aws_sdk_bedrockruntime::types::Message;
 use serde_json::{Map, Value};
 
+use super::media::{DocumentInput, ImageInput, MediaLoader, check_document_count};
 use super::{InvalidRecord, Record};
 use crate::bedrock::messages::{messages_from_json, text_len};
 use crate::config::{Mode, RequestSettings};
@@ -19,6 +20,8 @@ pub struct RecordMeta {
     pub id: Value,
     /// `--keep-fields` copied from the record.
     pub kept: Option<Map<String, Value>>,
+    /// Things corrected before sending (a mislabeled image, a renamed document).
+    pub warnings: Vec<String>,
 }
 
 /// A Converse prompt: a rendered template or the record's own messages.
@@ -32,6 +35,9 @@ pub enum Prompt {
 pub struct ConverseInput {
     pub system: Option<String>,
     pub prompt: Prompt,
+    /// The record's images and documents, sent before the text.
+    pub images: Vec<ImageInput>,
+    pub documents: Vec<DocumentInput>,
     pub max_tokens: Option<i32>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
@@ -99,8 +105,12 @@ fn estimate(chars: usize) -> u64 {
     (chars as u64).div_ceil(4)
 }
 
-/// Prepares `record` under `settings`.
-pub fn prepare(record: &Record, settings: &RequestSettings) -> Result<Prepared, InvalidRecord> {
+/// Prepares `record` under `settings`, reading its images and documents with `media`.
+pub fn prepare(
+    record: &Record,
+    settings: &RequestSettings,
+    media: &mut MediaLoader,
+) -> Result<Prepared, InvalidRecord> {
     let id = record_id(record);
     let invalid = |kind: &'static str, message: String| InvalidRecord {
         number: record.number,
@@ -110,6 +120,7 @@ pub fn prepare(record: &Record, settings: &RequestSettings) -> Result<Prepared, 
         message: format!("line {}: {message}", record.line),
     };
     let fields = &record.fields;
+    let mut warnings = Vec::new();
     let model = match optional(fields, "model") {
         None => settings.model.clone(),
         Some(Value::String(m)) => m.trim().to_string(),
@@ -197,16 +208,47 @@ pub fn prepare(record: &Record, settings: &RequestSettings) -> Result<Prepared, 
                 }
             }
             let system_chars = system.as_ref().map_or(0, |s| s.chars().count());
+            let media_error = |e: super::media::MediaError| invalid(e.kind, e.message);
+            let images = match optional(fields, &settings.image_field) {
+                Some(value) => media.images(value, &mut warnings).map_err(media_error)?,
+                None => Vec::new(),
+            };
+            let documents = match optional(fields, &settings.document_field) {
+                Some(value) => media.documents(value, &mut warnings).map_err(media_error)?,
+                None => Vec::new(),
+            };
+            check_document_count(documents.len() + settings.shared_documents.len())
+                .map_err(media_error)?;
+            if matches!(prompt, Prompt::Messages(_)) && !(images.is_empty() && documents.is_empty())
+            {
+                return Err(invalid(
+                    "invalid_field",
+                    "a record with raw \"messages\" carries its images and documents inside them, not in separate fields".into(),
+                ));
+            }
+            // Tokens the way Bedrock counts media: width x height / 750, four bytes a token.
+            let media_chars = images
+                .iter()
+                .map(|i| (i.width * i.height).div_ceil(750).max(1) * 4)
+                .chain(
+                    documents
+                        .iter()
+                        .chain(&settings.shared_documents)
+                        .map(|d| d.bytes.len()),
+                )
+                .sum::<usize>();
             (
                 Payload::Converse(ConverseInput {
                     system,
                     prompt,
+                    images,
+                    documents,
                     max_tokens,
                     temperature,
                     top_p,
                     stop: settings.stop.clone(),
                 }),
-                prompt_chars + system_chars,
+                prompt_chars + system_chars + media_chars,
             )
         }
         Mode::Embed => {
@@ -271,6 +313,7 @@ pub fn prepare(record: &Record, settings: &RequestSettings) -> Result<Prepared, 
             line: record.line,
             id,
             kept,
+            warnings,
         },
         model,
         payload,
@@ -300,7 +343,17 @@ mod tests {
             input_type: "search_document".into(),
             batch_size: 96,
             keep_fields: vec!["customer".into(), "absent".into()],
+            image_field: "images".into(),
+            document_field: "documents".into(),
+            shared_documents: vec![],
+            shared_document_paths: vec![],
+            cache_prompt: false,
+            stream: false,
         }
+    }
+
+    fn media() -> MediaLoader {
+        MediaLoader::new(std::path::Path::new("job.jsonl"))
     }
 
     fn record(fields: Value) -> Record {
@@ -317,7 +370,12 @@ mod tests {
             json!({"recordId": "r-1", "body": "Hello there", "max_tokens": "20",
             "system": "Custom.", "customer": 42, "model": "meta.llama3-1-8b-instruct-v1:0"}),
         );
-        let p = prepare(&r, &settings(Mode::Converse, "Summarize: {body}")).unwrap();
+        let p = prepare(
+            &r,
+            &settings(Mode::Converse, "Summarize: {body}"),
+            &mut media(),
+        )
+        .unwrap();
         assert_eq!(p.meta.id, json!("r-1"));
         assert_eq!(p.model, "meta.llama3-1-8b-instruct-v1:0");
         assert_eq!(
@@ -343,7 +401,7 @@ mod tests {
     #[test]
     fn bad_records() {
         let s = settings(Mode::Converse, "{text}");
-        let err = prepare(&record(json!({"body": "x"})), &s).unwrap_err();
+        let err = prepare(&record(json!({"body": "x"})), &s, &mut media()).unwrap_err();
         assert_eq!(err.kind, "missing_field");
         assert_eq!(err.id, Some(json!(7)));
         assert!(
@@ -352,11 +410,21 @@ mod tests {
             "{}",
             err.message
         );
-        let err = prepare(&record(json!({"text": "x", "temperature": "hot"})), &s).unwrap_err();
+        let err = prepare(
+            &record(json!({"text": "x", "temperature": "hot"})),
+            &s,
+            &mut media(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, "invalid_field");
-        let err = prepare(&record(json!({"text": "x", "top_p": 2})), &s).unwrap_err();
+        let err = prepare(&record(json!({"text": "x", "top_p": 2})), &s, &mut media()).unwrap_err();
         assert!(err.message.contains("top_p"));
-        let err = prepare(&record(json!({"messages": [{"role": "user"}]})), &s).unwrap_err();
+        let err = prepare(
+            &record(json!({"messages": [{"role": "user"}]})),
+            &s,
+            &mut media(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, "invalid_messages");
     }
 
@@ -365,23 +433,36 @@ mod tests {
         let p = prepare(
             &record(json!({"id": 3, "text": "vector me"})),
             &settings(Mode::Embed, "{text}"),
+            &mut media(),
         )
         .unwrap();
         assert!(matches!(p.payload, Payload::Embed { ref text } if text == "vector me"));
         assert_eq!(p.meta.id, json!(3));
         let s = settings(Mode::Invoke, "{text}");
-        let p = prepare(&record(json!({"modelInput": {"inputText": "x"}})), &s).unwrap();
+        let p = prepare(
+            &record(json!({"modelInput": {"inputText": "x"}})),
+            &s,
+            &mut media(),
+        )
+        .unwrap();
         assert!(
             matches!(p.payload, Payload::Invoke { ref body } if body == br#"{"inputText":"x"}"#)
         );
-        let p = prepare(&record(json!({"body": "{\"prompt\": \"hi\"}"})), &s).unwrap();
+        let p = prepare(
+            &record(json!({"body": "{\"prompt\": \"hi\"}"})),
+            &s,
+            &mut media(),
+        )
+        .unwrap();
         assert!(matches!(p.payload, Payload::Invoke { .. }));
         assert_eq!(
-            prepare(&record(json!({"text": "x"})), &s).unwrap_err().kind,
+            prepare(&record(json!({"text": "x"})), &s, &mut media())
+                .unwrap_err()
+                .kind,
             "missing_field"
         );
         assert_eq!(
-            prepare(&record(json!({"body": "[1]"})), &s)
+            prepare(&record(json!({"body": "[1]"})), &s, &mut media())
                 .unwrap_err()
                 .kind,
             "invalid_field"

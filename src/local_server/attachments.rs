@@ -7,14 +7,10 @@ use base64::Engine;
 use super::api_error::ApiError;
 use super::text::count_bytes_tokens;
 
-pub const MAX_IMAGES: usize = 20;
-pub const MAX_IMAGE_BYTES: usize = 3_750_000;
-pub const MAX_IMAGE_SIDE: usize = 8_000;
-pub const MAX_DOCUMENTS: usize = 5;
-pub const MAX_DOCUMENT_BYTES: usize = 4_500_000;
-pub const DOCUMENT_FORMATS: &[&str] = &[
-    "pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md",
-];
+use crate::media::{
+    DOCUMENT_FORMATS, IMAGE_FORMATS, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_IMAGE_BYTES,
+    MAX_IMAGE_SIDE, MAX_IMAGES, sniff_image_format, valid_document_name,
+};
 
 /// An image or document that passed the checks, for usage and for `/_local/stats`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +20,8 @@ pub struct Attachment {
     pub bytes: usize,
     pub name: Option<String>,
     pub tokens: u64,
+    /// It came after a text block of the same message (models do better with media first).
+    pub after_text: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,20 +37,9 @@ pub fn decode_base64(encoded: &str, path: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|err| ApiError::validation(format!("{path} is not valid base64: {err}")))
 }
 
-/// The image format named by the bytes' magic number, in Bedrock's spelling.
-pub fn sniff_image_format(bytes: &[u8]) -> Option<&'static str> {
-    match imagesize::image_type(bytes).ok()? {
-        imagesize::ImageType::Png => Some("png"),
-        imagesize::ImageType::Jpeg => Some("jpeg"),
-        imagesize::ImageType::Gif => Some("gif"),
-        imagesize::ImageType::Webp => Some("webp"),
-        _ => None,
-    }
-}
-
 /// Checks an image block's bytes against its declared `format`; costs width*height/750.
 pub fn check_image(format: &str, bytes: &[u8], path: &str) -> Result<Attachment, ApiError> {
-    if !["png", "jpeg", "gif", "webp"].contains(&format) {
+    if !IMAGE_FORMATS.contains(&format) {
         return Err(ApiError::validation(format!(
             "{path}.format must be one of png, jpeg, gif, webp; got {format:?}"
         )));
@@ -91,17 +78,8 @@ pub fn check_image(format: &str, bytes: &[u8], path: &str) -> Result<Attachment,
         bytes: bytes.len(),
         name: None,
         tokens,
+        after_text: false,
     })
-}
-
-/// Whether `name` is a valid Bedrock document name: letters, digits, single whitespace,
-/// hyphens, parentheses and square brackets.
-pub fn valid_document_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains("  ")
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == ' ' || "-()[]".contains(c))
 }
 
 /// Checks a document block; costs one token per four bytes.
@@ -134,6 +112,7 @@ pub fn check_document(
         bytes: bytes.len(),
         name: Some(name.to_string()),
         tokens: count_bytes_tokens(bytes.len()),
+        after_text: false,
     })
 }
 

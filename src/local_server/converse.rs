@@ -33,6 +33,8 @@ pub struct ConverseRequest {
 /// Walks the request in order, counting tokens and hashing the content so far.
 struct Walk {
     tokens: u64,
+    /// A text block was seen earlier in the current message.
+    text_seen: bool,
     hasher: Xxh3,
     cache_prefixes: Vec<CachePrefix>,
     attachments: Vec<Attachment>,
@@ -137,12 +139,14 @@ fn absorb_block(
                 )));
             }
             walk.absorb(block, count_tokens(text));
+            walk.text_seen = true;
             return Ok(Some(text.to_string()));
         }
         "image" => {
             let format = string_field(value, "format", &path)?;
             let bytes = source_bytes(value, &path)?;
-            let image = check_image(format, &bytes, &path)?;
+            let mut image = check_image(format, &bytes, &path)?;
+            image.after_text = walk.text_seen;
             walk.absorb(block, image.tokens);
             walk.attachments.push(image);
         }
@@ -150,7 +154,8 @@ fn absorb_block(
             let format = string_field(value, "format", &path)?;
             let name = string_field(value, "name", &path)?;
             let bytes = source_bytes(value, &path)?;
-            let document = check_document(format, name, &bytes, &path)?;
+            let mut document = check_document(format, name, &bytes, &path)?;
+            document.after_text = walk.text_seen;
             walk.absorb(block, document.tokens);
             walk.attachments.push(document);
         }
@@ -225,6 +230,7 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
         .map_err(|err| ApiError::validation(format!("Malformed request body: {err}")))?;
     let mut walk = Walk {
         tokens: 0,
+        text_seen: false,
         hasher: Xxh3::new(),
         cache_prefixes: Vec::new(),
         attachments: Vec::new(),
@@ -282,6 +288,7 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
                 ))
             })?;
         walk.hasher.update(role.as_bytes());
+        walk.text_seen = false;
         let mut texts = Vec::new();
         for (j, block) in content.iter().enumerate() {
             let path = format!("messages.{i}.content.{j}");

@@ -231,6 +231,9 @@ impl Shared {
         model.ok += 1;
         model.input_tokens += usage.input_tokens + usage.cache.read + usage.cache.write;
         model.output_tokens += usage.output_tokens;
+        if attachments.iter().any(|a| a.after_text) {
+            stats.attachments_after_text += 1;
+        }
         for attachment in attachments {
             let kind = match attachment.kind {
                 AttachmentKind::Image => "image",

@@ -34,6 +34,9 @@ pub struct Stats {
     pub faults: FaultCounts,
     /// Images and documents received, keyed `image/png`, `document/pdf`, ...
     pub attachments: BTreeMap<String, AttachmentStats>,
+    /// Answered requests in which an image or document came after text in its message.
+    #[serde(default)]
+    pub attachments_after_text: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::Task;
 use crate::config::{Mode, RequestSettings};
+use crate::job::media::MediaLoader;
 use crate::job::prepare::{Prepared, prepare, record_id};
 use crate::job::{InvalidRecord, JobError, Records};
 use crate::model_id::Family;
@@ -29,6 +30,8 @@ pub struct Feed {
     limit: Option<u64>,
     /// Records already done in an earlier run: read (their ids count) but not sent.
     skip: RecordSet,
+    /// Reads the records' images and documents.
+    pub media: MediaLoader,
     seen: u64,
     /// Hash of each id seen: 8 bytes an id, so a million ids cost about 20 MB.
     ids: HashSet<u64, BuildHasherDefault<PassThrough>>,
@@ -67,12 +70,14 @@ impl Feed {
         settings: RequestSettings,
         limit: Option<u64>,
         skip: RecordSet,
+        media: MediaLoader,
     ) -> Feed {
         Feed {
             records,
             settings,
             limit,
             skip,
+            media,
             seen: 0,
             ids: HashSet::default(),
         }
@@ -104,7 +109,7 @@ impl Iterator for Feed {
             }
         };
         let prepared = match record {
-            Ok(record) => prepare(&record, &self.settings),
+            Ok(record) => prepare(&record, &self.settings, &mut self.media),
             Err(invalid) => Err(invalid),
         };
         let fed = match prepared {
@@ -219,6 +224,12 @@ mod tests {
             input_type: "search_document".into(),
             batch_size,
             keep_fields: vec![],
+            image_field: "images".into(),
+            document_field: "documents".into(),
+            shared_documents: vec![],
+            shared_document_paths: vec![],
+            cache_prompt: false,
+            stream: false,
         }
     }
 
@@ -249,6 +260,7 @@ mod tests {
             settings("anthropic.claude-3-haiku-20240307-v1:0", Mode::Converse, 1),
             Some(3),
             RecordSet::default(),
+            MediaLoader::new(std::path::Path::new("job.jsonl")),
         );
         let fed: Vec<Fed> = feed.map(|f| f.unwrap()).collect();
         assert_eq!(fed.len(), 3);
@@ -274,6 +286,7 @@ mod tests {
             settings("anthropic.claude-3-haiku-20240307-v1:0", Mode::Converse, 1),
             None,
             RecordSet::from_ranges(&[[1, 1]]),
+            MediaLoader::new(std::path::Path::new("job.jsonl")),
         );
         let fed: Vec<Fed> = feed.map(|f| f.unwrap()).collect();
         assert_eq!(fed.len(), 2);
@@ -295,6 +308,7 @@ mod tests {
             s,
             None,
             RecordSet::default(),
+            MediaLoader::new(std::path::Path::new("job.jsonl")),
         );
         let mut tasks = Vec::new();
         for fed in feed {
@@ -327,6 +341,7 @@ mod tests {
             s,
             None,
             RecordSet::default(),
+            MediaLoader::new(std::path::Path::new("job.jsonl")),
         );
         let mut tasks = Vec::new();
         for fed in feed {

@@ -24,6 +24,22 @@ pub struct RecordCounts {
     pub pending: Option<u64>,
 }
 
+/// Image and document files read by this run, and uses served from the cache.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilesRead {
+    pub read: u64,
+    pub reused: u64,
+}
+
+impl FilesRead {
+    fn is_empty(&self) -> bool {
+        self.read == 0 && self.reused == 0
+    }
+}
+
+/// Time to first token of streamed calls.
+pub type TtftMs = LatencyMs;
+
 /// A run stopped by --budget-usd.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BudgetStop {
@@ -87,6 +103,11 @@ pub struct Summary {
     pub retries_by_reason: BTreeMap<String, u64>,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub latency_ms: LatencyMs,
+    /// With --stream: time to first token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<TtftMs>,
+    #[serde(default, skip_serializing_if = "FilesRead::is_empty")]
+    pub files: FilesRead,
     pub limiter: LimiterReport,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<Aborted>,
@@ -106,6 +127,7 @@ pub struct Summary {
 pub struct Totals {
     pub summary: Summary,
     latency: Histogram<u64>,
+    ttft: Histogram<u64>,
     /// Time spent by earlier runs on the same RUN_DIR.
     earlier_elapsed: f64,
 }
@@ -143,6 +165,7 @@ impl Totals {
                 ..Summary::default()
             },
             latency: new_histogram(),
+            ttft: new_histogram(),
             earlier_elapsed: 0.0,
         }
     }
@@ -158,6 +181,7 @@ impl Totals {
                 ..earlier
             },
             latency: new_histogram(),
+            ttft: new_histogram(),
             earlier_elapsed,
         }
     }
@@ -229,6 +253,11 @@ impl Totals {
         let _ = self.latency.record(ms);
     }
 
+    /// Counts one streamed answer's time to first token.
+    pub fn ttft(&mut self, ms: u64) {
+        let _ = self.ttft.record(ms.clamp(1, 3_600_000));
+    }
+
     /// Counts a throttle that ended a call (its last attempt).
     pub fn final_throttle(&mut self) {
         self.summary.throttles += 1;
@@ -238,14 +267,17 @@ impl Totals {
     pub fn snapshot(&self, elapsed: Duration) -> Summary {
         let elapsed = Duration::from_secs_f64(self.earlier_elapsed) + elapsed;
         let mut summary = self.summary.clone();
-        let h = &self.latency;
-        if !h.is_empty() {
-            summary.latency_ms = LatencyMs {
-                p50: h.value_at_quantile(0.5),
-                p90: h.value_at_quantile(0.9),
-                p99: h.value_at_quantile(0.99),
-                max: h.max(),
-            };
+        let percentiles = |h: &Histogram<u64>| LatencyMs {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        };
+        if !self.latency.is_empty() {
+            summary.latency_ms = percentiles(&self.latency);
+        }
+        if !self.ttft.is_empty() {
+            summary.ttft_ms = Some(percentiles(&self.ttft));
         }
         summary.elapsed_s = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
         summary.finished_unix = crate::store::state::unix_now();
@@ -327,6 +359,12 @@ pub fn render(summary: &Summary) -> String {
         summary.latency_ms.p50,
         summary.latency_ms.p99
     );
+    if let Some(ttft) = &summary.ttft_ms {
+        out += &format!(
+            "time to first token: p50 {} ms, p99 {} ms\n",
+            ttft.p50, ttft.p99
+        );
+    }
     out += &format!(
         "concurrency: {} at the end, {} at the peak ({} cuts)\n",
         summary.limiter.final_limit, summary.limiter.peak, summary.limiter.decreases

@@ -10,6 +10,7 @@ use super::RunError;
 use crate::bedrock::Usage;
 use crate::config::{Mode, RunConfig};
 use crate::exit;
+use crate::job::media::MediaLoader;
 use crate::job::{self, JobError};
 use crate::pool::Task;
 use crate::pool::feed::{Fed, Feed};
@@ -69,9 +70,11 @@ fn price_estimates(estimate: &mut Estimate, prices: &PriceTable) {
 pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
     let settings = config.request.clone();
     let limit = config.limit;
+    let job_path = config.job_path.clone();
     let mut estimate = tokio::task::spawn_blocking(move || -> Result<Estimate, JobError> {
         let mut estimate = Estimate::default();
-        for fed in Feed::new(records, settings, limit, RecordSet::default()) {
+        let media = MediaLoader::new(&job_path);
+        for fed in Feed::new(records, settings, limit, RecordSet::default(), media) {
             match fed? {
                 Fed::Ready(prepared) => {
                     estimate.valid += 1;

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bedrock::errors::ErrorKind;
-use crate::bedrock::{self, Bedrock, Connection, EmbedOptions};
+use crate::bedrock::{self, Bedrock, CallOptions, Connection};
 use crate::config::{Endpoint, Mode, RunConfig};
 use crate::exit;
+use crate::job::media::MediaLoader;
 use crate::job::{self, InvalidRecord, JobError};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::model_id::base_model_id;
@@ -22,7 +23,7 @@ use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
 use crate::pool::{self, CallOutcome, Controls};
 use crate::report::progress::Progress;
-use crate::report::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
+use crate::report::summary::{self, Aborted, BudgetStop, FilesRead, Summary, Totals, thousands};
 
 mod dry_run;
 mod interrupt;
@@ -122,10 +123,13 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     .map_err(RunError::Usage)?;
     let bedrock = Bedrock::new(
         client,
-        EmbedOptions {
+        CallOptions {
             dimensions: request.dimensions,
             normalize: request.normalize,
             input_type: request.input_type.clone(),
+            shared_documents: request.shared_documents.clone(),
+            cache_prompt: request.cache_prompt,
+            stream: request.stream,
         },
     );
 
@@ -146,20 +150,22 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let feeding = {
         let settings = request.clone();
         let (limit, skip) = (config.limit, opened.done.clone());
-        tokio::task::spawn_blocking(move || -> Result<(), JobError> {
+        let media = MediaLoader::new(&config.job_path);
+        tokio::task::spawn_blocking(move || -> Result<FilesRead, JobError> {
             let mut batcher = Batcher::new(&settings);
-            for fed in Feed::new(records, settings, limit, skip) {
+            let mut feed = Feed::new(records, settings, limit, skip, media);
+            for fed in feed.by_ref() {
                 match fed? {
                     Fed::Ready(prepared) => {
                         for task in batcher.push(prepared) {
                             if task_tx.blocking_send(task).is_err() {
-                                return Ok(());
+                                return Ok(feed.media.files_read());
                             }
                         }
                     }
                     Fed::Invalid(invalid) => {
                         if invalid_tx.blocking_send(invalid).is_err() {
-                            return Ok(());
+                            return Ok(feed.media.files_read());
                         }
                     }
                 }
@@ -167,7 +173,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
             for task in batcher.flush() {
                 let _ = task_tx.blocking_send(task);
             }
-            Ok(())
+            Ok(feed.media.files_read())
         })
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -254,11 +260,14 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     drop(outcome_rx);
     drop(invalid_rx);
     let _ = pool.await;
-    let fed = feeding.await.unwrap_or(Ok(()));
+    let fed = feeding.await.unwrap_or(Ok(FilesRead::default()));
     ledger.checkpoint(limiter.report())?;
     progress.finish();
 
     let mut summary = ledger.summary(limiter.report());
+    if let Ok(files) = &fed {
+        summary.files = files.clone();
+    }
     if over_budget.load(Ordering::Relaxed)
         && let Some(budget) = &budget
     {

@@ -56,10 +56,12 @@ fn base_line<'a>(
         stop_reason: None,
         usage: Usage::default(),
         latency_ms,
+        ttft_ms: None,
         attempts,
         line: None,
         error: None,
         fields: meta.kept.as_ref(),
+        warnings: &meta.warnings,
     }
 }
 
@@ -129,6 +131,7 @@ impl Ledger {
             stop_reason: None,
             usage: Usage::default(),
             latency_ms: 0,
+            ttft_ms: None,
             attempts: 0,
             line: Some(invalid.line),
             error: Some(LineError {
@@ -136,6 +139,7 @@ impl Ledger {
                 message: &invalid.message,
             }),
             fields: None,
+            warnings: &[],
         })?;
         self.mark(invalid.number, Some(ErrorKind::Validation));
         Ok(())
@@ -176,10 +180,15 @@ impl Ledger {
                         Answer::Text {
                             output,
                             stop_reason,
+                            ttft_ms,
                             ..
                         } => {
                             line.output = Some(output);
                             line.stop_reason = Some(stop_reason);
+                            line.ttft_ms = *ttft_ms;
+                            if let Some(ttft) = ttft_ms {
+                                self.totals.ttft(*ttft);
+                            }
                         }
                         Answer::Embedding { vector, .. } => line.embedding = Some(vector),
                         Answer::Invoke { response, .. } => line.response = Some(response),

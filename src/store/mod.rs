@@ -50,6 +50,9 @@ pub struct ResultLine<'a> {
     pub stop_reason: Option<&'a str>,
     pub usage: Usage,
     pub latency_ms: u64,
+    /// Time to first token, with --stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
@@ -57,6 +60,9 @@ pub struct ResultLine<'a> {
     pub error: Option<LineError<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<&'a Map<String, Value>>,
+    /// What was corrected before sending (a mislabeled image, a renamed document).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub warnings: &'a [String],
 }
 
 /// Appends result lines.
@@ -185,10 +191,12 @@ mod tests {
                     ..Usage::default()
                 },
                 latency_ms: 3,
+                ttft_ms: None,
                 attempts: 1,
                 line: None,
                 error: None,
                 fields: None,
+                warnings: &[],
             })
             .unwrap();
         writer.finish().unwrap();

@@ -114,6 +114,8 @@ pub struct RunParams {
     pub dimensions: Option<u32>,
     pub normalize: bool,
     pub input_type: String,
+    #[serde(default)]
+    pub shared_documents: Vec<String>,
 }
 
 impl RunParams {
@@ -132,6 +134,7 @@ impl RunParams {
             dimensions: r.dimensions,
             normalize: r.normalize,
             input_type: r.input_type.clone(),
+            shared_documents: r.shared_document_paths.clone(),
         }
     }
 
