@@ -330,3 +330,30 @@ impl RunConfig {
         })
     }
 }
+
+/// Request settings for tests: `model`, `mode`, `template`, everything else plain.
+#[cfg(test)]
+pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestSettings {
+    RequestSettings {
+        model: model.into(),
+        mode,
+        template: Template::parse(template).expect("a valid test template"),
+        template_text: template.into(),
+        system: None,
+        max_tokens: None,
+        temperature: None,
+        top_p: None,
+        stop: vec![],
+        dimensions: None,
+        normalize: true,
+        input_type: "search_document".into(),
+        batch_size: 96,
+        keep_fields: vec![],
+        image_field: "images".into(),
+        document_field: "documents".into(),
+        shared_documents: vec![],
+        shared_document_paths: vec![],
+        cache_prompt: false,
+        stream: false,
+    }
+}

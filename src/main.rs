@@ -89,6 +89,13 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         })
 }
 
+/// Prints `text` on stdout; a closed pipe counts as success.
+fn emit(text: &str) -> Result<u8, Failure> {
+    bedrock_batch::report::print_stdout(text)
+        .map(|()| exit::OK)
+        .map_err(|err| Failure::usage(format!("cannot write to stdout: {err}")))
+}
+
 fn report(args: ReportArgs) -> Result<u8, Failure> {
     use bedrock_batch::report::runs;
     let since = args
@@ -100,21 +107,17 @@ fn report(args: ReportArgs) -> Result<u8, Failure> {
     let summaries = runs::read_runs(&args.run_dirs).map_err(Failure::usage)?;
     let rows = runs::rows(&summaries, args.by, since);
     let text = runs::render(&rows, args.by, args.format).map_err(Failure::usage)?;
-    print!("{text}");
-    Ok(exit::OK)
+    emit(&text)
 }
 
 fn status(args: StatusArgs) -> Result<u8, Failure> {
     let status = bedrock_batch::status::read(&args.run_dir).map_err(Failure::usage)?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status).unwrap_or_default()
-        );
+    let text = if args.json {
+        serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
     } else {
-        print!("{}", bedrock_batch::status::render(&status));
-    }
-    Ok(exit::OK)
+        bedrock_batch::status::render(&status)
+    };
+    emit(&text)
 }
 
 async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
@@ -123,7 +126,7 @@ async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
     let server = LocalServer::start(config).await.map_err(|err| {
         Failure::usage(format!("cannot listen on 127.0.0.1:{}: {err}", args.port))
     })?;
-    println!("listening on {}", server.url());
+    emit(&format!("listening on {}\n", server.url()))?;
     eprintln!(
         "point a client at it with --endpoint-url {} (any credentials); stats at {}/_local/stats; Ctrl-C stops",
         server.url(),

@@ -82,6 +82,21 @@ pub fn document_name(file_name: &str) -> String {
     }
 }
 
+/// Image headers for tests: enough for format and size to be read.
+#[cfg(test)]
+pub(crate) mod test_images {
+    /// A PNG signature and IHDR chunk of the given size.
+    pub fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+        bytes.extend_from_slice(&13u32.to_be_bytes());
+        bytes.extend_from_slice(b"IHDR");
+        bytes.extend_from_slice(&width.to_be_bytes());
+        bytes.extend_from_slice(&height.to_be_bytes());
+        bytes.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::bedrock::Usage;
 use crate::job::{self, JobFormat};
-use crate::report::summary::thousands;
+use crate::report::summary::{thousands, usage_text};
 use crate::store::state::{self, LockState, RecordSet, RunLock};
 
 #[derive(Debug, Serialize)]
@@ -22,10 +23,7 @@ pub struct Status {
     pub failed: u64,
     pub failed_retryable: u64,
     pub pending: Option<u64>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_read_input_tokens: u64,
-    pub cache_write_input_tokens: u64,
+    pub usage: Usage,
     pub cost_usd: Option<f64>,
     pub runs: u32,
     /// `pid N` of the run writing it now, if any.
@@ -76,10 +74,7 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         failed: summary.records.failed,
         failed_retryable,
         pending: records.map(|r| r.saturating_sub(done)),
-        input_tokens: summary.usage.input_tokens,
-        output_tokens: summary.usage.output_tokens,
-        cache_read_input_tokens: summary.usage.cache_read_input_tokens,
-        cache_write_input_tokens: summary.usage.cache_write_input_tokens,
+        usage: summary.usage,
         cost_usd: summary.cost_usd,
         runs: checkpoint.as_ref().map_or(0, |c| c.runs),
         active,
@@ -106,19 +101,7 @@ pub fn render(status: &Status) -> String {
     if let Some(pending) = status.pending {
         out += &format!("pending {}\n", thousands(pending));
     }
-    out += &format!(
-        "tokens: {} in, {} out",
-        thousands(status.input_tokens),
-        thousands(status.output_tokens)
-    );
-    if status.cache_read_input_tokens + status.cache_write_input_tokens > 0 {
-        out += &format!(
-            ", {} cache read, {} cache write",
-            thousands(status.cache_read_input_tokens),
-            thousands(status.cache_write_input_tokens)
-        );
-    }
-    out += "\n";
+    out += &format!("tokens: {}\n", usage_text(&status.usage));
     out += &match status.cost_usd {
         Some(cost) => format!("cost so far: ${cost:.4}\n"),
         None => "cost so far: unknown (no price for this model)\n".to_string(),

@@ -5,30 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
 use bedrock_batch::local_server::ServerConfig;
 use common::*;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bedrock-batch");
-
-async fn bb(work: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(work)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 fn summary(work: &Path, dir: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(work.join(dir).join("summary.json")).unwrap())
@@ -36,11 +16,10 @@ fn summary(work: &Path, dir: &str) -> Value {
 }
 
 fn write_job(work: &Path, name: &str, n: usize) -> String {
-    let body: String = (0..n)
-        .map(|i| format!("{}\n", json!({"id": i, "text": format!("Record {i} describes a shipment. It arrived late.")})))
+    let records: Vec<Value> = (0..n)
+        .map(|i| json!({"id": i, "text": format!("Record {i} describes a shipment. It arrived late.")}))
         .collect();
-    std::fs::write(work.join(name), body).unwrap();
-    name.to_string()
+    write_jsonl(work, name, &records)
 }
 
 fn usage_cost(summary: &Value, input_price: f64, output_price: f64) -> f64 {

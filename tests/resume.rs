@@ -6,43 +6,22 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use bedrock_batch::local_server::{FaultRates, ServerConfig};
 use common::*;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bedrock-batch");
-
-fn command(work: &Path, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .current_dir(work)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
 async fn run(work: &Path, args: &[&str]) -> Output {
-    command(work, args).output().await.unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
+    bb(work, args).await
 }
 
 fn write_job(work: &Path, n: usize) -> String {
-    let body: String = (0..n)
-        .map(|i| format!("{}\n", json!({"id": format!("r{i}"), "text": format!("Record {i} has a question. And some detail.")})))
+    let records: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("r{i}"), "text": format!("Record {i} has a question. And some detail.")}))
         .collect();
-    std::fs::write(work.join("job.jsonl"), body).unwrap();
-    "job.jsonl".into()
+    write_jsonl(work, "job.jsonl", &records)
 }
 
 /// Every line parses, every record has exactly one line, and summary.json equals their sum.

@@ -4,75 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use bedrock_batch::local_server::{FaultRates, LocalServer, ServerConfig, Stats};
 use common::*;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bedrock-batch");
-
-struct Run {
-    output: Output,
-    dir: PathBuf,
-}
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.output.status.code().unwrap_or(-1)
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).to_string()
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.dir.join("results.jsonl")).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn summary(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join("summary.json")).unwrap())
-            .unwrap()
-    }
-
-    fn by_id(&self) -> std::collections::BTreeMap<String, Value> {
-        let mut map = std::collections::BTreeMap::new();
-        for line in self.lines() {
-            let id = match &line["id"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            assert!(
-                map.insert(id.clone(), line).is_none(),
-                "id {id} appears twice"
-            );
-        }
-        map
-    }
-}
-
 /// Runs the binary with `args` (the job file first) writing to a fresh RUN_DIR.
 async fn run(work: &Path, args: &[&str]) -> Run {
-    let dir = work.join(format!("run-{}", fastrand::u32(..)));
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(&dir)
-        .current_dir(work);
-    // A client pointed at an endpoint still signs its requests: test credentials, no IMDS.
-    command
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE");
-    let output = command.output().await.unwrap();
-    Run { output, dir }
+    run_fresh(work, args).await
 }
 
 fn write(dir: &Path, name: &str, content: &[u8]) -> String {
@@ -665,7 +605,7 @@ async fn usage_errors_exit_2_with_a_message() {
     )
     .await;
     assert_eq!(first.code(), 0);
-    let mut again = tokio::process::Command::new(BIN);
+    let mut again = tokio::process::Command::new(common::BIN);
     again
         .args([
             "run", &job, "--model", CLAUDE, "--local", "--system", "Other.", "--out",

@@ -3,41 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use bedrock_batch::local_server::{FaultRates, ServerConfig};
 use common::*;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bedrock-batch");
-
-struct Run {
-    output: Output,
-    dir: PathBuf,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.output.status.code().unwrap_or(-1)
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).to_string()
-    }
-    fn lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("results.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-    fn summary(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join("summary.json")).unwrap())
-            .unwrap()
-    }
-}
 
 fn job(dir: &Path, n: usize, text: impl Fn(usize) -> String) -> String {
     let body: String = (0..n)
@@ -48,36 +19,18 @@ fn job(dir: &Path, n: usize, text: impl Fn(usize) -> String) -> String {
 }
 
 async fn run(work: &Path, args: &[&str], credentials: bool) -> Run {
-    let dir = work.join(format!("run-{}", fastrand::u32(..)));
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(&dir)
-        .arg("--quiet")
-        .current_dir(work);
-    command
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE");
-    if credentials {
-        command
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "secret");
-    } else {
-        command
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env("AWS_CONFIG_FILE", work.join("no-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"));
-    }
-    let started = Instant::now();
-    let output = command.output().await.unwrap();
-    Run {
-        output,
-        dir,
-        elapsed: started.elapsed(),
-    }
+    let mut args = args.to_vec();
+    args.push("--quiet");
+    run_fresh_with(work, &args, |command| {
+        if !credentials {
+            command
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env("AWS_CONFIG_FILE", work.join("no-config"))
+                .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"));
+        }
+    })
+    .await
 }
 
 /// Every record has exactly one line.

@@ -5,43 +5,20 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Output;
 
 use bedrock_batch::local_server::ServerConfig;
 use common::*;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bedrock-batch");
-
-async fn bb(work: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(work)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn lines(work: &Path, dir: &str) -> BTreeMap<String, Value> {
-    std::fs::read_to_string(work.join(dir).join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    read_lines(&work.join(dir))
+        .into_iter()
         .map(|l| (l["id"].as_str().unwrap().to_string(), l))
         .collect()
 }
 
 fn summary(work: &Path, dir: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(work.join(dir).join("summary.json")).unwrap())
-        .unwrap()
+    read_summary(&work.join(dir))
 }
 
 /// A JPEG header (SOI, JFIF, SOF0) of the given size.
@@ -69,12 +46,6 @@ fn webp(width: u32, height: u32) -> Vec<u8> {
     b.extend_from_slice(b"WEBP");
     b.extend_from_slice(&chunk);
     b
-}
-
-fn write_jsonl(work: &Path, name: &str, records: &[Value]) -> String {
-    let body: String = records.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(work.join(name), body).unwrap();
-    name.to_string()
 }
 
 #[tokio::test]

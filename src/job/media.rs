@@ -392,17 +392,8 @@ fn specs(value: &Value, field: &str) -> Result<Vec<Spec>, MediaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::test_images::png;
     use serde_json::json;
-
-    fn png(width: u32, height: u32) -> Vec<u8> {
-        let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        bytes.extend_from_slice(&13u32.to_be_bytes());
-        bytes.extend_from_slice(b"IHDR");
-        bytes.extend_from_slice(&width.to_be_bytes());
-        bytes.extend_from_slice(&height.to_be_bytes());
-        bytes.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-        bytes
-    }
 
     #[test]
     fn images_from_paths_and_data_uris() {

@@ -324,31 +324,15 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::template::Template;
+    use crate::config::test_settings;
     use serde_json::json;
 
     fn settings(mode: Mode, template: &str) -> RequestSettings {
         RequestSettings {
-            model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
-            mode,
-            template: Template::parse(template).unwrap(),
-            template_text: template.into(),
             system: Some("Be brief.".into()),
             max_tokens: Some(100),
-            temperature: None,
-            top_p: None,
-            stop: vec![],
-            dimensions: None,
-            normalize: true,
-            input_type: "search_document".into(),
-            batch_size: 96,
             keep_fields: vec!["customer".into(), "absent".into()],
-            image_field: "images".into(),
-            document_field: "documents".into(),
-            shared_documents: vec![],
-            shared_document_paths: vec![],
-            cache_prompt: false,
-            stream: false,
+            ..test_settings("anthropic.claude-3-haiku-20240307-v1:0", mode, template)
         }
     }
 

@@ -204,32 +204,14 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_settings;
     use crate::job::Record;
-    use crate::job::template::Template;
     use serde_json::json;
 
     fn settings(model: &str, mode: Mode, batch_size: usize) -> RequestSettings {
         RequestSettings {
-            model: model.into(),
-            mode,
-            template: Template::parse("{text}").unwrap(),
-            template_text: "{text}".into(),
-            system: None,
-            max_tokens: None,
-            temperature: None,
-            top_p: None,
-            stop: vec![],
-            dimensions: None,
-            normalize: true,
-            input_type: "search_document".into(),
             batch_size,
-            keep_fields: vec![],
-            image_field: "images".into(),
-            document_field: "documents".into(),
-            shared_documents: vec![],
-            shared_document_paths: vec![],
-            cache_prompt: false,
-            stream: false,
+            ..test_settings(model, mode, "{text}")
         }
     }
 

@@ -308,6 +308,23 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `1,234 in, 567 out` (and the cache tokens when there are any).
+pub fn usage_text(u: &Usage) -> String {
+    let mut text = format!(
+        "{} in, {} out",
+        thousands(u.input_tokens),
+        thousands(u.output_tokens)
+    );
+    if u.cache_read_input_tokens + u.cache_write_input_tokens > 0 {
+        text += &format!(
+            ", {} cache read, {} cache write",
+            thousands(u.cache_read_input_tokens),
+            thousands(u.cache_write_input_tokens)
+        );
+    }
+    text
+}
+
 /// `$1.2345`, or what is known when some prices are missing.
 pub fn cost_text(summary: &Summary) -> String {
     match (summary.cost_usd, summary.cost_partial_usd) {
@@ -330,26 +347,13 @@ pub fn cost_text(summary: &Summary) -> String {
 /// The human summary printed on stderr at the end of a run.
 pub fn render(summary: &Summary) -> String {
     let r = &summary.records;
-    let u = &summary.usage;
     let mut out = format!(
         "{} records: {} ok, {} failed\n",
         thousands(r.total),
         thousands(r.ok),
         thousands(r.failed)
     );
-    out += &format!(
-        "tokens: {} in, {} out",
-        thousands(u.input_tokens),
-        thousands(u.output_tokens)
-    );
-    if u.cache_read_input_tokens + u.cache_write_input_tokens > 0 {
-        out += &format!(
-            ", {} cache read, {} cache write",
-            thousands(u.cache_read_input_tokens),
-            thousands(u.cache_write_input_tokens)
-        );
-    }
-    out += "\n";
+    out += &format!("tokens: {}\n", usage_text(&summary.usage));
     out += &format!("cost: {}\n", cost_text(summary));
     out += &format!(
         "calls: {} ({} retries, {} throttled), latency p50 {} ms, p99 {} ms\n",

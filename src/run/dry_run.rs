@@ -158,9 +158,8 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
         }
     }
     if config.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&estimate).unwrap_or_default()
+        let _ = crate::report::print_stdout(
+            &(serde_json::to_string_pretty(&estimate).unwrap_or_default() + "\n"),
         );
     }
     Ok(if estimate.invalid == 0 {

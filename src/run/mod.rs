@@ -342,9 +342,8 @@ fn report(config: &RunConfig, summary: &Summary) {
         );
     }
     if config.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(summary).unwrap_or_default()
+        let _ = crate::report::print_stdout(
+            &(serde_json::to_string_pretty(summary).unwrap_or_default() + "\n"),
         );
     }
 }

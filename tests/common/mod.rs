@@ -127,3 +127,119 @@ pub fn gif(width: u16, height: u16) -> Vec<u8> {
     bytes.extend_from_slice(&[0, 0, 0, 0x3B]);
     bytes
 }
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_bedrock-batch");
+
+/// `bedrock-batch ARGS` in `work`, with test credentials (a client pointed at an endpoint
+/// still signs its requests) and no instance-metadata lookups.
+pub fn command(work: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(work)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Runs `bedrock-batch ARGS` in `work` to completion.
+pub async fn bb(work: &std::path::Path, args: &[&str]) -> std::process::Output {
+    command(work, args).output().await.unwrap()
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// The lines of RUN_DIR/results.jsonl, parsed.
+pub fn read_lines(run_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("results.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// RUN_DIR/summary.json, parsed.
+pub fn read_summary(run_dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Writes `records` as a JSONL job file `name` in `dir`; returns the name.
+pub fn write_jsonl(dir: &std::path::Path, name: &str, records: &[serde_json::Value]) -> String {
+    let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(dir.join(name), body).unwrap();
+    name.to_string()
+}
+
+/// A finished `bedrock-batch run` and its RUN_DIR.
+pub struct Run {
+    pub output: std::process::Output,
+    pub dir: std::path::PathBuf,
+    pub elapsed: std::time::Duration,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stderr(&self) -> String {
+        stderr(&self.output)
+    }
+
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        read_lines(&self.dir)
+    }
+
+    pub fn summary(&self) -> serde_json::Value {
+        read_summary(&self.dir)
+    }
+
+    /// The lines by id, asserting each id appears once.
+    pub fn by_id(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut map = std::collections::BTreeMap::new();
+        for line in self.lines() {
+            let id = match &line["id"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert!(
+                map.insert(id.clone(), line).is_none(),
+                "id {id} appears twice"
+            );
+        }
+        map
+    }
+}
+
+/// `bedrock-batch run ARGS --out work/run-N` with a fresh RUN_DIR; `adjust` may change the
+/// command (its environment) before it starts.
+pub async fn run_fresh_with(
+    work: &std::path::Path,
+    args: &[&str],
+    adjust: impl FnOnce(&mut tokio::process::Command),
+) -> Run {
+    let dir = work.join(format!("run-{}", fastrand::u32(..)));
+    let mut full = vec!["run"];
+    full.extend_from_slice(args);
+    let mut command = command(work, &full);
+    command.arg("--out").arg(&dir);
+    adjust(&mut command);
+    let started = std::time::Instant::now();
+    let output = command.output().await.unwrap();
+    Run {
+        output,
+        dir,
+        elapsed: started.elapsed(),
+    }
+}
+
+pub async fn run_fresh(work: &std::path::Path, args: &[&str]) -> Run {
+    run_fresh_with(work, args, |_| {}).await
+}
