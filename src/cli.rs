@@ -28,7 +28,8 @@ pub enum Command {
     ///
     /// Each JSONL object or CSV row is a record: `id` (or `recordId`; default the record
     /// number), `text` or any fields used by --prompt-template, and optionally `system`,
-    /// `messages` (raw Converse messages), `model`, `max_tokens`, `temperature`, `top_p`.
+    /// `messages` (raw Converse messages), `images`, `documents`, `model`, `max_tokens`,
+    /// `temperature`, `top_p`.
     /// With --mode invoke, `body` (or Bedrock Batch Inference's `modelInput`) is sent as-is.
     /// A record that cannot be read or sent becomes an error line; the run goes on.
     ///
@@ -125,8 +126,10 @@ pub struct RunArgs {
     /// Output ceiling per call (a record's `max_tokens` overrides it).
     #[arg(long, help_heading = "Prompt")]
     pub max_tokens: Option<i32>,
+    /// Sampling temperature, 0 to 1 (a record's `temperature` overrides it).
     #[arg(long, help_heading = "Prompt")]
     pub temperature: Option<f32>,
+    /// Nucleus sampling, 0 to 1 (a record's `top_p` overrides it).
     #[arg(long, help_heading = "Prompt")]
     pub top_p: Option<f32>,
     /// Stop sequence (repeatable).

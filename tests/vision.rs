@@ -329,3 +329,46 @@ async fn stream_gives_the_same_results_as_converse() {
     assert!(s["ttft_ms"]["p50"].as_u64().is_some(), "{s}");
     assert_eq!(s["usage"], summary(work.path(), "plain")["usage"]);
 }
+
+#[tokio::test]
+async fn csv_names_its_image_column() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("a.png"), png(75, 10)).unwrap();
+    std::fs::write(work.path().join("b.gif"), gif(75, 20)).unwrap();
+    std::fs::write(
+        work.path().join("photos.csv"),
+        "sku,photo,question\r\nS1,a.png,What is shown?\r\nS2,a.png; b.gif,Compare them.\r\nS3,,No image here.\r\n",
+    )
+    .unwrap();
+    let server = server(ServerConfig::default()).await;
+    let url = server.url();
+    let out = bb(
+        work.path(),
+        &[
+            "run",
+            "photos.csv",
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &url,
+            "--out",
+            "run",
+            "--quiet",
+            "--image-column",
+            "photo",
+            "--prompt-template",
+            "{question}",
+            "--keep-fields",
+            "sku",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stats = server.stats();
+    assert_eq!(stats.attachments["image/png"].count, 2);
+    assert_eq!(stats.attachments["image/gif"].count, 1);
+    let results = read_lines(&work.path().join("run"));
+    let s2 = results.iter().find(|l| l["fields"]["sku"] == "S2").unwrap();
+    // 75 x 10 / 750 + 75 x 20 / 750 image tokens, plus "Compare them." (13 chars, 4 tokens).
+    assert_eq!(s2["usage"]["input_tokens"], 1 + 2 + 4);
+}
