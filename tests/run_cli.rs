@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use bedrock_batch::local_server::{FaultRates, LocalServer, ServerConfig, Stats};
+use bedrock_batch::local_server::{FaultRates, ServerConfig, Stats};
 use common::*;
 use serde_json::{Value, json};
 
@@ -18,14 +18,6 @@ async fn run(work: &Path, args: &[&str]) -> Run {
 fn write(dir: &Path, name: &str, content: &[u8]) -> String {
     std::fs::write(dir.join(name), content).unwrap();
     name.to_string()
-}
-
-fn jsonl(records: &[Value]) -> Vec<u8> {
-    records
-        .iter()
-        .map(|r| format!("{r}\n"))
-        .collect::<String>()
-        .into_bytes()
 }
 
 fn sum(lines: &[Value], field: &str) -> u64 {
@@ -75,10 +67,6 @@ fn assert_totals(run: &Run, stats: &Stats) {
     );
 }
 
-async fn local(config: ServerConfig) -> LocalServer {
-    server(config).await
-}
-
 #[tokio::test]
 async fn converse_jsonl_end_to_end() {
     let work = tempfile::tempdir().unwrap();
@@ -88,8 +76,8 @@ async fn converse_jsonl_end_to_end() {
             "body": format!("Record {i} says hello. It has two sentences. And a third one.")})
         })
         .collect();
-    let job = write(work.path(), "job.jsonl", &jsonl(&records));
-    let server = local(ServerConfig::default()).await;
+    let job = write_jsonl(work.path(), "job.jsonl", &records);
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -150,7 +138,7 @@ async fn csv_with_quotes_bom_and_crlf() {
     let work = tempfile::tempdir().unwrap();
     let csv = "\u{feff}ticket_id,subject,body\r\nT-1,Login,\"Cannot log in.\r\nTried twice.\"\r\nT-2,\"Billing, again\",\"Charged \"\"twice\"\".\"\r\nT-3,ragged\r\n";
     let job = write(work.path(), "tickets.csv", csv.as_bytes());
-    let server = local(ServerConfig::default()).await;
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -199,7 +187,7 @@ async fn bad_lines_become_error_lines_and_the_run_goes_on() {
     content.extend_from_slice(b"{\"id\": \"badmax\", \"text\": \"x\", \"max_tokens\": 0}\n");
     content.extend_from_slice(b"{\"id\": \"ok2\", \"text\": \"Also fine.\"}\n");
     let job = write(work.path(), "mixed.jsonl", &content);
-    let server = local(ServerConfig::default()).await;
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -255,8 +243,8 @@ async fn titan_embeddings_one_call_a_record() {
     let records: Vec<Value> = (0..10)
         .map(|i| json!({"id": i, "text": format!("refund policy number {i}")}))
         .collect();
-    let job = write(work.path(), "embed.jsonl", &jsonl(&records));
-    let server = local(ServerConfig::default()).await;
+    let job = write_jsonl(work.path(), "embed.jsonl", &records);
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -291,8 +279,8 @@ async fn cohere_embeddings_are_batched() {
             |i| json!({"id": format!("k{i}"), "text": format!("snippet {i} about shipping times")}),
         )
         .collect();
-    let job = write(work.path(), "embed.jsonl", &jsonl(&records));
-    let server = local(ServerConfig::default()).await;
+    let job = write_jsonl(work.path(), "embed.jsonl", &records);
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -328,8 +316,8 @@ async fn invoke_mode_sends_native_bodies() {
             "messages": [{"role": "user", "content": "Native call two."}]}}),
         json!({"recordId": "CALL0003", "body": {"max_tokens": 50}}),
     ];
-    let job = write(work.path(), "batch.jsonl", &jsonl(&records));
-    let server = local(ServerConfig::default()).await;
+    let job = write_jsonl(work.path(), "batch.jsonl", &records);
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -376,8 +364,8 @@ async fn raw_messages_and_per_record_overrides() {
             {"role": "user", "content": [{"text": "Final question here. More text."}]}]}),
         json!({"id": "o", "text": "Override the model and the budget of tokens.", "model": "amazon.nova-lite-v1:0", "max_tokens": 2}),
     ];
-    let job = write(work.path(), "m.jsonl", &jsonl(&records));
-    let server = local(ServerConfig::default()).await;
+    let job = write_jsonl(work.path(), "m.jsonl", &records);
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -401,8 +389,8 @@ async fn retryable_faults_are_retried_until_every_record_is_ok() {
     let records: Vec<Value> = (0..60)
         .map(|i| json!({"id": i, "text": format!("Record {i} of a flaky day.")}))
         .collect();
-    let job = write(work.path(), "flaky.jsonl", &jsonl(&records));
-    let server = local(ServerConfig {
+    let job = write_jsonl(work.path(), "flaky.jsonl", &records);
+    let server = server(ServerConfig {
         faults: FaultRates {
             fail: 0.15,
             reset: 0.05,
@@ -456,7 +444,7 @@ async fn dry_run_calls_nothing() {
         "d.jsonl",
         b"{\"text\": \"12345678\"}\n{\"text\": \"abcd\", \"max_tokens\": 10}\n{\"body\": 1}\n",
     );
-    let server = local(ServerConfig::default()).await;
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
@@ -495,8 +483,8 @@ async fn limit_runs_the_first_records() {
     let records: Vec<Value> = (0..20)
         .map(|i| json!({"id": i, "text": format!("Record {i}.")}))
         .collect();
-    let job = write(work.path(), "l.jsonl", &jsonl(&records));
-    let server = local(ServerConfig::default()).await;
+    let job = write_jsonl(work.path(), "l.jsonl", &records);
+    let server = server(ServerConfig::default()).await;
     let url = server.url();
     let run = run(
         work.path(),
