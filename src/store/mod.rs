@@ -162,6 +162,10 @@ pub fn write_json_atomically<T: Serialize>(
     file.write_all(b"\n").map_err(error)?;
     file.as_file().sync_all().map_err(error)?;
     file.persist(&path).map_err(|e| error(e.error))?;
+    // The rename itself survives a power loss once the directory is synced.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
     Ok(())
 }
 

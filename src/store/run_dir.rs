@@ -92,12 +92,13 @@ struct LineErrorHead {
     kind: String,
 }
 
-/// Rewrites results.jsonl without the lines of `drop`, taking them out of `totals`.
-fn drop_lines(
+/// Writes a copy of results.jsonl without the lines of `dropped_records` (synced, not yet in
+/// place), taking them out of `totals`; returns it with how many lines were dropped.
+fn without_lines(
     results: &Path,
     dropped_records: &RecordSet,
     totals: &mut Totals,
-) -> Result<u64, StoreError> {
+) -> Result<(tempfile::NamedTempFile, u64), StoreError> {
     let dir = results.parent().unwrap_or(Path::new("."));
     let input = std::fs::File::open(results).map_err(io_error(results))?;
     let output = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir))?;
@@ -127,10 +128,21 @@ fn drop_lines(
     writer.flush().map_err(io_error(results))?;
     drop(writer);
     output.as_file().sync_all().map_err(io_error(results))?;
-    output
-        .persist(results)
-        .map_err(|e| io_error(results)(e.error))?;
-    Ok(dropped)
+    Ok((output, dropped))
+}
+
+/// Finishes a `--retry-failed` rewrite that a crash interrupted: if the new results.jsonl
+/// is in place, its checkpoint is too; otherwise the rewrite never happened.
+fn recover_rewrite(run_dir: &Path) -> Result<(), StoreError> {
+    let pending = state::state_dir(run_dir).join(state::REWRITE_FILE);
+    let Some(rewrite) = state::read_rewrite(run_dir)? else {
+        return Ok(());
+    };
+    let results_len = std::fs::metadata(run_dir.join(RESULTS_FILE)).map_or(0, |m| m.len());
+    if results_len == rewrite.results_len {
+        state::write_checkpoint(run_dir, &rewrite)?;
+    }
+    std::fs::remove_file(&pending).map_err(io_error(&pending))
 }
 
 /// Opens `config.out_dir` for this run.
@@ -188,6 +200,7 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
         }
     }
 
+    recover_rewrite(run_dir)?;
     let checkpoint = state::read_checkpoint(run_dir)?.unwrap_or_default();
     if results_len < checkpoint.results_len {
         return Err(RunDirError::Refused(format!(
@@ -222,27 +235,33 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
         }
         if !retry.is_empty() {
             let mut totals = Totals::resume(checkpoint.summary.clone());
-            retried = drop_lines(&results, &retry, &mut totals)?;
+            let (rewritten, dropped) = without_lines(&results, &retry, &mut totals)?;
+            retried = dropped;
             for n in retry.iter() {
                 done.remove(n);
                 failed_retryable.remove(n);
                 failed_other.remove(n);
             }
             let summary = totals.summary;
-            let results_len = std::fs::metadata(&results).map_or(0, |m| m.len());
-            state::write_checkpoint(
-                run_dir,
-                &Checkpoint {
-                    version: 1,
-                    results_len,
-                    done: done.ranges(),
-                    failed_retryable: failed_retryable.ranges(),
-                    failed_other: failed_other.ranges(),
-                    summary: summary.clone(),
-                    runs: checkpoint.runs,
-                    updated_unix: state::unix_now(),
-                },
-            )?;
+            let results_len = rewritten.as_file().metadata().map_or(0, |m| m.len());
+            let next = Checkpoint {
+                version: 1,
+                results_len,
+                done: done.ranges(),
+                failed_retryable: failed_retryable.ranges(),
+                failed_other: failed_other.ranges(),
+                summary: summary.clone(),
+                runs: checkpoint.runs,
+                updated_unix: state::unix_now(),
+            };
+            // Crash-safe order: the new checkpoint waits beside the old one, the new results
+            // replace the old, then the checkpoint follows. `recover_rewrite` finishes the
+            // job if a crash comes in between.
+            state::write_rewrite(run_dir, &next)?;
+            rewritten
+                .persist(&results)
+                .map_err(|e| io_error(&results)(e.error))?;
+            recover_rewrite(run_dir)?;
             earlier = Some(summary);
         }
     }
@@ -257,4 +276,49 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
         discarded_bytes,
         retried,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(results_len: u64, done: u64) -> Checkpoint {
+        Checkpoint {
+            version: 1,
+            results_len,
+            done: vec![[1, done]],
+            runs: 1,
+            ..Checkpoint::default()
+        }
+    }
+
+    #[test]
+    fn an_interrupted_rewrite_is_finished_or_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path();
+        std::fs::create_dir_all(state_dir(run_dir)).unwrap();
+        let results = run_dir.join(RESULTS_FILE);
+
+        // Crash before the new results were in place: the old checkpoint stays.
+        std::fs::write(&results, "0123456789").unwrap();
+        state::write_checkpoint(run_dir, &checkpoint(10, 3)).unwrap();
+        state::write_rewrite(run_dir, &checkpoint(4, 1)).unwrap();
+        recover_rewrite(run_dir).unwrap();
+        assert_eq!(
+            state::read_checkpoint(run_dir)
+                .unwrap()
+                .unwrap()
+                .results_len,
+            10
+        );
+        assert!(state::read_rewrite(run_dir).unwrap().is_none());
+
+        // Crash after: the new checkpoint follows the new results.
+        std::fs::write(&results, "0123").unwrap();
+        state::write_rewrite(run_dir, &checkpoint(4, 1)).unwrap();
+        recover_rewrite(run_dir).unwrap();
+        let now = state::read_checkpoint(run_dir).unwrap().unwrap();
+        assert_eq!((now.results_len, now.done.clone()), (4, vec![[1, 1]]));
+        assert!(state::read_rewrite(run_dir).unwrap().is_none());
+    }
 }

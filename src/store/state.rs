@@ -19,6 +19,8 @@ pub const STATE_DIR: &str = "state";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 pub const LOCK_FILE: &str = "lock";
+/// The checkpoint of a `--retry-failed` rewrite, until the new results.jsonl is in place.
+pub const REWRITE_FILE: &str = "rewrite.json";
 
 /// A set of record numbers, one bit each: a million records take 125 KB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -255,6 +257,14 @@ pub fn read_manifest(run_dir: &Path) -> Result<Option<Manifest>, StoreError> {
 
 pub fn read_checkpoint(run_dir: &Path) -> Result<Option<Checkpoint>, StoreError> {
     read_json(&state_dir(run_dir).join(CHECKPOINT_FILE))
+}
+
+pub fn read_rewrite(run_dir: &Path) -> Result<Option<Checkpoint>, StoreError> {
+    read_json(&state_dir(run_dir).join(REWRITE_FILE))
+}
+
+pub fn write_rewrite(run_dir: &Path, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+    write_json_atomically(&state_dir(run_dir), REWRITE_FILE, checkpoint)
 }
 
 pub fn write_manifest(run_dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
