@@ -58,7 +58,10 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         "csv" => JobFormat::Csv,
         _ => JobFormat::Jsonl,
     };
-    let records = job::count(Path::new(&manifest.job.path), format).ok();
+    let records = [&manifest.job.absolute_path, &manifest.job.path]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .find_map(|p| job::count(Path::new(p.as_str()), format).ok());
     let active = match RunLock::probe(run_dir) {
         LockState::Free => None,
         LockState::HeldBy(holder) => Some(holder),

@@ -161,6 +161,9 @@ impl RunParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFingerprint {
     pub path: String,
+    /// The path resolved when the run started, so `status` finds the file from anywhere.
+    #[serde(default)]
+    pub absolute_path: String,
     pub bytes: u64,
     pub xxh3_128: String,
 }
@@ -185,6 +188,9 @@ impl JobFingerprint {
         }
         Ok(JobFingerprint {
             path: path.display().to_string(),
+            absolute_path: std::fs::canonicalize(path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             bytes,
             xxh3_128: format!("{:032x}", hasher.digest128()),
         })
