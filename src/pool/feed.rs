@@ -5,6 +5,9 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -14,6 +17,7 @@ use crate::job::media::MediaLoader;
 use crate::job::prepare::{Prepared, prepare, record_id};
 use crate::job::{InvalidRecord, JobError, Records};
 use crate::model_id::Family;
+use crate::report::summary::FilesRead;
 use crate::store::state::RecordSet;
 
 /// What the feed produces for each record.
@@ -199,6 +203,40 @@ impl Batcher {
             records,
         }]
     }
+}
+
+/// Runs the reading stage on a blocking thread: tasks go to `tasks`, records that cannot be
+/// sent to `invalid`. It stops early when either receiver is gone (the run stopped), and
+/// returns how many media files it read.
+pub fn spawn(
+    records: Records,
+    settings: RequestSettings,
+    limit: Option<u64>,
+    skip: RecordSet,
+    media: MediaLoader,
+    tasks: mpsc::Sender<Task>,
+    invalid: mpsc::Sender<InvalidRecord>,
+) -> JoinHandle<Result<FilesRead, JobError>> {
+    tokio::task::spawn_blocking(move || {
+        let mut batcher = Batcher::new(&settings);
+        let mut feed = Feed::new(records, settings, limit, skip, media);
+        while let Some(fed) = feed.next() {
+            let sent = match fed? {
+                Fed::Ready(prepared) => batcher
+                    .push(prepared)
+                    .into_iter()
+                    .all(|task| tasks.blocking_send(task).is_ok()),
+                Fed::Invalid(record) => invalid.blocking_send(record).is_ok(),
+            };
+            if !sent {
+                return Ok(feed.media.files_read());
+            }
+        }
+        for task in batcher.flush() {
+            let _ = tasks.blocking_send(task);
+        }
+        Ok(feed.media.files_read())
+    })
 }
 
 #[cfg(test)]

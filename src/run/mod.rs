@@ -17,7 +17,7 @@ use crate::job::{self, InvalidRecord, JobError};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::model_id::base_model_id;
 use crate::pool::budget::Budget;
-use crate::pool::feed::{Batcher, Fed, Feed};
+use crate::pool::feed;
 use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
@@ -84,12 +84,6 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         }
     }
     let request = &config.request;
-    if config.prices.price(&request.model).is_none() && !config.quiet {
-        eprintln!(
-            "warning: no price known for {}: cost will be reported as unknown (null), not 0; give it with --prices FILE",
-            request.model
-        );
-    }
     let mut ledger = Ledger::new(
         config.out_dir.clone(),
         &opened,
@@ -134,48 +128,19 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     );
 
     let mut progress = Progress::new(config.quiet, config.prices.clone());
-    let (total_tx, mut total_rx) = oneshot::channel();
-    {
-        let (path, format, limit) = (config.job_path.clone(), config.format, config.limit);
-        tokio::task::spawn_blocking(move || {
-            if let Ok(n) = job::count(&path, format) {
-                let _ = total_tx.send(limit.map_or(n, |limit| n.min(limit)));
-            }
-        });
-    }
-
+    let mut total_rx = count_records(&config);
     let (task_tx, task_rx) = mpsc::channel(config.concurrency * 2 + 16);
     let (invalid_tx, mut invalid_rx) = mpsc::channel::<InvalidRecord>(1024);
     let (outcome_tx, mut outcome_rx) = mpsc::channel::<CallOutcome>(1024);
-    let feeding = {
-        let settings = request.clone();
-        let (limit, skip) = (config.limit, opened.done.clone());
-        let media = MediaLoader::new(&config.job_path);
-        tokio::task::spawn_blocking(move || -> Result<FilesRead, JobError> {
-            let mut batcher = Batcher::new(&settings);
-            let mut feed = Feed::new(records, settings, limit, skip, media);
-            for fed in feed.by_ref() {
-                match fed? {
-                    Fed::Ready(prepared) => {
-                        for task in batcher.push(prepared) {
-                            if task_tx.blocking_send(task).is_err() {
-                                return Ok(feed.media.files_read());
-                            }
-                        }
-                    }
-                    Fed::Invalid(invalid) => {
-                        if invalid_tx.blocking_send(invalid).is_err() {
-                            return Ok(feed.media.files_read());
-                        }
-                    }
-                }
-            }
-            for task in batcher.flush() {
-                let _ = task_tx.blocking_send(task);
-            }
-            Ok(feed.media.files_read())
-        })
-    };
+    let feeding = feed::spawn(
+        records,
+        request.clone(),
+        config.limit,
+        opened.done.clone(),
+        MediaLoader::new(&config.job_path),
+        task_tx,
+        invalid_tx,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let over_budget = Arc::new(AtomicBool::new(false));
     let budget = config
@@ -299,6 +264,18 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+/// Counts the job file's records in the background, for the progress total.
+fn count_records(config: &RunConfig) -> oneshot::Receiver<u64> {
+    let (total_tx, total_rx) = oneshot::channel();
+    let (path, format, limit) = (config.job_path.clone(), config.format, config.limit);
+    tokio::task::spawn_blocking(move || {
+        if let Ok(n) = job::count(&path, format) {
+            let _ = total_tx.send(limit.map_or(n, |limit| n.min(limit)));
+        }
+    });
+    total_rx
 }
 
 /// Waits until `deadline`, or forever when there is none.
