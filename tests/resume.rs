@@ -469,3 +469,53 @@ async fn a_second_run_on_the_same_directory_is_refused() {
     first.start_kill().unwrap();
     first.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_second_sigint_quits_at_once_and_stays_resumable() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write_job(work.path(), 60);
+    // Calls take 3 s: the first Ctrl-C would wait for them (up to --grace 60 s).
+    let server = server(ServerConfig {
+        latency: Duration::from_millis(3000),
+        ..ServerConfig::default()
+    })
+    .await;
+    let url = server.url();
+    let args = [
+        "run",
+        job.as_str(),
+        "--model",
+        CLAUDE,
+        "--endpoint-url",
+        &url,
+        "--out",
+        "run",
+        "--grace",
+        "60",
+        "--checkpoint-secs",
+        "0.1",
+    ];
+    let child = command(work.path(), &args).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let pid = child.id().unwrap() as i32;
+    let started = std::time::Instant::now();
+    unsafe_kill(pid, "INT");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    unsafe_kill(pid, "INT");
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "quit without waiting the 60 s grace"
+    );
+    assert!(
+        stderr(&output).contains("interrupted again: quitting now"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The same server answers the resume (3 s a call, 16 at a time at first: a few rounds).
+    let resumed = run(work.path(), &args).await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    check_results(&work.path().join("run"), 60);
+}
