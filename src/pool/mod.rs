@@ -111,6 +111,14 @@ fn signal(result: &Result<Vec<Answer>, CallError>) -> Signal {
     }
 }
 
+/// The outcome of a call the run stopped before sending.
+fn cancelled() -> CallError {
+    CallError::new(
+        ErrorKind::Cancelled,
+        "the run stopped before this record was sent",
+    )
+}
+
 /// Runs `task` to an outcome: attempts, classified errors, backoff between retries. The
 /// first attempt uses `permit` when given; each retry waits for a new one.
 pub async fn execute(
@@ -128,10 +136,7 @@ pub async fn execute(
     let mut latency = Duration::ZERO;
     let result = loop {
         if controls.stopped() {
-            break Err(CallError::new(
-                ErrorKind::Cancelled,
-                "the run stopped before this record was sent",
-            ));
+            break Err(cancelled());
         }
         let permit = match permit.take() {
             Some(permit) => permit,
@@ -147,10 +152,7 @@ pub async fn execute(
             if let (Some(pacer), Some(reservation)) = (&controls.pacer, reservation) {
                 pacer.settle(reservation, 0);
             }
-            break Err(CallError::new(
-                ErrorKind::Cancelled,
-                "the run stopped before this record was sent",
-            ));
+            break Err(cancelled());
         }
         attempts += 1;
         let started = Instant::now();

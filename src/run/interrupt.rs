@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use tokio::sync::watch;
 
 /// Starts listening for Ctrl-C; the receiver changes on the first one.
-pub fn watch(stop: Arc<AtomicBool>, _grace: Duration) -> watch::Receiver<bool> {
+pub fn watch(stop: Arc<AtomicBool>) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {

@@ -167,7 +167,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         task_rx,
         outcome_tx,
     ));
-    let mut interrupted = interrupt::watch(stop.clone(), config.grace);
+    let mut interrupted = interrupt::watch(stop.clone());
 
     let (mut invalid_open, mut outcomes_open) = (true, true);
     let mut total: Option<u64> = None;
