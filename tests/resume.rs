@@ -471,6 +471,38 @@ async fn a_second_run_on_the_same_directory_is_refused() {
 }
 
 #[tokio::test]
+async fn sigterm_stops_like_ctrl_c() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write_job(work.path(), 200);
+    let server = server(ServerConfig {
+        latency: Duration::from_millis(100),
+        ..ServerConfig::default()
+    })
+    .await;
+    let url = server.url();
+    let args = [
+        "run",
+        job.as_str(),
+        "--model",
+        CLAUDE,
+        "--endpoint-url",
+        &url,
+        "--out",
+        "run",
+        "--max-concurrency",
+        "4",
+    ];
+    let child = command(work.path(), &args).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    unsafe_kill(child.id().unwrap() as i32, "TERM");
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let resumed = run(work.path(), &args).await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    check_results(&work.path().join("run"), 200);
+}
+
+#[tokio::test]
 async fn a_second_sigint_quits_at_once_and_stays_resumable() {
     let work = tempfile::tempdir().unwrap();
     let job = write_job(work.path(), 60);
