@@ -312,6 +312,9 @@ pub struct LocalServerArgs {
     /// Share of calls answered 200 with a body that is not valid JSON.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub garbage_rate: f64,
+    /// Share of calls answered 424 ModelErrorException (the model failed on the input).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub model_error_rate: f64,
     /// Share of streams cut halfway by a throttlingException frame.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub stream_throttle_rate: f64,
@@ -344,6 +347,7 @@ impl LocalServerArgs {
                 timeout: self.timeout_rate,
                 reset: self.reset_rate,
                 garbage: self.garbage_rate,
+                model_error: self.model_error_rate,
                 stream_throttle: self.stream_throttle_rate,
             },
             deny_models: self.deny_model.clone(),

@@ -845,6 +845,26 @@ async fn failures_are_internal_or_unavailable() {
 }
 
 #[tokio::test]
+async fn model_errors_are_424() {
+    let server = server(ServerConfig {
+        faults: FaultRates {
+            model_error: 1.0,
+            ..FaultRates::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let client = client(&server.url());
+    let err = service_error(converse(&client, CLAUDE, PROMPT, 10).await.unwrap_err());
+    assert!(
+        matches!(err, ConverseError::ModelErrorException(_)),
+        "{err:?}"
+    );
+    assert_eq!(server.stats().status(424), 1);
+    assert_eq!(server.stats().faults.model_error, 1);
+}
+
+#[tokio::test]
 async fn timeouts_arrive_after_the_delay() {
     let server = server(ServerConfig {
         faults: FaultRates {

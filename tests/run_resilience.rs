@@ -335,3 +335,34 @@ async fn retry_after_hints_are_honored() {
         run.elapsed
     );
 }
+
+#[tokio::test]
+async fn model_errors_get_one_more_try() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 5, |i| format!("Record {i}."));
+    let server = server(ServerConfig {
+        faults: FaultRates {
+            model_error: 1.0,
+            ..FaultRates::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let url = server.url();
+    let run = run(
+        work.path(),
+        &[&job, "--model", CLAUDE, "--endpoint-url", &url],
+        true,
+    )
+    .await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert_exactly_once(&run, 5);
+    for line in run.lines() {
+        assert_eq!(line["error"]["kind"], "model_error");
+        assert_eq!(
+            line["attempts"], 2,
+            "one retry, then it is the record's outcome"
+        );
+    }
+    assert_eq!(server.stats().requests, 10);
+}

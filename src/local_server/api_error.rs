@@ -17,6 +17,7 @@ pub enum ErrorKind {
     ModelTimeout,
     InternalServer,
     ServiceUnavailable,
+    ModelError,
 }
 
 impl ErrorKind {
@@ -29,6 +30,7 @@ impl ErrorKind {
             ErrorKind::ModelTimeout => "ModelTimeoutException",
             ErrorKind::InternalServer => "InternalServerException",
             ErrorKind::ServiceUnavailable => "ServiceUnavailableException",
+            ErrorKind::ModelError => "ModelErrorException",
         }
     }
 
@@ -51,6 +53,7 @@ impl ErrorKind {
             ErrorKind::ModelTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ModelError => StatusCode::FAILED_DEPENDENCY,
         }
     }
 }

@@ -336,6 +336,10 @@ impl Call<'_> {
                 ErrorKind::ServiceUnavailable,
                 "The service is temporarily unable to handle the request. Try again later.",
             ),
+            Fault::ModelError => ApiError::new(
+                ErrorKind::ModelError,
+                "The system encountered an unexpected error during processing. Try your request again.",
+            ),
             Fault::Timeout => {
                 tokio::time::sleep(shared.config.timeout_delay).await;
                 ApiError::new(

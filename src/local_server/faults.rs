@@ -15,6 +15,8 @@ pub struct FaultRates {
     pub reset: f64,
     /// A 200 whose body is not valid JSON (or not a valid event stream).
     pub garbage: f64,
+    /// 424 `ModelErrorException`: the model failed on this input.
+    pub model_error: f64,
     /// A stream cut after its first deltas by a `throttlingException` frame.
     pub stream_throttle: f64,
 }
@@ -27,16 +29,17 @@ impl FaultRates {
             ("--timeout-rate", self.timeout),
             ("--reset-rate", self.reset),
             ("--garbage-rate", self.garbage),
+            ("--model-error-rate", self.model_error),
             ("--stream-throttle-rate", self.stream_throttle),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
             }
         }
-        let sum = self.fail + self.timeout + self.reset + self.garbage;
+        let sum = self.fail + self.timeout + self.reset + self.garbage + self.model_error;
         if sum > 1.0 + 1e-9 {
             return Err(format!(
-                "--fail-rate, --timeout-rate, --reset-rate and --garbage-rate add up to {sum}, more than 1"
+                "--fail-rate, --timeout-rate, --reset-rate, --garbage-rate and --model-error-rate add up to {sum}, more than 1"
             ));
         }
         Ok(())
@@ -52,6 +55,7 @@ pub enum Fault {
     Timeout,
     Reset,
     Garbage,
+    ModelError,
 }
 
 /// A uniform number in `[0, 1)` for this (seed, body, occurrence, salt).
@@ -86,6 +90,10 @@ pub fn draw(rates: &FaultRates, seed: u64, body_hash: u64, occurrence: u32) -> F
     edge += rates.garbage;
     if u < edge {
         return Fault::Garbage;
+    }
+    edge += rates.model_error;
+    if u < edge {
+        return Fault::ModelError;
     }
     Fault::None
 }
@@ -129,6 +137,7 @@ mod tests {
             timeout: 0.1,
             reset: 0.1,
             garbage: 0.1,
+            model_error: 0.05,
             stream_throttle: 0.0,
         };
         let draws: Vec<Fault> = (0..10_000u64).map(|i| draw(&rates, 7, i, 0)).collect();
@@ -140,6 +149,7 @@ mod tests {
         assert!((share(&|d| *d == Fault::Timeout) - 0.1).abs() < 0.02);
         assert!((share(&|d| *d == Fault::Reset) - 0.1).abs() < 0.02);
         assert!((share(&|d| *d == Fault::Garbage) - 0.1).abs() < 0.02);
+        assert!((share(&|d| *d == Fault::ModelError) - 0.05).abs() < 0.015);
         assert!(share(&|d| *d == Fault::InternalServer) > 0.05);
         assert!(share(&|d| *d == Fault::ServiceUnavailable) > 0.05);
         // A retry of the same body is drawn afresh.

@@ -136,6 +136,7 @@ impl Shared {
             Fault::Timeout => counts.timeout += 1,
             Fault::Reset => counts.reset += 1,
             Fault::Garbage => counts.garbage += 1,
+            Fault::ModelError => counts.model_error += 1,
             Fault::None => {}
         }
     }

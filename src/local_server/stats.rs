@@ -58,6 +58,8 @@ pub struct FaultCounts {
     pub timeout: u64,
     pub reset: u64,
     pub garbage: u64,
+    #[serde(default)]
+    pub model_error: u64,
     pub stream_throttle: u64,
 }
 
