@@ -138,6 +138,11 @@ fn retry_after(response: &HttpResponse) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(300.0)))
 }
 
+/// Whether an error the SDK raised before any answer is about resolving credentials.
+fn about_credentials(context: &str) -> bool {
+    context.contains("credentials") || context.contains("identity")
+}
+
 /// Classifies an SDK error from any operation.
 pub fn classify<E>(err: SdkError<E, HttpResponse>) -> CallError
 where
@@ -147,11 +152,13 @@ where
     match &err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            let message = service.err().message().unwrap_or_default();
+            let message = service.err().message();
             let kind = match service.err().code() {
                 // Bedrock answers an unknown model id with a ValidationException; every
                 // record would get it.
-                Some("ValidationException") if message.contains(INVALID_MODEL) => {
+                Some("ValidationException")
+                    if message.is_some_and(|m| m.contains(INVALID_MODEL)) =>
+                {
                     ErrorKind::ResourceNotFound
                 }
                 Some(code) => ErrorKind::from_code(code),
@@ -161,7 +168,7 @@ where
                 None if status >= 500 => ErrorKind::InternalServer,
                 None => ErrorKind::Other,
             };
-            let message = match (kind, service.err().message()) {
+            let message = match (kind, message) {
                 (ErrorKind::BadResponse, _) => {
                     format!("the response (HTTP {status}) could not be parsed: {context}")
                 }
@@ -178,7 +185,7 @@ where
         SdkError::DispatchFailure(failure) => {
             let kind = if failure.is_timeout() {
                 ErrorKind::Timeout
-            } else if context.contains("credentials") || context.contains("identity") {
+            } else if about_credentials(&context) {
                 ErrorKind::Credentials
             } else {
                 ErrorKind::Connection
@@ -186,7 +193,7 @@ where
             CallError::new(kind, context)
         }
         SdkError::ConstructionFailure(_) => {
-            let kind = if context.contains("credentials") || context.contains("identity") {
+            let kind = if about_credentials(&context) {
                 ErrorKind::Credentials
             } else {
                 ErrorKind::Other

@@ -46,22 +46,11 @@ fn base_line<'a>(
     attempts: u32,
 ) -> ResultLine<'a> {
     ResultLine {
-        id: &meta.id,
-        record: meta.number,
-        status: "ok",
-        model,
-        output: None,
-        embedding: None,
-        response: None,
-        stop_reason: None,
-        usage: Usage::default(),
         latency_ms,
-        ttft_ms: None,
         attempts,
-        line: None,
-        error: None,
         fields: meta.kept.as_ref(),
         warnings: &meta.warnings,
+        ..ResultLine::new(&meta.id, meta.number, model)
     }
 }
 
@@ -121,25 +110,13 @@ impl Ledger {
         self.totals
             .record(model, &Usage::default(), Some(invalid.kind));
         self.writer.write(&ResultLine {
-            id: &id,
-            record: invalid.number,
             status: "error",
-            model,
-            output: None,
-            embedding: None,
-            response: None,
-            stop_reason: None,
-            usage: Usage::default(),
-            latency_ms: 0,
-            ttft_ms: None,
-            attempts: 0,
             line: Some(invalid.line),
             error: Some(LineError {
                 kind: invalid.kind,
                 message: &invalid.message,
             }),
-            fields: None,
-            warnings: &[],
+            ..ResultLine::new(&id, invalid.number, model)
         })?;
         self.mark(invalid.number, Some(ErrorKind::Validation));
         Ok(())

@@ -65,6 +65,30 @@ pub struct ResultLine<'a> {
     pub warnings: &'a [String],
 }
 
+impl<'a> ResultLine<'a> {
+    /// An ok line for record `record` with nothing filled in yet.
+    pub fn new(id: &'a Value, record: u64, model: &'a str) -> ResultLine<'a> {
+        ResultLine {
+            id,
+            record,
+            status: "ok",
+            model,
+            output: None,
+            embedding: None,
+            response: None,
+            stop_reason: None,
+            usage: Usage::default(),
+            latency_ms: 0,
+            ttft_ms: None,
+            attempts: 0,
+            line: None,
+            error: None,
+            fields: None,
+            warnings: &[],
+        }
+    }
+}
+
 /// Appends result lines.
 pub struct ResultsWriter {
     path: PathBuf,
@@ -181,13 +205,7 @@ mod tests {
         let id = json!("a");
         writer
             .write(&ResultLine {
-                id: &id,
-                record: 1,
-                status: "ok",
-                model: "m",
                 output: Some("hi"),
-                embedding: None,
-                response: None,
                 stop_reason: Some("end_turn"),
                 usage: Usage {
                     input_tokens: 1,
@@ -195,12 +213,8 @@ mod tests {
                     ..Usage::default()
                 },
                 latency_ms: 3,
-                ttft_ms: None,
                 attempts: 1,
-                line: None,
-                error: None,
-                fields: None,
-                warnings: &[],
+                ..ResultLine::new(&id, 1, "m")
             })
             .unwrap();
         writer.finish().unwrap();
