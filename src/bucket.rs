@@ -1,6 +1,6 @@
 //! A token bucket holding up to one minute's allowance, refilled continuously: the way
 //! Bedrock meters tokens and requests per minute. The local server enforces quotas with it
-//! and the client paces itself with it (`--tpm`, `--rpm`).
+//! and the pool's tests model the service with it.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,15 @@ impl Bucket {
         } else {
             Duration::from_secs_f64((amount - self.level) / self.per_sec)
         }
+    }
+
+    /// Changes the allowance (a quota raised or lowered while running): the level carries
+    /// over, capped at the new capacity.
+    pub fn set_per_minute(&mut self, per_minute: u64, now: Instant) {
+        self.refill(now);
+        self.capacity = per_minute as f64;
+        self.per_sec = self.capacity / 60.0;
+        self.level = self.level.min(self.capacity);
     }
 
     pub fn capacity(&self) -> f64 {

@@ -182,8 +182,9 @@ pub struct RunArgs {
     pub json: bool,
 
     /// Calls in flight at the start. The limit then adapts: it doubles each round trip
-    /// until the first throttle, then grows by one a round trip and is cut on throttles.
-    /// [default: 16, within the bounds below]
+    /// until the first throttle, then grows by one a round trip while it is reached, and is
+    /// cut when the service runs short of capacity (503, model not ready, timeouts).
+    /// Throttles slow the pace instead (see --tpm). [default: 16, within the bounds below]
     #[arg(long, short = 'c', help_heading = "Calls")]
     pub concurrency: Option<usize>,
     /// The adaptive limit never goes below this.
@@ -192,17 +193,29 @@ pub struct RunArgs {
     /// The adaptive limit never goes above this (set it to --concurrency for a fixed pool).
     #[arg(long, help_heading = "Calls", default_value_t = 1024)]
     pub max_concurrency: usize,
-    /// Your tokens-per-minute quota, when you know it: calls are paced to it, reserving
-    /// input + max tokens as Bedrock does, so the limiter need not learn it by throttles.
+    /// Your tokens-per-minute quota, when you know it. Every attempt is paced, reserving
+    /// input + max tokens as Bedrock does; without this the pace is learned from the first
+    /// throttle on (what the quota admitted until then), and refined as the run goes.
     #[arg(long, help_heading = "Calls", value_name = "N")]
     pub tpm: Option<u64>,
     /// Your requests-per-minute quota, when you know it (embedding models are often
-    /// limited by requests).
+    /// limited by requests); learned from throttles otherwise.
     #[arg(long, help_heading = "Calls", value_name = "N")]
     pub rpm: Option<u64>,
-    /// Attempts per call before a retryable error becomes the record's outcome.
+    /// Attempts per call before a retryable error (5xx, timeout, broken connection...)
+    /// becomes the record's outcome. Throttled attempts do not count: a throttle slows the
+    /// whole pool and never fails a record.
     #[arg(long, help_heading = "Calls", default_value_t = 8)]
     pub max_attempts: u32,
+    /// Stop the run (resumable, exit 3) when nothing at all succeeded for this long while
+    /// every attempt was throttled: the quota is gone or far too small for one call.
+    #[arg(
+        long,
+        help_heading = "Calls",
+        default_value_t = 600.0,
+        value_name = "SECONDS"
+    )]
+    pub stall_timeout: f64,
     /// Seconds one attempt may take.
     #[arg(
         long,
@@ -288,6 +301,11 @@ pub struct LocalServerArgs {
     /// Requests per minute per model (no limit when omitted).
     #[arg(long, value_name = "N")]
     pub rpm: Option<u64>,
+    /// How long a throttle takes to come back, in milliseconds: 0 answers at once, as on
+    /// loopback; real networks take tens. (Quotas can also change while the server runs:
+    /// POST /_local/quota with {"tpm": N, "rpm": N}, null for no limit.)
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub throttle_delay_ms: u64,
     /// Quota tokens burned per output token (some models burn 5).
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub burndown: f64,
@@ -342,6 +360,7 @@ impl LocalServerArgs {
             latency: Duration::from_millis(self.latency_ms),
             tokens_per_sec: self.tokens_per_sec,
             timeout_delay: Duration::from_millis(self.timeout_delay_ms),
+            throttle_delay: Duration::from_millis(self.throttle_delay_ms),
             faults: FaultRates {
                 fail: self.fail_rate,
                 timeout: self.timeout_rate,

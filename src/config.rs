@@ -101,6 +101,7 @@ pub struct RunConfig {
     pub fresh: bool,
     pub retry_failed: Option<RetryFailed>,
     pub grace: Duration,
+    pub stall_timeout: Duration,
     pub checkpoint_interval: Duration,
     pub prices: Arc<PriceTable>,
     pub budget_usd: Option<f64>,
@@ -161,6 +162,7 @@ impl RunConfig {
             Template::parse(&template_text).map_err(|err| format!("--prompt-template: {err}"))?;
         for (flag, value) in [
             ("--grace", args.grace),
+            ("--stall-timeout", args.stall_timeout),
             ("--checkpoint-secs", args.checkpoint_secs),
         ] {
             if !(value.is_finite() && value >= 0.0) {
@@ -324,6 +326,7 @@ impl RunConfig {
             fresh: args.fresh,
             retry_failed: args.retry_failed,
             grace: Duration::from_secs_f64(args.grace),
+            stall_timeout: Duration::from_secs_f64(args.stall_timeout),
             checkpoint_interval: Duration::from_secs_f64(args.checkpoint_secs.max(0.05)),
             prices: Arc::new(prices),
             budget_usd: args.budget_usd,

@@ -298,12 +298,15 @@ async fn known_quota_is_paced_without_throttles() {
 }
 
 #[tokio::test]
-async fn retry_after_hints_are_honored() {
+async fn retry_after_pauses_the_pool_and_throttles_spend_no_attempts() {
     let work = tempfile::tempdir().unwrap();
     let job = job(work.path(), 3, |i| format!("Record {i}."));
-    // Three requests a minute, and a one-second hint with every throttle.
+    // Each call reserves ~2,000 of a 5,000-token bucket: two fit, the third is throttled,
+    // with a 1.2 s hint. The first two give back most of theirs after 300 ms, so only the
+    // hint keeps the third waiting that long.
     let server = server(ServerConfig {
-        rpm: Some(2),
+        tpm: Some(5_000),
+        latency: Duration::from_millis(300),
         retry_after: Some(Duration::from_millis(1200)),
         ..ServerConfig::default()
     })
@@ -317,23 +320,31 @@ async fn retry_after_hints_are_honored() {
             CLAUDE,
             "--endpoint-url",
             &url,
+            "--max-tokens",
+            "2000",
+            "--concurrency",
+            "3",
             "--max-attempts",
-            "2",
+            "1",
         ],
         true,
     )
     .await;
-    // Two records fit the quota; the third is throttled, waits the hint, is throttled again.
-    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_exactly_once(&run, 3);
     let lines = run.lines();
-    let throttled = lines.iter().find(|l| l["status"] == "error").unwrap();
-    assert_eq!(throttled["error"]["kind"], "throttling");
-    assert_eq!(throttled["attempts"], 2);
+    let throttled: Vec<&Value> = lines.iter().filter(|l| l["attempts"] != 1).collect();
+    assert_eq!(throttled.len(), 1, "{lines:?}");
+    assert_eq!(
+        throttled[0]["status"], "ok",
+        "a throttle never fails a record"
+    );
     assert!(
         run.elapsed >= Duration::from_millis(1200),
         "waited {:?}",
         run.elapsed
     );
+    assert_eq!(run.summary()["throttles"], server.stats().throttles);
 }
 
 #[tokio::test]

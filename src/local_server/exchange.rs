@@ -212,18 +212,23 @@ impl Call<'_> {
             reserved: work.input_tokens + self.burn(work.max_tokens),
             used: work.input_tokens + self.burn(work.output_tokens()),
         };
-        let (fault, arrival) = self
+        let admitted = self
             .shared
-            .admit(model_id, hash, reservation.reserved)
-            .map_err(|shortage| {
-                ApiError::new(
+            .admit(model_id, hash, reservation.reserved, reservation.used);
+        let (fault, arrival) = match admitted {
+            Ok(admitted) => admitted,
+            Err(shortage) => {
+                // Over a network a throttle takes a round trip to come back.
+                tokio::time::sleep(self.shared.config.throttle_delay).await;
+                return Err(ApiError::new(
                     ErrorKind::Throttling,
                     match shortage {
                         Shortage::Tokens => "Too many tokens, please wait before trying again.",
                         Shortage::Requests => "Too many requests, please wait before trying again.",
                     },
-                )
-            })?;
+                ));
+            }
+        };
         if fault != Fault::None {
             return self
                 .inject(fault, &work, reservation, abort, in_flight)

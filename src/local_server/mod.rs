@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub tokens_per_sec: f64,
     /// How long a `ModelTimeoutException` takes to arrive.
     pub timeout_delay: Duration,
+    /// How long a throttle takes to arrive (a network's round trip; zero on loopback).
+    pub throttle_delay: Duration,
     pub faults: FaultRates,
     /// Model ids (`*` wildcards) answered with `AccessDeniedException`.
     pub deny_models: Vec<String>,
@@ -79,6 +81,7 @@ impl Default for ServerConfig {
             latency: Duration::ZERO,
             tokens_per_sec: 0.0,
             timeout_delay: Duration::from_secs(2),
+            throttle_delay: Duration::ZERO,
             faults: FaultRates::default(),
             deny_models: Vec::new(),
             retry_after: None,
@@ -150,6 +153,11 @@ impl LocalServer {
     /// What the server saw so far.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Changes the quotas while running (`None`: no limit); the buckets keep their levels.
+    pub fn set_quota(&self, tpm: Option<u64>, rpm: Option<u64>) {
+        self.shared.set_quota(tpm, rpm)
     }
 
     /// Clears counters, quotas, fault history and the prompt cache.

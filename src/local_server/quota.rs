@@ -50,6 +50,17 @@ impl Quota {
         Ok(())
     }
 
+    /// Changes the limits: a bucket kept keeps its level (capped), a new one starts full.
+    pub fn set(&mut self, tpm: Option<u64>, rpm: Option<u64>, now: Instant) {
+        let change =
+            |bucket: &mut Option<Bucket>, limit: Option<u64>| match (bucket.as_mut(), limit) {
+                (Some(b), Some(n)) => b.set_per_minute(n, now),
+                (_, limit) => *bucket = limit.map(|n| Bucket::per_minute(n, now)),
+            };
+        change(&mut self.tokens, tpm);
+        change(&mut self.requests, rpm);
+    }
+
     /// Settles a call that reserved `reserved` tokens and used `used`.
     pub fn settle(&mut self, reserved: u64, used: u64, now: Instant) {
         if let Some(bucket) = &mut self.tokens
@@ -97,6 +108,20 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(q.admit(10, t0), Ok(()));
         }
+        assert_eq!(q.admit(1, t0), Err(Shortage::Requests));
+    }
+
+    #[test]
+    fn a_changed_quota_keeps_the_level() {
+        let t0 = Instant::now();
+        let mut q = Quota::new(Some(600), None, t0);
+        assert_eq!(q.admit(500, t0), Ok(()));
+        // Halved: 100 left of at most 300, refilling at 5 a second.
+        q.set(Some(300), None, t0);
+        assert_eq!(q.admit(150, t0), Err(Shortage::Tokens));
+        assert_eq!(q.admit(150, t0 + Duration::from_secs(10)), Ok(()));
+        q.set(None, Some(1), t0);
+        assert_eq!(q.admit(1_000_000, t0), Ok(()));
         assert_eq!(q.admit(1, t0), Err(Shortage::Requests));
     }
 

@@ -85,6 +85,7 @@ fn routes(shared: Arc<Shared>) -> Router {
         )
         .route("/_local/stats", get(stats))
         .route("/_local/reset", post(reset))
+        .route("/_local/quota", post(set_quota))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
@@ -109,6 +110,24 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<super::Stats> {
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {
     shared.reset();
     Json(serde_json::json!({"reset": true})).into_response()
+}
+
+/// `{"tpm": N, "rpm": N}`: the quotas from now on (`null` or absent: no limit).
+#[derive(serde::Deserialize)]
+struct QuotaChange {
+    tpm: Option<u64>,
+    rpm: Option<u64>,
+}
+
+async fn set_quota(State(shared): State<Arc<Shared>>, Json(change): Json<QuotaChange>) -> Response {
+    if change.tpm == Some(0) || change.rpm == Some(0) {
+        return super::api_error::ApiError::validation(
+            "tpm and rpm must be at least 1 (null for no limit)",
+        )
+        .into_response(&super::request_id());
+    }
+    shared.set_quota(change.tpm, change.rpm);
+    Json(serde_json::json!({"tpm": change.tpm, "rpm": change.rpm})).into_response()
 }
 
 async fn unknown_route(uri: http::Uri) -> Response {

@@ -30,6 +30,8 @@ struct BodySeen {
 #[derive(Default)]
 struct State {
     stats: Stats,
+    /// The quotas now, when changed since the start (`POST /_local/quota`).
+    limits: Option<(Option<u64>, Option<u64>)>,
     quotas: HashMap<String, Quota>,
     bodies: HashMap<u64, BodySeen>,
     cache: HashMap<(u64, u128), Instant>,
@@ -91,6 +93,16 @@ impl Shared {
         state.stats.in_flight = in_flight;
     }
 
+    /// Changes every model's quotas now (and the quotas of models not seen yet).
+    pub fn set_quota(&self, tpm: Option<u64>, rpm: Option<u64>) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.limits = Some((tpm, rpm));
+        for quota in state.quotas.values_mut() {
+            quota.set(tpm, rpm, now);
+        }
+    }
+
     /// Counts a request arriving on `route` for `model_id`.
     pub fn arrive(&self, route: &str, model_id: &str) {
         let mut state = self.lock();
@@ -146,23 +158,27 @@ impl Shared {
     }
 
     /// Admits a call reserving `reserve` tokens against the model's quota, then draws its
-    /// fault. Returns the fault and the body's arrival number.
+    /// fault. Returns the fault and the body's arrival number. `uses` is what the call will
+    /// consume (input + output x burndown), counted as admitted tokens.
     pub fn admit(
         &self,
         model_id: &str,
         body_hash: u64,
         reserve: u64,
+        uses: u64,
     ) -> Result<(Fault, u32), Shortage> {
         let now = Instant::now();
         let mut state = self.lock();
         let config = &self.config;
-        if config.tpm.is_some() || config.rpm.is_some() {
+        let (tpm, rpm) = state.limits.unwrap_or((config.tpm, config.rpm));
+        if tpm.is_some() || rpm.is_some() {
             state
                 .quotas
                 .entry(model_id.to_string())
-                .or_insert_with(|| Quota::new(config.tpm, config.rpm, now))
+                .or_insert_with(|| Quota::new(tpm, rpm, now))
                 .admit(reserve, now)?;
         }
+        state.stats.admitted_tokens += uses;
         let seen = state.bodies.entry(body_hash).or_default();
         let arrival = seen.arrivals;
         seen.arrivals = seen.arrivals.saturating_add(1);

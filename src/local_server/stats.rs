@@ -22,6 +22,10 @@ pub struct Stats {
     pub throttles: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Quota tokens (input + output x burndown) of calls admitted past the quota, counted
+    /// at admission: what a quota benchmark measures, calls still running included.
+    #[serde(default)]
+    pub admitted_tokens: u64,
     pub cache_read_input_tokens: u64,
     pub cache_write_input_tokens: u64,
     /// Requests being answered right now.

@@ -25,6 +25,16 @@ struct Spend {
     reserved: f64,
 }
 
+/// Whether a call fits the budget now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HoldDecision {
+    Held(Hold),
+    /// Not until calls in flight settle.
+    Wait,
+    /// Not even with nothing in flight.
+    Never,
+}
+
 /// A call's share of the budget, to settle when it ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hold(f64);
@@ -43,24 +53,34 @@ impl Budget {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Reserves the worst case of a call on `model` if it fits now.
+    pub fn try_hold(&self, model: &str, worst_case: &Usage) -> HoldDecision {
+        let Some(cost) = self.prices.cost(model, worst_case) else {
+            // No price: the spend cannot be bounded.
+            return HoldDecision::Never;
+        };
+        let mut spend = self.lock();
+        if spend.spent + spend.reserved + cost <= self.limit {
+            spend.reserved += cost;
+            HoldDecision::Held(Hold(cost))
+        } else if spend.reserved <= 0.0 {
+            HoldDecision::Never
+        } else {
+            HoldDecision::Wait
+        }
+    }
+
     /// Reserves the worst case of a call on `model`, waiting for calls in flight to settle
     /// when it does not fit yet; `None` when it cannot fit (or the model has no price, so the
     /// spend cannot be bounded).
     pub async fn hold(&self, model: &str, worst_case: &Usage) -> Option<Hold> {
-        let cost = self.prices.cost(model, worst_case)?;
         loop {
             let settled = self.settled.notified();
-            {
-                let mut spend = self.lock();
-                if spend.spent + spend.reserved + cost <= self.limit {
-                    spend.reserved += cost;
-                    return Some(Hold(cost));
-                }
-                if spend.reserved <= 0.0 {
-                    return None;
-                }
+            match self.try_hold(model, worst_case) {
+                HoldDecision::Held(hold) => return Some(hold),
+                HoldDecision::Never => return None,
+                HoldDecision::Wait => settled.await,
             }
-            settled.await;
         }
     }
 

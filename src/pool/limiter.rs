@@ -1,11 +1,12 @@
 //! Adaptive concurrency: how many attempts may be in flight at once, learned from the
 //! answers. It starts at `--concurrency` and doubles each round trip while calls succeed and
 //! the limit is actually reached (slow start, so a large quota behind a slow model is found
-//! in a few round trips), then on the first congestion signal (a throttle, 503, model not
-//! ready or model timeout) settles into AIMD: +1 per round trip, slower near the level where
-//! congestion was last seen, and a cut to a fraction of the attempts really in flight on
-//! each congestion signal. One throttle slows everyone, because every attempt takes a permit
-//! from the same limiter.
+//! in a few round trips). The first throttle ends slow start without a cut: the limit stops
+//! at what was in flight, and the pacer (which learns the quota as a rate) lets the
+//! overshoot drain. Later throttles are the pacer's business alone. Capacity signals (503,
+//! model not ready, model timeout, no answer in time) settle it into AIMD: +1 per round
+//! trip, slower near the level where they were last seen, and a cut to a fraction of the
+//! attempts really in flight on each. Every attempt takes a permit from the same limiter.
 //!
 //! [`LimiterCore`] is the pure logic, driven by explicit instants so tests can replay time;
 //! [`Limiter`] wraps it for async callers with permits.
@@ -14,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Cut on congestion during slow start, which may have overshot by up to 2x.
@@ -26,6 +26,8 @@ const CAUTIOUS_ROUNDS: u32 = 8;
 /// Round trips shorter than this count as this long (a zero-latency server would otherwise
 /// make rounds of microseconds).
 const MIN_ROUND: Duration = Duration::from_millis(20);
+/// Slow start doubles at least this often while the limit is reached without a throttle.
+const SLOW_START_ROUND: Duration = Duration::from_millis(250);
 /// At most this many points of history are kept (older ones are thinned).
 const HISTORY_POINTS: usize = 240;
 
@@ -34,8 +36,10 @@ const HISTORY_POINTS: usize = 240;
 pub enum Signal {
     /// An answer: the service keeps up.
     Success,
-    /// The service pushes back: throttled, unavailable, not ready, timed out.
+    /// The service is short of capacity: unavailable, not ready, timed out.
     Congestion,
+    /// The quota is spent: the pacer slows down; slow start ends here.
+    Throttle,
     /// Says nothing about load (a bad record, a random 500, a reset).
     Neutral,
 }
@@ -73,6 +77,8 @@ pub struct LimiterCore {
     rtt: Option<Duration>,
     reached: bool,
     succeeded: bool,
+    /// An attempt ended this round with an error that says nothing about load.
+    neutral: bool,
     congested: bool,
     /// The limit when congestion was last seen.
     last_congestion: Option<f64>,
@@ -96,6 +102,7 @@ impl LimiterCore {
             rtt: None,
             reached: false,
             succeeded: false,
+            neutral: false,
             congested: false,
             last_congestion: None,
             cautious_rounds: 0,
@@ -122,6 +129,13 @@ impl LimiterCore {
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Lets time pass: slow start may grow without waiting for an attempt to end.
+    pub fn tick(&mut self, now: Instant) {
+        if self.phase == Phase::SlowStart {
+            self.maybe_grow(now);
+        }
     }
 
     /// Takes a slot if one is free.
@@ -202,8 +216,24 @@ impl LimiterCore {
                 self.reached = false;
                 self.succeeded = false;
             }
+            Signal::Throttle if self.phase == Phase::SlowStart => {
+                // Stop growing at what was in flight; the pacer drains the overshoot at the
+                // rate the quota allows, so there is nothing to cut.
+                let target = (flight as f64).max(self.min);
+                if target < self.limit {
+                    self.last_congestion = Some(target);
+                    self.report.decreases += 1;
+                    self.set_limit(target, now);
+                }
+                self.phase = Phase::Avoidance;
+                self.congested = true;
+                self.round_started = now;
+                self.reached = false;
+                self.succeeded = false;
+            }
+            Signal::Throttle => self.congested = true,
             Signal::Congestion => {}
-            Signal::Neutral => {}
+            Signal::Neutral => self.neutral = true,
         }
         self.maybe_grow(now);
     }
@@ -211,10 +241,20 @@ impl LimiterCore {
     /// At the end of each round trip without congestion in which the limit was reached,
     /// grows the limit.
     fn maybe_grow(&mut self, now: Instant) {
-        if now - self.round_started < self.round() {
+        // Slow start does not wait for answers: a quota is spent at admission, and a throttle
+        // comes back in milliseconds, so calls still out after a slow-start round were
+        // admitted. A large quota behind a slow model is found in a second, not in minutes.
+        let (round, evidence) = match self.phase {
+            Phase::SlowStart => (
+                self.round().min(SLOW_START_ROUND),
+                self.succeeded || !self.neutral,
+            ),
+            Phase::Avoidance => (self.round(), self.succeeded),
+        };
+        if now - self.round_started < round {
             return;
         }
-        if self.reached && self.succeeded && !self.congested {
+        if self.reached && evidence && !self.congested {
             match self.phase {
                 Phase::SlowStart => self.set_limit(self.limit * 2.0, now),
                 Phase::Avoidance => {
@@ -236,6 +276,7 @@ impl LimiterCore {
         self.round_started = now;
         self.reached = self.in_flight >= self.limit();
         self.succeeded = false;
+        self.neutral = false;
         self.congested = false;
     }
 
@@ -250,7 +291,6 @@ impl LimiterCore {
 #[derive(Clone)]
 pub struct Limiter {
     core: Arc<Mutex<LimiterCore>>,
-    freed: Arc<Notify>,
 }
 
 /// A slot for one attempt; give it back with [`Permit::finish`] (dropping it counts as
@@ -270,7 +310,6 @@ impl Limiter {
                 max,
                 Instant::now(),
             ))),
-            freed: Arc::new(Notify::new()),
         }
     }
 
@@ -278,19 +317,15 @@ impl Limiter {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for a free slot.
-    pub async fn acquire(&self) -> Permit {
-        loop {
-            let freed = self.freed.notified();
-            if self.core().try_start() {
-                return Permit {
-                    limiter: self.clone(),
-                    started: Instant::now(),
-                    done: false,
-                };
-            }
-            freed.await;
-        }
+    /// Takes a free slot, if there is one.
+    pub fn try_acquire(&self) -> Option<Permit> {
+        let mut core = self.core();
+        core.tick(Instant::now());
+        core.try_start().then(|| Permit {
+            limiter: self.clone(),
+            started: Instant::now(),
+            done: false,
+        })
     }
 
     pub fn limit(&self) -> usize {
@@ -303,7 +338,6 @@ impl Limiter {
 
     fn release(&self, signal: Signal, rtt: Duration) {
         self.core().finish(signal, rtt, Instant::now());
-        self.freed.notify_waiters();
     }
 }
 

@@ -1,32 +1,48 @@
-//! The scheduler: prepared records arrive through a bounded channel; every attempt takes a
-//! permit from the adaptive [`Limiter`] (and tokens from the [`Pacer`] when the quota is
-//! known); failed attempts are classified and retried by the [`RetryPolicy`], without
-//! holding a permit while they back off; every finished call goes out as a [`CallOutcome`].
-//! Nothing here waits for the whole file.
+//! The scheduler: prepared records arrive through a bounded channel and one dispatcher
+//! decides when each attempt goes out. An attempt needs a permit from the adaptive
+//! [`Limiter`] (how many may be in flight) and its quota from the [`Pacer`] (how fast they
+//! may go, learned from what the service admits). Retries wait in one queue, oldest first,
+//! ahead of new records and behind the same pacer: after a throttle the pool slows as a
+//! whole, with no record racing the others on a private timer.
+//!
+//! A throttle is the pool's signal, never a record's outcome: it costs the record none of
+//! its `--max-attempts`. Other failures are classified and retried by the [`RetryPolicy`]
+//! after a backoff. Only when nothing at all succeeds for `--stall-timeout` does the pool
+//! give up, and then the records are left for the next run rather than failed. Every
+//! finished call, and every call the run stopped, goes out as a [`CallOutcome`] carrying
+//! the attempts it made, so the totals count every attempt that was sent.
 
 pub mod budget;
 pub mod feed;
 pub mod limiter;
 pub mod pacer;
+pub mod rate;
 pub mod retry;
 
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::bedrock::errors::{CallError, ErrorKind};
 use crate::bedrock::{Answer, Bedrock, Usage};
 use crate::job::prepare::{Payload, Prepared, RecordMeta};
-use budget::{Budget, Hold};
+use budget::{Budget, Hold, HoldDecision};
 use limiter::{Limiter, Permit, Signal};
-use pacer::Pacer;
+use pacer::{Demand, Pacer, Reservation, Shortage};
 use retry::RetryPolicy;
 
-/// Output tokens reserved for pacing when a record sets no `max_tokens`.
+/// Output tokens counted for the budget when a record sets no `max_tokens`.
 const DEFAULT_OUTPUT_RESERVE: u64 = 1024;
+/// Output tokens Bedrock reserves from the quota when a Converse call sets no `maxTokens`.
+const DEFAULT_QUOTA_RESERVE: u64 = 4096;
+/// The dispatcher looks at the stop flag at least this often.
+const TICK: Duration = Duration::from_millis(100);
 
 /// One call's worth of records: one record, or a batch of texts for Cohere Embed.
 #[derive(Debug, Clone)]
@@ -52,10 +68,21 @@ impl Task {
         usage
     }
 
-    /// Tokens Bedrock will reserve for this call: input plus the output ceiling.
-    fn reserve_tokens(&self) -> u64 {
-        let worst = self.worst_case();
-        worst.input_tokens + worst.output_tokens
+    /// What this call asks of the model's quota: Bedrock reserves the input plus the
+    /// output ceiling.
+    pub fn demand(&self) -> Demand {
+        let mut demand = Demand::default();
+        for record in &self.records {
+            demand.estimated_input += record.estimated_input_tokens;
+            demand.output_ceiling += match &record.payload {
+                Payload::Converse(input) => input
+                    .max_tokens
+                    .map_or(DEFAULT_QUOTA_RESERVE, |m| m.max(0) as u64),
+                Payload::Embed { .. } => 0,
+                Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
+            };
+        }
+        demand
     }
 }
 
@@ -70,196 +97,441 @@ fn used(result: &Result<Vec<Answer>, CallError>) -> Usage {
     usage
 }
 
-/// A finished call: its records and how it went.
+/// A finished call (or one the run stopped): its records and how it went.
 #[derive(Debug)]
 pub struct CallOutcome {
     pub model: String,
     pub records: Vec<RecordMeta>,
     /// One answer per record, or the error that ended the call.
     pub result: Result<Vec<Answer>, CallError>,
+    /// Attempts sent, throttled ones included.
     pub attempts: u32,
-    /// The reason of each retry, in order.
+    /// The reason of each attempt after the first, in order.
     pub retries: Vec<ErrorKind>,
-    /// The last attempt's duration (backoff sleeps excluded).
+    /// The last attempt's duration (waits excluded).
     pub latency: Duration,
 }
 
-/// What every call shares: the limiter, the pacer, the policy, and the stop flag.
+/// The service as the pool sees it: one call with a model and its payloads. [`Bedrock`] is
+/// the real one; tests drive the pool against models of the service's quota.
+pub trait Service: Clone + Send + Sync + 'static {
+    fn call(
+        &self,
+        model: &str,
+        payloads: &[&Payload],
+    ) -> impl Future<Output = Result<Vec<Answer>, CallError>> + Send;
+}
+
+impl Service for Bedrock {
+    fn call(
+        &self,
+        model: &str,
+        payloads: &[&Payload],
+    ) -> impl Future<Output = Result<Vec<Answer>, CallError>> + Send {
+        Bedrock::call(self, model, payloads)
+    }
+}
+
+/// What every call shares: the limiter, the pacer, the policy, and the stop flags.
 pub struct Controls {
     pub limiter: Limiter,
-    pub pacer: Option<Pacer>,
+    pub pacer: Pacer,
     pub policy: RetryPolicy,
     pub timeout: Duration,
+    /// Give up when nothing succeeds for this long while attempts keep being throttled.
+    pub stall_timeout: Duration,
     /// Set when the run stops taking records: calls not yet attempted end as cancelled.
     pub stop: Arc<AtomicBool>,
+    /// Set when even the calls in flight are to be abandoned (the grace period is over).
+    pub abandon: Arc<AtomicBool>,
     pub budget: Option<Budget>,
     /// Set when the budget stopped the run.
     pub over_budget: Arc<AtomicBool>,
+    /// Set when the run stopped because nothing succeeded for `stall_timeout`.
+    pub stalled: Arc<AtomicBool>,
 }
 
 impl Controls {
     pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
-}
 
-fn signal(result: &Result<Vec<Answer>, CallError>) -> Signal {
-    match result {
-        Ok(_) => Signal::Success,
-        Err(err) if err.kind.congestion() => Signal::Congestion,
-        Err(_) => Signal::Neutral,
+    fn abandoned(&self) -> bool {
+        self.abandon.load(Ordering::Relaxed)
     }
 }
 
-/// The outcome of a call the run stopped before sending.
+/// The outcome of a call the run stopped before it finished.
 fn cancelled() -> CallError {
     CallError::new(
         ErrorKind::Cancelled,
-        "the run stopped before this record was sent",
+        "the run stopped before this record was answered",
     )
 }
 
-/// Runs `task` to an outcome: attempts, classified errors, backoff between retries. The
-/// first attempt uses `permit` when given; each retry waits for a new one.
-pub async fn execute(
-    bedrock: &Bedrock,
-    task: Task,
-    controls: &Controls,
-    mut permit: Option<Permit>,
+/// A call the pool holds: between attempts, or with one in flight.
+struct Call {
+    task: Arc<Task>,
+    demand: Demand,
+    attempts: u32,
+    retries: Vec<ErrorKind>,
+    backoff: Box<dyn Iterator<Item = Duration> + Send + Sync>,
     hold: Option<Hold>,
-) -> CallOutcome {
-    let payloads: Vec<&Payload> = task.records.iter().map(|r| &r.payload).collect();
-    let reserve = task.reserve_tokens();
-    let mut backoff = controls.policy.backoff();
-    let mut retries = Vec::new();
-    let mut attempts = 0;
-    let mut latency = Duration::ZERO;
-    let result = loop {
-        if controls.stopped() {
-            break Err(cancelled());
-        }
-        let permit = match permit.take() {
-            Some(permit) => permit,
-            None => controls.limiter.acquire().await,
-        };
-        let reservation = match &controls.pacer {
-            Some(pacer) => Some(pacer.reserve(reserve).await),
-            None => None,
-        };
-        if controls.stopped() {
-            // Stopped while waiting for a slot: this attempt is not made.
-            drop(permit);
-            if let (Some(pacer), Some(reservation)) = (&controls.pacer, reservation) {
-                pacer.settle(reservation, 0);
-            }
-            break Err(cancelled());
-        }
-        attempts += 1;
-        let started = Instant::now();
-        let result = match tokio::time::timeout(
-            controls.timeout,
-            bedrock.call(&task.model, &payloads),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(CallError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no answer within {:.0} s (--timeout)",
-                    controls.timeout.as_secs_f64()
-                ),
-            )),
-        };
-        latency = started.elapsed();
-        permit.finish(signal(&result));
-        if let (Some(pacer), Some(reservation)) = (&controls.pacer, reservation) {
-            let used = used(&result);
-            pacer.settle(reservation, used.input_tokens + used.output_tokens);
-        }
-        let err = match result {
-            Err(err) if err.kind.fatal() => {
-                // Every record would fail the same way: stop taking new ones at once.
-                controls.stop.store(true, Ordering::Relaxed);
-                break Err(err);
-            }
-            Err(err) if err.kind.retryable() => err,
-            // A model error may be a fluke: one more try, then it is the record's outcome.
-            Err(err)
-                if err.kind == ErrorKind::ModelError
-                    && !retries.contains(&ErrorKind::ModelError) =>
-            {
-                err
-            }
-            other => break other,
-        };
-        match backoff.next() {
-            Some(delay) => {
-                let delay = err.retry_after.map_or(delay, |hint| hint.max(delay));
-                retries.push(err.kind);
-                tracing::debug!(model = %task.model, kind = err.kind.name(), ?delay, "retrying: {}", err.message);
-                tokio::time::sleep(delay).await;
-            }
-            None => break Err(err),
-        }
-    };
-    if let (Some(budget), Some(hold)) = (&controls.budget, hold) {
-        budget.settle(hold, &task.model, &used(&result));
+    latency: Duration,
+}
+
+/// One attempt's answer, back at the dispatcher.
+struct Attempted {
+    seq: u64,
+    result: Result<Vec<Answer>, CallError>,
+    latency: Duration,
+    reservation: Reservation,
+}
+
+/// What to do with a call after an attempt.
+enum Next {
+    Done(Result<Vec<Answer>, CallError>),
+    /// Send again as soon as the pacer allows.
+    Again,
+    /// Send again after this backoff.
+    After(Duration),
+}
+
+/// The dispatcher's state: the calls it holds and where each one is.
+struct Dispatcher<S: Service> {
+    service: S,
+    controls: Arc<Controls>,
+    outcomes: mpsc::Sender<CallOutcome>,
+    /// Taken from the channel, waiting for its first attempt.
+    fresh: Option<(u64, Call)>,
+    /// Ready for another attempt, oldest first.
+    ready: BTreeMap<u64, Call>,
+    /// Backing off until the instant, then ready.
+    backing_off: BTreeMap<(Instant, u64), Call>,
+    /// With an attempt in flight.
+    flying: HashMap<u64, Call>,
+    attempts: JoinSet<Attempted>,
+    next_seq: u64,
+    /// The last answer that was not a throttle.
+    last_progress: Instant,
+}
+
+impl<S: Service> Dispatcher<S> {
+    fn held(&self) -> usize {
+        self.fresh.is_some() as usize
+            + self.ready.len()
+            + self.backing_off.len()
+            + self.flying.len()
     }
-    CallOutcome {
-        model: task.model,
-        records: task.records.into_iter().map(|r| r.meta).collect(),
+
+    async fn emit(&self, call: Call, result: Result<Vec<Answer>, CallError>) {
+        if let (Some(budget), Some(hold)) = (&self.controls.budget, call.hold) {
+            budget.settle(hold, &call.task.model, &used(&result));
+        }
+        let task = Arc::try_unwrap(call.task).unwrap_or_else(|shared| (*shared).clone());
+        let outcome = CallOutcome {
+            model: task.model,
+            records: task.records.into_iter().map(|r| r.meta).collect(),
+            result,
+            attempts: call.attempts,
+            retries: call.retries,
+            latency: call.latency,
+        };
+        let _ = self.outcomes.send(outcome).await;
+    }
+
+    /// Takes a new task, holding its worst case against the budget.
+    fn admit(&mut self, task: Task) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let demand = task.demand();
+        self.fresh = Some((
+            seq,
+            Call {
+                task: Arc::new(task),
+                demand,
+                attempts: 0,
+                retries: Vec::new(),
+                backoff: Box::new(self.controls.policy.backoff()),
+                hold: None,
+                latency: Duration::ZERO,
+            },
+        ));
+    }
+
+    /// Whether the fresh call may go: holds its budget share first.
+    fn fresh_may_go(&mut self) -> bool {
+        let Some((_, call)) = &mut self.fresh else {
+            return false;
+        };
+        let Some(budget) = &self.controls.budget else {
+            return true;
+        };
+        if call.hold.is_some() {
+            return true;
+        }
+        match budget.try_hold(&call.task.model, &call.task.worst_case()) {
+            HoldDecision::Held(hold) => {
+                call.hold = Some(hold);
+                true
+            }
+            HoldDecision::Wait => false,
+            HoldDecision::Never => {
+                // Sending it could pass the budget: stop here, resumable.
+                self.controls.over_budget.store(true, Ordering::Relaxed);
+                self.controls.stop.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Sends the oldest ready call (else the fresh one) if the limiter and the pacer allow
+    /// it now; otherwise says how long the pacer wants to wait (`None`: wait for a permit).
+    fn try_send(&mut self, now: Instant) -> Result<(), Option<Duration>> {
+        let from_ready = !self.ready.is_empty();
+        if !from_ready && !self.fresh_may_go() {
+            return Err(None);
+        }
+        let (model, demand) = match self.ready.first_key_value() {
+            Some((_, call)) => (call.task.model.clone(), call.demand),
+            None => match &self.fresh {
+                Some((_, call)) => (call.task.model.clone(), call.demand),
+                None => return Err(None),
+            },
+        };
+        let wait = self.controls.pacer.wait(&model, demand, now);
+        if !wait.is_zero() {
+            return Err(Some(wait));
+        }
+        let Some(permit) = self.controls.limiter.try_acquire() else {
+            return Err(None);
+        };
+        let (seq, mut call) = if from_ready {
+            self.ready.pop_first().expect("checked above")
+        } else {
+            self.fresh.take().expect("checked above")
+        };
+        let reservation = self.controls.pacer.take(&model, demand, now);
+        call.attempts += 1;
+        let task = call.task.clone();
+        self.flying.insert(seq, call);
+        let service = self.service.clone();
+        let timeout = self.controls.timeout;
+        self.attempts
+            .spawn(attempt(service, task, timeout, seq, permit, reservation));
+        Ok(())
+    }
+
+    /// Takes an attempt's answer: settles the pacer and decides what comes next.
+    async fn land(&mut self, attempted: Attempted) {
+        let now = Instant::now();
+        let Some(mut call) = self.flying.remove(&attempted.seq) else {
+            return;
+        };
+        call.latency = attempted.latency;
+        let pacer = &self.controls.pacer;
+        let next = match attempted.result {
+            Err(err) if err.kind == ErrorKind::Throttling => {
+                pacer.throttled(
+                    attempted.reservation,
+                    Shortage::from_message(&err.message),
+                    now,
+                );
+                if let Some(after) = err.retry_after {
+                    pacer.pause_until(now + after);
+                }
+                call.retries.push(err.kind);
+                if now.saturating_duration_since(self.last_progress) >= self.controls.stall_timeout
+                {
+                    self.controls.stalled.store(true, Ordering::Relaxed);
+                    self.controls.stop.store(true, Ordering::Relaxed);
+                }
+                Next::Again
+            }
+            result => {
+                self.last_progress = now;
+                let usage = used(&result);
+                let input = usage.input_tokens
+                    + usage.cache_read_input_tokens
+                    + usage.cache_write_input_tokens;
+                let answered = result.is_ok();
+                pacer.settle(
+                    attempted.reservation,
+                    call.demand,
+                    answered.then_some((input, input + usage.output_tokens)),
+                    now,
+                );
+                match result {
+                    Err(err) if err.kind.fatal() => {
+                        // Every record would fail the same way: stop taking new ones at once.
+                        self.controls.stop.store(true, Ordering::Relaxed);
+                        Next::Done(Err(err))
+                    }
+                    Err(err)
+                        if err.kind.retryable()
+                            || (err.kind == ErrorKind::ModelError
+                                && !call.retries.contains(&ErrorKind::ModelError)) =>
+                    {
+                        // A model error may be a fluke: one more try, then it is the
+                        // record's outcome.
+                        match call.backoff.next() {
+                            Some(delay) => {
+                                let delay = err.retry_after.map_or(delay, |hint| hint.max(delay));
+                                tracing::debug!(model = %call.task.model, kind = err.kind.name(), ?delay, "retrying: {}", err.message);
+                                call.retries.push(err.kind);
+                                Next::After(delay)
+                            }
+                            None => Next::Done(Err(err)),
+                        }
+                    }
+                    other => Next::Done(other),
+                }
+            }
+        };
+        match next {
+            Next::Done(result) => self.emit(call, result).await,
+            Next::Again => {
+                self.ready.insert(attempted.seq, call);
+            }
+            Next::After(delay) => {
+                self.backing_off.insert((now + delay, attempted.seq), call);
+            }
+        }
+    }
+
+    /// Moves calls whose backoff is over to the ready queue; returns when the next is due.
+    fn wake_backed_off(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(entry) = self.backing_off.first_entry() {
+            let (due, seq) = *entry.key();
+            if due > now {
+                return Some(due);
+            }
+            let call = entry.remove();
+            self.ready.insert(seq, call);
+        }
+        None
+    }
+
+    /// Ends every call not in flight as cancelled (their attempts still count).
+    async fn cancel_waiting(&mut self) {
+        let mut waiting: Vec<Call> = self.fresh.take().into_iter().map(|(_, c)| c).collect();
+        waiting.extend(std::mem::take(&mut self.ready).into_values());
+        waiting.extend(std::mem::take(&mut self.backing_off).into_values());
+        for call in waiting {
+            self.emit(call, Err(cancelled())).await;
+        }
+    }
+}
+
+/// One attempt: the call, bounded by the timeout; the permit goes back with its signal.
+async fn attempt<S: Service>(
+    service: S,
+    task: Arc<Task>,
+    timeout: Duration,
+    seq: u64,
+    permit: Permit,
+    reservation: Reservation,
+) -> Attempted {
+    let payloads: Vec<&Payload> = task.records.iter().map(|r| &r.payload).collect();
+    let started = Instant::now();
+    let result = match tokio::time::timeout(timeout, service.call(&task.model, &payloads)).await {
+        Ok(result) => result,
+        Err(_) => Err(CallError::new(
+            ErrorKind::Timeout,
+            format!(
+                "no answer within {:.0} s (--timeout)",
+                timeout.as_secs_f64()
+            ),
+        )),
+    };
+    let latency = started.elapsed();
+    permit.finish(match &result {
+        Ok(_) => Signal::Success,
+        Err(err) if err.kind == ErrorKind::Throttling => Signal::Throttle,
+        Err(err) if err.kind.congestion() => Signal::Congestion,
+        Err(_) => Signal::Neutral,
+    });
+    Attempted {
+        seq,
         result,
-        attempts,
-        retries,
         latency,
+        reservation,
     }
 }
 
 /// Takes tasks until the channel closes or the run stops, and sends each outcome to
-/// `outcomes`. At most `alive` calls exist at once (attempting or backing off). Returns
-/// when every call has finished.
-pub async fn run(
-    bedrock: Bedrock,
+/// `outcomes`. At most `alive` calls are held at once (waiting, backing off or in flight).
+/// Returns when every call has an outcome.
+pub async fn run<S: Service>(
+    service: S,
     controls: Arc<Controls>,
     alive: usize,
     mut tasks: mpsc::Receiver<Task>,
     outcomes: mpsc::Sender<CallOutcome>,
 ) {
-    let alive = Arc::new(Semaphore::new(alive.max(1)));
-    let mut running = JoinSet::new();
+    let mut pool = Dispatcher {
+        service,
+        controls: controls.clone(),
+        outcomes,
+        fresh: None,
+        ready: BTreeMap::new(),
+        backing_off: BTreeMap::new(),
+        flying: HashMap::new(),
+        attempts: JoinSet::new(),
+        next_seq: 0,
+        last_progress: Instant::now(),
+    };
+    let alive = alive.max(1);
+    let mut feeding = true;
     loop {
-        let Ok(slot) = alive.clone().acquire_owned().await else {
-            break;
-        };
-        // A record is taken only when it can be sent: nothing queues up behind the limiter.
-        let permit = controls.limiter.acquire().await;
-        let Some(task) = tasks.recv().await else {
-            break;
-        };
-        if controls.stopped() {
+        if controls.abandoned() {
+            // Calls in flight are abandoned: their records are sent again on resume.
+            pool.attempts.abort_all();
+            let flying: Vec<Call> = pool.flying.drain().map(|(_, c)| c).collect();
+            for call in flying {
+                pool.emit(call, Err(cancelled())).await;
+            }
+            pool.cancel_waiting().await;
             break;
         }
-        let hold = match &controls.budget {
-            Some(budget) => match budget.hold(&task.model, &task.worst_case()).await {
-                Some(hold) => Some(hold),
-                None => {
-                    // Sending it could pass the budget: stop here, resumable.
-                    controls.over_budget.store(true, Ordering::Relaxed);
-                    controls.stop.store(true, Ordering::Relaxed);
-                    break;
+        if controls.stopped() {
+            feeding = false;
+            pool.cancel_waiting().await;
+            if pool.flying.is_empty() {
+                break;
+            }
+        }
+        let now = Instant::now();
+        let mut wake = pool.wake_backed_off(now);
+        if !controls.stopped() {
+            match pool.try_send(now) {
+                Ok(()) => continue,
+                Err(Some(wait)) => wake = Some(wake.map_or(now + wait, |w| w.min(now + wait))),
+                Err(None) => {}
+            }
+        }
+        if !feeding && pool.held() == 0 {
+            break;
+        }
+        let take = feeding && pool.fresh.is_none() && pool.held() < alive;
+        let tick = now + TICK;
+        let wake = wake.map_or(tick, |w| w.min(tick));
+        tokio::select! {
+            biased;
+            Some(done) = pool.attempts.join_next(), if !pool.attempts.is_empty() => {
+                if let Ok(attempted) = done {
+                    pool.land(attempted).await;
                 }
+            }
+            task = tasks.recv(), if take => match task {
+                Some(task) => pool.admit(task),
+                None => feeding = false,
             },
-            None => None,
-        };
-        let (bedrock, outcomes, controls) = (bedrock.clone(), outcomes.clone(), controls.clone());
-        running.spawn(async move {
-            let outcome = execute(&bedrock, task, &controls, Some(permit), hold).await;
-            drop(slot);
-            let _ = outcomes.send(outcome).await;
-        });
-        while running.try_join_next().is_some() {}
+            _ = tokio::time::sleep_until(wake) => {}
+        }
     }
     drop(tasks);
-    while running.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests;

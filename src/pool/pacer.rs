@@ -1,98 +1,293 @@
-//! Optional pacing when the quota is known (`--tpm`, `--rpm`): before each attempt the
-//! client reserves its estimated input tokens plus its output ceiling from its own bucket,
-//! as Bedrock does, waiting if the bucket is short; afterwards it settles with the real
-//! usage. The limiter still adapts; the pacer only keeps it from learning by throttles.
+//! Pacing every attempt, first tries and retries alike, to each model's quota as the
+//! service admits it. Each model has a [`Gauge`] for tokens and one for requests: an
+//! attempt reserves its input tokens plus its output ceiling (as Bedrock does) and one
+//! request, waits while either gauge is short, and settles with the real usage when it
+//! ends. The gauges learn their rates from throttles (see [`super::rate`]); `--tpm` and
+//! `--rpm` only give them a starting point. A `Retry-After` from the service pauses the
+//! whole pool.
+//!
+//! The token estimate of a record's input is calibrated against the usage the service
+//! reports, so the model of the service's bucket reserves what the service reserves.
 
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::bucket::Bucket;
+use super::rate::Gauge;
+
+/// What one attempt asks of a model's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Demand {
+    /// Input tokens as estimated from the request.
+    pub estimated_input: u64,
+    /// The output ceiling the service reserves.
+    pub output_ceiling: u64,
+}
+
+/// Which quota turned an attempt away, as the service's message says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortage {
+    Tokens,
+    Requests,
+}
+
+impl Shortage {
+    /// Bedrock says "Too many requests" or "Too many tokens"; anything else is taken for
+    /// tokens, the quota most calls run into.
+    pub fn from_message(message: &str) -> Shortage {
+        if message.to_ascii_lowercase().contains("request") {
+            Shortage::Requests
+        } else {
+            Shortage::Tokens
+        }
+    }
+}
+
+/// An attempt's share of its model's quota, to settle when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    model: Arc<str>,
+    tokens: f64,
+    sent: Instant,
+    tokens_before: f64,
+    requests_before: f64,
+}
+
+/// What the quota of a model was learned to be, for summary.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LearnedQuota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<f64>,
+    /// How many times a rate was set from a throttle.
+    pub updates: u64,
+}
+
+/// Real input tokens per estimated one starts at 1 and follows the answers.
+const CALIBRATION_WEIGHT: f64 = 0.1;
+/// Until a model's first throttle, attempts start at this many a second...
+const RAMP_START: f64 = 16.0;
+/// ...and the pace doubles this often.
+const RAMP_DOUBLING: Duration = Duration::from_secs(1);
+
+/// Discovery: until the first throttle nothing is known of the quota, so the pace of new
+/// attempts grows exponentially from [`RAMP_START`] a second. The full bucket of a large
+/// quota is reached in seconds, while the attempts that meet a bucket just gone empty, sent
+/// in the time a throttle takes to come back, stay few.
+#[derive(Debug, Clone, Copy)]
+struct Ramp {
+    started: Instant,
+    sent: f64,
+}
+
+impl Ramp {
+    /// Attempts allowed by `elapsed` seconds: the integral of the pace, plus one.
+    fn allowed(elapsed: f64) -> f64 {
+        let t = RAMP_DOUBLING.as_secs_f64();
+        1.0 + RAMP_START * t / std::f64::consts::LN_2 * ((elapsed / t).exp2() - 1.0)
+    }
+
+    fn wait(&self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
+        if Ramp::allowed(elapsed) >= self.sent + 1.0 {
+            return Duration::ZERO;
+        }
+        // Solve allowed(t) = sent + 1 for t.
+        let t = RAMP_DOUBLING.as_secs_f64();
+        let target = (self.sent * std::f64::consts::LN_2 / (RAMP_START * t) + 1.0).log2() * t;
+        Duration::from_secs_f64((target - elapsed).max(0.001))
+    }
+}
+
+struct ModelPace {
+    tokens: Gauge,
+    requests: Gauge,
+    /// Until the first throttle.
+    ramp: Option<Ramp>,
+    /// Real input tokens per estimated input token.
+    input_ratio: f64,
+}
+
+struct State {
+    models: HashMap<Arc<str>, ModelPace>,
+    paused_until: Option<Instant>,
+}
 
 #[derive(Clone)]
 pub struct Pacer {
-    buckets: Arc<Mutex<Buckets>>,
-}
-
-struct Buckets {
-    tokens: Option<Bucket>,
-    requests: Option<Bucket>,
-}
-
-/// Tokens reserved by one attempt, to settle when it ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reservation {
-    pub tokens: u64,
+    state: Arc<Mutex<State>>,
+    tpm: Option<u64>,
+    rpm: Option<u64>,
 }
 
 impl Pacer {
-    /// A pacer for `tpm` tokens and `rpm` requests a minute; `None` when neither is set.
-    pub fn new(tpm: Option<u64>, rpm: Option<u64>) -> Option<Pacer> {
-        if tpm.is_none() && rpm.is_none() {
-            return None;
-        }
-        let now = Instant::now().into_std();
-        Some(Pacer {
-            buckets: Arc::new(Mutex::new(Buckets {
-                tokens: tpm.map(|n| Bucket::per_minute(n, now)),
-                requests: rpm.map(|n| Bucket::per_minute(n, now)),
+    /// A pacer starting from `tpm` / `rpm` when given, from nothing otherwise.
+    pub fn new(tpm: Option<u64>, rpm: Option<u64>) -> Pacer {
+        Pacer {
+            state: Arc::new(Mutex::new(State {
+                models: HashMap::new(),
+                paused_until: None,
             })),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits until `tokens` (capped at the bucket's capacity) and one request are available,
-    /// then takes them.
-    pub async fn reserve(&self, tokens: u64) -> Reservation {
-        loop {
-            let wait = {
-                let now = Instant::now().into_std();
-                let mut buckets = self.lock();
-                let tokens = buckets
-                    .tokens
-                    .as_ref()
-                    .map_or(tokens as f64, |b| (tokens as f64).min(b.capacity()));
-                let wait_tokens = buckets
-                    .tokens
-                    .as_mut()
-                    .map_or(Duration::ZERO, |b| b.wait_for(tokens, now));
-                let wait_request = buckets
-                    .requests
-                    .as_mut()
-                    .map_or(Duration::ZERO, |b| b.wait_for(1.0, now));
-                let wait = wait_tokens.max(wait_request);
-                if wait.is_zero() {
-                    if let Some(b) = buckets.tokens.as_mut() {
-                        b.take(tokens, now);
-                    }
-                    if let Some(b) = buckets.requests.as_mut() {
-                        b.take(1.0, now);
-                    }
-                    return Reservation {
-                        tokens: tokens as u64,
-                    };
-                }
-                wait
-            };
-            tokio::time::sleep(wait).await;
+            tpm,
+            rpm,
         }
     }
 
-    /// Gives back what a reservation did not use (or takes what it used beyond it).
-    pub fn settle(&self, reservation: Reservation, used: u64) {
-        let now = Instant::now().into_std();
-        let mut buckets = self.lock();
-        if let Some(bucket) = buckets.tokens.as_mut() {
-            if used < reservation.tokens {
-                bucket.refund((reservation.tokens - used) as f64, now);
-            } else {
-                bucket.take((used - reservation.tokens) as f64, now);
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn model<'a>(&self, state: &'a mut State, model: &str, now: Instant) -> &'a mut ModelPace {
+        if !state.models.contains_key(model) {
+            let gauge = |quota: Option<u64>| match quota {
+                Some(n) => Gauge::known(n, now),
+                None => Gauge::unknown(now),
+            };
+            state.models.insert(
+                Arc::from(model),
+                ModelPace {
+                    tokens: gauge(self.tpm),
+                    requests: gauge(self.rpm),
+                    ramp: (self.tpm.is_none() && self.rpm.is_none()).then_some(Ramp {
+                        started: now,
+                        sent: 0.0,
+                    }),
+                    input_ratio: 1.0,
+                },
+            );
+        }
+        state.models.get_mut(model).expect("inserted above")
+    }
+
+    fn tokens(pace: &ModelPace, demand: Demand) -> f64 {
+        (demand.estimated_input as f64 * pace.input_ratio).ceil() + demand.output_ceiling as f64
+    }
+
+    /// How long until an attempt on `model` asking `demand` may be sent (zero: now).
+    pub fn wait(&self, model: &str, demand: Demand, now: Instant) -> Duration {
+        let mut state = self.lock();
+        let paused = state
+            .paused_until
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        let pace = self.model(&mut state, model, now);
+        let tokens = Pacer::tokens(pace, demand);
+        let ramp = pace.ramp.map_or(Duration::ZERO, |ramp| ramp.wait(now));
+        let wait = pace
+            .tokens
+            .wait_for(tokens, now)
+            .max(pace.requests.wait_for(1.0, now));
+        wait.max(paused).max(ramp)
+    }
+
+    /// Takes the quota of an attempt about to be sent.
+    pub fn take(&self, model: &str, demand: Demand, now: Instant) -> Reservation {
+        let mut state = self.lock();
+        let pace = self.model(&mut state, model, now);
+        let (tokens_before, requests_before) = (pace.tokens.consumed(), pace.requests.consumed());
+        let tokens = Pacer::tokens(pace, demand);
+        pace.tokens.take(tokens, now);
+        pace.requests.take(1.0, now);
+        if let Some(ramp) = &mut pace.ramp {
+            ramp.sent += 1.0;
+        }
+        let key = state
+            .models
+            .get_key_value(model)
+            .map_or_else(|| Arc::from(model), |(key, _)| key.clone());
+        Reservation {
+            model: key,
+            tokens,
+            sent: now,
+            tokens_before,
+            requests_before,
+        }
+    }
+
+    /// Settles an attempt the service admitted and answered: `input` real input tokens
+    /// (cache reads and writes included) and `total` tokens used in all. Calibrates the
+    /// input estimate when the attempt had one.
+    pub fn settle(
+        &self,
+        reservation: Reservation,
+        demand: Demand,
+        used: Option<(u64, u64)>,
+        now: Instant,
+    ) {
+        let mut state = self.lock();
+        let pace = self.model(&mut state, &reservation.model, now);
+        match used {
+            Some((input, total)) => {
+                // The service reserved the real input plus the ceiling, not our estimate.
+                let reserved = input as f64 + demand.output_ceiling as f64;
+                pace.tokens
+                    .correct(reserved - reservation.tokens, reservation.sent, now);
+                pace.tokens.refund(reserved - total as f64, now);
+                if demand.estimated_input > 0 && input > 0 {
+                    let ratio = (input as f64 / demand.estimated_input as f64).clamp(0.25, 4.0);
+                    pace.input_ratio += CALIBRATION_WEIGHT * (ratio - pace.input_ratio);
+                }
+            }
+            // Not answered: the service took nothing.
+            None => pace.tokens.refund(reservation.tokens, now),
+        }
+    }
+
+    /// An attempt was throttled: the service took nothing, and `shortage` taught a rate.
+    pub fn throttled(&self, reservation: Reservation, shortage: Shortage, now: Instant) {
+        let mut state = self.lock();
+        let pace = self.model(&mut state, &reservation.model, now);
+        pace.ramp = None;
+        match shortage {
+            Shortage::Tokens => {
+                pace.tokens.throttled(
+                    reservation.tokens,
+                    reservation.sent,
+                    reservation.tokens_before,
+                    now,
+                );
+                pace.requests.refund(1.0, now);
+            }
+            Shortage::Requests => {
+                pace.requests
+                    .throttled(1.0, reservation.sent, reservation.requests_before, now);
+                pace.tokens.refund(reservation.tokens, now);
             }
         }
+    }
+
+    /// Holds every attempt until `until` (the service asked for it with `Retry-After`).
+    pub fn pause_until(&self, until: Instant) {
+        let mut state = self.lock();
+        state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// What was learned of each model's quota.
+    pub fn learned(&self) -> BTreeMap<String, LearnedQuota> {
+        let state = self.lock();
+        state
+            .models
+            .iter()
+            .filter_map(|(model, pace)| {
+                let tokens = pace.tokens.learned();
+                let requests = pace.requests.learned();
+                if tokens.is_none() && requests.is_none() {
+                    return None;
+                }
+                Some((
+                    model.to_string(),
+                    LearnedQuota {
+                        tokens_per_minute: tokens.map(|l| l.per_minute),
+                        requests_per_minute: requests.map(|l| l.per_minute),
+                        updates: tokens.map_or(0, |l| l.updates)
+                            + requests.map_or(0, |l| l.updates),
+                    },
+                ))
+            })
+            .collect()
     }
 }
 
@@ -100,38 +295,91 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn paces_to_the_quota_and_refunds() {
+    const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+    fn demand(input: u64, output: u64) -> Demand {
+        Demand {
+            estimated_input: input,
+            output_ceiling: output,
+        }
+    }
+
+    #[test]
+    fn a_known_quota_paces_and_refunds() {
         // 600 tokens a minute: 10 a second.
-        let pacer = Pacer::new(Some(600), None).unwrap();
-        let start = Instant::now();
-        let first = pacer.reserve(500).await;
-        assert_eq!(Instant::now(), start, "a full bucket admits at once");
-        // 100 left: 300 more take 30 s of refill...
-        let second = pacer.reserve(400).await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(30));
-        // ...unless a call gives back what it did not use.
-        pacer.settle(first, 100);
-        pacer.settle(second, 400);
-        let t = Instant::now();
-        pacer.reserve(400).await;
+        let pacer = Pacer::new(Some(600), None);
+        let t0 = Instant::now();
+        assert_eq!(pacer.wait(MODEL, demand(100, 400), t0), Duration::ZERO);
+        let first = pacer.take(MODEL, demand(100, 400), t0);
+        // 100 left: 500 more take 40 s of refill (at just under 10 a second)...
+        let wait = pacer.wait(MODEL, demand(100, 300), t0);
+        assert!(wait >= Duration::from_secs(30), "{wait:?}");
+        // ...unless the call gives back what it did not use.
+        pacer.settle(first, demand(100, 400), Some((100, 150)), t0);
+        assert_eq!(pacer.wait(MODEL, demand(100, 300), t0), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_unknown_quota_admits_until_a_throttle_then_paces() {
+        let pacer = Pacer::new(None, None);
+        let t0 = Instant::now();
+        let mut now = t0;
+        // Only the discovery ramp holds attempts back: 16 a second, doubling each second.
+        for _ in 0..100 {
+            now += pacer.wait(MODEL, demand(100, 500), now);
+            pacer.take(MODEL, demand(100, 500), now);
+        }
+        let ramped = (now - t0).as_secs_f64();
+        assert!((2.0..3.5).contains(&ramped), "{ramped}");
+        let at = t0 + Duration::from_secs(1);
+        let last = pacer.take(MODEL, demand(100, 500), at);
+        pacer.throttled(last, Shortage::Tokens, at);
+        let learned = &pacer.learned()[MODEL];
+        // 60,000 consumed by the first second: about 59,000 a minute.
+        let tpm = learned.tokens_per_minute.unwrap();
+        assert!((58_000.0..61_000.0).contains(&tpm), "{learned:?}");
+        assert!(pacer.wait(MODEL, demand(100, 500), at) > Duration::ZERO);
+        assert_eq!(learned.requests_per_minute, None);
+    }
+
+    #[test]
+    fn the_input_estimate_is_calibrated_by_the_answers() {
+        let pacer = Pacer::new(Some(60_000), None);
+        let t0 = Instant::now();
+        for _ in 0..50 {
+            let r = pacer.take(MODEL, demand(100, 0), t0);
+            // The service counts twice what was estimated.
+            pacer.settle(r, demand(100, 0), Some((200, 200)), t0);
+        }
+        let r = pacer.take(MODEL, demand(100, 0), t0);
+        assert!(r.tokens > 190.0 && r.tokens <= 201.0, "{}", r.tokens);
+    }
+
+    #[test]
+    fn retry_after_pauses_every_model() {
+        let pacer = Pacer::new(None, None);
+        let t0 = Instant::now();
+        pacer.pause_until(t0 + Duration::from_secs(2));
         assert_eq!(
-            Instant::now(),
-            t,
-            "the 400 refunded tokens admit the next call at once"
+            pacer.wait("amazon.nova-lite-v1:0", demand(1, 1), t0),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            pacer.wait(MODEL, demand(1, 1), t0 + Duration::from_secs(3)),
+            Duration::ZERO
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn requests_per_minute() {
-        let pacer = Pacer::new(None, Some(60)).unwrap();
-        let start = Instant::now();
-        for _ in 0..60 {
-            pacer.reserve(0).await;
-        }
-        assert_eq!(Instant::now(), start);
-        pacer.reserve(0).await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(1));
-        assert!(Pacer::new(None, None).is_none());
+    #[test]
+    fn shortage_from_the_message() {
+        assert_eq!(
+            Shortage::from_message("Too many requests, please wait before trying again."),
+            Shortage::Requests
+        );
+        assert_eq!(
+            Shortage::from_message("Too many tokens, please wait before trying again."),
+            Shortage::Tokens
+        );
+        assert_eq!(Shortage::from_message("Rate exceeded"), Shortage::Tokens);
     }
 }

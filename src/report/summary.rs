@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::bedrock::Usage;
 use crate::bedrock::errors::ErrorKind;
 use crate::pool::limiter::LimiterReport;
+use crate::pool::pacer::LearnedQuota;
 use crate::report::prices::PriceTable;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -109,6 +110,9 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "FilesRead::is_empty")]
     pub files: FilesRead,
     pub limiter: LimiterReport,
+    /// Each model's quota as the pacer learned it (or was told with --tpm / --rpm).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub learned_quota: BTreeMap<String, LearnedQuota>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<Aborted>,
     /// Set when --budget-usd stopped the run.
@@ -236,10 +240,19 @@ impl Totals {
 
     /// Counts one finished call.
     pub fn call(&mut self, model: &str, attempts: u32, retries: &[ErrorKind], latency: Duration) {
+        self.abandoned(attempts, retries);
         let s = &mut self.summary;
         s.calls += 1;
-        s.attempts += attempts as u64;
         s.by_model.entry(model.to_string()).or_default().requests += 1;
+        let ms = (latency.as_millis() as u64).clamp(1, 3_600_000);
+        let _ = self.latency.record(ms);
+    }
+
+    /// Counts the attempts of a call the run stopped before it finished: they reached the
+    /// service, so they count, but the call has no outcome and no line.
+    pub fn abandoned(&mut self, attempts: u32, retries: &[ErrorKind]) {
+        let s = &mut self.summary;
+        s.attempts += attempts as u64;
         for reason in retries {
             s.retries += 1;
             *s.retries_by_reason
@@ -249,18 +262,11 @@ impl Totals {
                 s.throttles += 1;
             }
         }
-        let ms = (latency.as_millis() as u64).clamp(1, 3_600_000);
-        let _ = self.latency.record(ms);
     }
 
     /// Counts one streamed answer's time to first token.
     pub fn ttft(&mut self, ms: u64) {
         let _ = self.ttft.record(ms.clamp(1, 3_600_000));
-    }
-
-    /// Counts a throttle that ended a call (its last attempt).
-    pub fn final_throttle(&mut self) {
-        self.summary.throttles += 1;
     }
 
     /// The summary as of `elapsed` into this run.

@@ -142,7 +142,9 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         invalid_tx,
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let abandon = Arc::new(AtomicBool::new(false));
     let over_budget = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
     let budget = config
         .budget_usd
         .map(|limit| Budget::new(limit, config.prices.clone()));
@@ -151,14 +153,18 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         config.min_concurrency,
         config.max_concurrency,
     );
+    let pacer = Pacer::new(config.tpm, config.rpm);
     let controls = Arc::new(Controls {
         limiter: limiter.clone(),
-        pacer: Pacer::new(config.tpm, config.rpm),
+        pacer: pacer.clone(),
         policy: RetryPolicy::new(config.max_attempts),
         timeout: config.timeout,
+        stall_timeout: config.stall_timeout,
         stop: stop.clone(),
+        abandon: abandon.clone(),
         budget: budget.clone(),
         over_budget: over_budget.clone(),
+        stalled: stalled.clone(),
     });
     let pool = tokio::spawn(pool::run(
         bedrock,
@@ -213,10 +219,10 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
                     );
                 }
             }
-            _ = sleep_until_deadline(grace_deadline) => {
-                // Calls still in flight are abandoned: their records are sent again on resume.
-                pool.abort();
-                break;
+            _ = sleep_until_deadline(grace_deadline), if !abandon.load(Ordering::Relaxed) => {
+                // Calls still in flight are abandoned (their attempts still count): their
+                // records are sent again on resume.
+                abandon.store(true, Ordering::Relaxed);
             }
         }
         progress.update(&ledger.totals.summary, limiter.limit());
@@ -230,6 +236,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     progress.finish();
 
     let mut summary = ledger.summary(limiter.report());
+    summary.learned_quota = pacer.learned();
     if let Ok(files) = &fed {
         summary.files = files.clone();
     }
@@ -244,6 +251,20 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let stopped = aborted.is_some() || grace_deadline.is_some() || summary.budget.is_some();
     if stopped {
         summary.records.pending = total.map(|t| t.saturating_sub(ledger.done()));
+    }
+    if aborted.is_none() && stalled.load(Ordering::Relaxed) {
+        aborted = Some(Aborted {
+            kind: "stalled".to_string(),
+            model: request.model.clone(),
+            message: format!(
+                "nothing succeeded for {:.0} s: every attempt was throttled (--stall-timeout)",
+                config.stall_timeout.as_secs_f64()
+            ),
+            hint: format!(
+                "The quota of {} in {region} admits no call right now: check its tokens- and requests-per-minute quotas in Service Quotas, other jobs using the same quota, and that --max-tokens fits within one minute of quota; then rerun to resume.",
+                request.model
+            ),
+        });
     }
     summary.aborted = aborted;
     store::write_json_atomically(&config.out_dir, store::SUMMARY_FILE, &summary)?;

@@ -123,7 +123,7 @@ impl Ledger {
     }
 
     /// A finished call. Calls cancelled by a stop and calls that hit a fatal error get no
-    /// line: their records are sent again by the next run.
+    /// line (their attempts still count): their records are sent again by the next run.
     pub fn outcome(&mut self, outcome: CallOutcome) -> Result<(), StoreError> {
         if let Err(err) = &outcome.result
             && (err.kind == ErrorKind::Cancelled || err.kind.fatal())
@@ -135,6 +135,8 @@ impl Ledger {
                     &outcome.retries,
                     outcome.latency,
                 );
+            } else {
+                self.totals.abandoned(outcome.attempts, &outcome.retries);
             }
             return Ok(());
         }
@@ -175,9 +177,6 @@ impl Ledger {
                 }
             }
             Err(err) => {
-                if err.kind == ErrorKind::Throttling {
-                    self.totals.final_throttle();
-                }
                 for meta in &outcome.records {
                     self.totals
                         .record(&outcome.model, &Usage::default(), Some(err.kind.name()));

@@ -1,0 +1,128 @@
+//! Throttle storms, end to end: the binary from a cold start against a local server whose
+//! quota is far below what the job wants. No record may fail from throttling, and
+//! summary.json must count every attempt the server saw, also when the run is interrupted.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bedrock_batch::local_server::ServerConfig;
+use common::*;
+use serde_json::json;
+
+/// `n` records of about 200 characters.
+fn job(dir: &Path, n: usize) -> String {
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            json!({
+                "id": format!("t{i}"),
+                "text": format!(
+                    "Ticket {i}: the parcel arrived with a torn box and the screen of the tablet inside is cracked. The customer asks for a replacement. Order {}.",
+                    100_000 + i
+                ),
+            })
+        })
+        .collect();
+    write_jsonl(dir, "job.jsonl", &records)
+}
+
+fn tight_server() -> ServerConfig {
+    // Each call reserves about 40 input + 100 output tokens and uses about 70: the bucket
+    // holds ~110 calls, then admits ~3.5 calls a second; 300 records need about 25 s of
+    // throttled running.
+    ServerConfig {
+        tpm: Some(15_000),
+        latency: Duration::from_millis(100),
+        tokens_per_sec: 400.0,
+        ..ServerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_tight_quota_fails_no_record_and_every_attempt_is_counted() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 300);
+    let server = server(tight_server()).await;
+    let url = server.url();
+    let run = run_fresh(
+        work.path(),
+        &[
+            &job,
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &url,
+            "--max-tokens",
+            "100",
+            "--quiet",
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let lines = run.lines();
+    assert_eq!(lines.len(), 300);
+    assert!(lines.iter().all(|l| l["status"] == "ok"));
+    let summary = run.summary();
+    let stats = server.stats();
+    assert!(stats.throttles > 0, "the quota was reached: {stats:?}");
+    assert_eq!(summary["attempts"], stats.requests);
+    assert_eq!(summary["throttles"], stats.throttles);
+    let share = stats.throttles as f64 / stats.requests as f64;
+    assert!(
+        share <= 0.05,
+        "{} of {} throttled",
+        stats.throttles,
+        stats.requests
+    );
+    let learned = &summary["learned_quota"][CLAUDE]["tokens_per_minute"];
+    let tpm = learned.as_f64().unwrap();
+    assert!((11_000.0..=19_000.0).contains(&tpm), "learned {learned}");
+}
+
+#[tokio::test]
+async fn an_interrupted_run_counts_the_attempts_of_unfinished_records() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 600);
+    let server = server(ServerConfig {
+        latency: Duration::from_millis(400),
+        ..tight_server()
+    })
+    .await;
+    let url = server.url();
+    let child = command(
+        work.path(),
+        &[
+            "run",
+            &job,
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &url,
+            "--out",
+            "run",
+            "--max-tokens",
+            "100",
+            "--grace",
+            "10",
+            "--quiet",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    // Well into the throttled part: records wait to retry and calls are in flight.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let summary = read_summary(&work.path().join("run"));
+    let stats = server.stats();
+    assert!(stats.throttles > 0, "{stats:?}");
+    assert_eq!(summary["attempts"], stats.requests);
+    assert_eq!(summary["throttles"], stats.throttles);
+}
