@@ -54,7 +54,7 @@ async fn inference_profiles_are_priced_as_their_base_model() {
 async fn unknown_prices_are_null_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let job = write_job(work.path(), "job.jsonl", 3);
-    let model = "openai.gpt-oss-120b-1:0";
+    let model = "qwen.qwen3-32b-v1:0";
     let out = bb(
         work.path(),
         &["run", &job, "--model", model, "--local", "--out", "run"],
@@ -67,7 +67,7 @@ async fn unknown_prices_are_null_with_a_warning() {
         "{err}"
     );
     assert!(
-        err.contains("cost: unknown: no price for openai.gpt-oss-120b-1:0"),
+        err.contains("cost: unknown: no price for qwen.qwen3-32b-v1:0"),
         "{err}"
     );
     let s = summary(work.path(), "run");
