@@ -550,18 +550,21 @@ mod tests {
             output_tokens: 1_000,
             ..Usage::default()
         };
+        let charge_line = |totals: &mut Totals, usage: &Usage| {
+            totals.charge(model, usage, &prices.charge(model, usage, Route::OnDemand));
+        };
+        let priced = |totals: &Totals| {
+            let mut s = totals.snapshot(Duration::from_secs(1));
+            apply_prices(&mut s, &prices);
+            s
+        };
         // Two requests of 150k and one of 250k: summed, all 550k would look long.
         for input in [150_000, 150_000, 250_000] {
             let usage = line(input);
             totals.record(model, &usage, None);
-            totals.charge(
-                model,
-                &usage,
-                &prices.charge(model, &usage, Route::OnDemand),
-            );
+            charge_line(&mut totals, &usage);
         }
-        let mut s = totals.snapshot(Duration::from_secs(1));
-        apply_prices(&mut s, &prices);
+        let s = priced(&totals);
         let variants = &s.by_model[model].cost_by_variant;
         assert_eq!(variants["on_demand"].records, 2);
         assert_eq!(
@@ -582,14 +585,12 @@ mod tests {
         let charge = prices.charge(model, &odd, Route::OnDemand);
         totals.record(model, &odd, Some("validation"));
         totals.charge(model, &odd, &charge);
-        let mut s = totals.snapshot(Duration::from_secs(1));
-        apply_prices(&mut s, &prices);
+        let s = priced(&totals);
         assert_eq!((s.cost_usd, s.by_model[model].cost_usd), (None, None));
         assert!((s.cost_partial_usd.unwrap() - 0.0).abs() < 1e-9);
         totals.forget(model, &odd, Some("validation"));
         totals.refund(model, &odd, &charge);
-        let mut s = totals.snapshot(Duration::from_secs(1));
-        apply_prices(&mut s, &prices);
+        let s = priced(&totals);
         assert!((s.cost_usd.unwrap() - expected).abs() < 1e-9);
         assert!(!s.by_model[model].cost_by_variant.contains_key("unpriced"));
 
@@ -599,14 +600,8 @@ mod tests {
         m.cost_by_variant.clear();
         m.cost_usd = Some(1.5);
         let mut resumed = Totals::resume(old);
-        let usage = line(100);
-        resumed.charge(
-            model,
-            &usage,
-            &prices.charge(model, &usage, Route::OnDemand),
-        );
-        let mut s = resumed.snapshot(Duration::from_secs(1));
-        apply_prices(&mut s, &prices);
+        charge_line(&mut resumed, &line(100));
+        let s = priced(&resumed);
         let more = (100.0 * 3.0 + 1_000.0 * 15.0) / 1e6;
         assert!((s.by_model[model].cost_usd.unwrap() - (1.5 + more)).abs() < 1e-9);
     }
