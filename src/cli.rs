@@ -71,6 +71,30 @@ pub enum Command {
     ///
     /// Example: bedrock-batch report runs/* --by day --since 2026-11-01 --format markdown
     Report(ReportArgs),
+    /// What a run will charge: the built-in price table (with --prices FILE applied), or
+    /// the entries the given model ids resolve to, one line per pricing variant (on demand,
+    /// global or regional, long context, batch), in USD per million tokens, with each
+    /// entry's source and date. Exits 1 when a given id has no price.
+    ///
+    /// Examples:
+    ///   bedrock-batch prices
+    ///   bedrock-batch prices us.anthropic.claude-sonnet-4-5-20250929-v1:0 amazon.nova-lite-v1:0
+    ///   bedrock-batch prices --prices prices.toml --format json
+    #[command(verbatim_doc_comment)]
+    Prices(PricesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PricesArgs {
+    /// Model ids, inference profile ids or ARNs, as `run --model` takes them (default: the
+    /// whole table).
+    #[arg(value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Prices that extend or override the built-in table, as `run --prices` takes them.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::report::table::Format,
 }
 
 #[derive(Debug, Args)]
@@ -267,7 +291,9 @@ pub struct RunArgs {
 
     /// Prices (USD per million tokens) that extend or override the built-in table: a TOML
     /// or JSON file of [models."MODEL_ID"] tables with input, output and optionally
-    /// cache_read, cache_write.
+    /// cache_read, cache_write, cache_write_1h, batch_input, batch_output,
+    /// regional_premium, geography_premium, long_context, source, date. See what a run
+    /// will charge with `bedrock-batch prices MODEL --prices FILE`.
     #[arg(long, help_heading = "Cost", value_name = "FILE")]
     pub prices: Option<PathBuf>,
     /// Stop taking records before this invocation's spend could pass X dollars (each call's

@@ -231,7 +231,7 @@ impl RunConfig {
             (None, false) => Endpoint::Aws,
         };
         let prices = match &args.prices {
-            Some(path) => PriceTable::with_file(path)?,
+            Some(path) => PriceTable::with_file(path).map_err(|err| err.to_string())?,
             None => PriceTable::built_in(),
         };
         if let Some(budget) = args.budget_usd {

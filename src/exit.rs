@@ -2,7 +2,7 @@
 
 /// Every record ok.
 pub const OK: u8 = 0;
-/// Some records failed; results are still complete.
+/// Some records failed; results are still complete. For `prices`: some model has no price.
 pub const SOME_FAILED: u8 = 1;
 /// Usage, configuration or input error.
 pub const USAGE: u8 = 2;

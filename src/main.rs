@@ -4,7 +4,9 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use bedrock_batch::cli::{Cli, Command, LocalServerArgs, ReportArgs, RunArgs, StatusArgs};
+use bedrock_batch::cli::{
+    Cli, Command, LocalServerArgs, PricesArgs, ReportArgs, RunArgs, StatusArgs,
+};
 use bedrock_batch::config::RunConfig;
 use bedrock_batch::exit;
 use bedrock_batch::local_server::LocalServer;
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
             Command::LocalServer(args) => local_server(args).await.map(|()| exit::OK),
             Command::Status(args) => status(args),
             Command::Report(args) => report(args),
+            Command::Prices(args) => prices(args),
         }
     });
     // Do not wait for blocking readers of an abandoned run.
@@ -108,6 +111,22 @@ fn report(args: ReportArgs) -> Result<u8, Failure> {
     let rows = runs::rows(&summaries, args.by, since);
     let text = runs::render(&rows, args.by, args.format).map_err(Failure::usage)?;
     emit(&text)
+}
+
+fn prices(args: PricesArgs) -> Result<u8, Failure> {
+    use bedrock_batch::report::prices::{PriceTable, listing};
+    let table = match &args.prices {
+        Some(path) => PriceTable::with_file(path).map_err(|err| Failure::usage(err.to_string()))?,
+        None => PriceTable::built_in(),
+    };
+    let listed = listing::list(&table, &args.models);
+    let text = listing::render(&listed, args.format).map_err(Failure::usage)?;
+    emit(&text)?;
+    Ok(if listed.iter().all(listing::Listed::is_priced) {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
 }
 
 fn status(args: StatusArgs) -> Result<u8, Failure> {

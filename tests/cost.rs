@@ -1,6 +1,8 @@
 //! Cost end to end: prices in summary.json, inference profiles priced as their base model,
 //! unknown prices as null with a warning, --prices overrides, --budget-usd, the dry-run
-//! estimate against the real run, and `report` totals against the runs' summaries.
+//! estimate against the real run, and `report` totals against the runs' summaries. Every
+//! id form (profiles, ARNs, new versions) costs what a hand computation from its result
+//! lines says, and a long request is billed at the long-context rate on its own.
 
 mod common;
 
@@ -54,7 +56,7 @@ async fn inference_profiles_are_priced_as_their_base_model() {
 async fn unknown_prices_are_null_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let job = write_job(work.path(), "job.jsonl", 3);
-    let model = "openai.gpt-oss-120b-1:0";
+    let model = "qwen.qwen3-32b-v1:0";
     let out = bb(
         work.path(),
         &["run", &job, "--model", model, "--local", "--out", "run"],
@@ -67,7 +69,7 @@ async fn unknown_prices_are_null_with_a_warning() {
         "{err}"
     );
     assert!(
-        err.contains("cost: unknown: no price for openai.gpt-oss-120b-1:0"),
+        err.contains("cost: unknown: no price for qwen.qwen3-32b-v1:0"),
         "{err}"
     );
     let s = summary(work.path(), "run");
@@ -322,4 +324,203 @@ async fn report_totals_equal_the_sum_of_the_runs() {
     .await;
     let rows: Vec<Value> = serde_json::from_slice(&since.stdout).unwrap();
     assert_eq!(rows.last().unwrap()["runs"], 0);
+}
+
+/// USD per million input and output tokens, and the variant summary.json files them under.
+struct Expected {
+    model: &'static str,
+    input: f64,
+    output: f64,
+    variant: &'static str,
+}
+
+/// The cost of a run's lines by hand: each line's tokens at `rate(line)`.
+fn hand_cost(lines: &[Value], rate: impl Fn(&Value) -> (f64, f64)) -> f64 {
+    lines
+        .iter()
+        .map(|line| {
+            let (input, output) = rate(line);
+            (line["usage"]["input_tokens"].as_f64().unwrap() * input
+                + line["usage"]["output_tokens"].as_f64().unwrap() * output)
+                / 1e6
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn every_id_form_costs_its_hand_computation_and_report_agrees() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write_job(work.path(), "job.jsonl", 6);
+    let cases = [
+        Expected {
+            model: CLAUDE,
+            input: 0.25,
+            output: 1.25,
+            variant: "on_demand",
+        },
+        // Sonnet 4.5: 3 / 15 through global., 10% more through us.
+        Expected {
+            model: "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            input: 3.0,
+            output: 15.0,
+            variant: "on_demand+global",
+        },
+        Expected {
+            model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            input: 3.30,
+            output: 16.50,
+            variant: "on_demand+regional",
+        },
+        Expected {
+            model: "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0",
+            input: 1.10,
+            output: 5.50,
+            variant: "on_demand+regional",
+        },
+        // Opus 4.5 is not Opus 4 ($15 / $75).
+        Expected {
+            model: "global.anthropic.claude-opus-4-5-20251101-v1:0",
+            input: 5.0,
+            output: 25.0,
+            variant: "on_demand+global",
+        },
+        Expected {
+            model: "anthropic.claude-opus-4-1-20250805-v1:0",
+            input: 15.0,
+            output: 75.0,
+            variant: "on_demand",
+        },
+        Expected {
+            model: "arn:aws:bedrock:us-west-2::foundation-model/meta.llama4-scout-17b-instruct-v1:0",
+            input: 0.17,
+            output: 0.66,
+            variant: "on_demand",
+        },
+        Expected {
+            model: "openai.gpt-oss-20b-1:0",
+            input: 0.07,
+            output: 0.30,
+            variant: "on_demand",
+        },
+        Expected {
+            model: "us.amazon.nova-2-lite-v1:0",
+            input: 0.30,
+            output: 2.50,
+            variant: "on_demand",
+        },
+    ];
+    let mut dirs = Vec::new();
+    let mut by_hand = 0.0;
+    for (i, case) in cases.iter().enumerate() {
+        let dir = format!("runs/{i}");
+        let out = bb(
+            work.path(),
+            &[
+                "run", &job, "--model", case.model, "--local", "--out", &dir, "--quiet",
+            ],
+        )
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            case.model,
+            stderr(&out)
+        );
+        let lines = read_lines(&work.path().join(&dir));
+        let expected = hand_cost(&lines, |_| (case.input, case.output));
+        assert!(expected > 0.0);
+        let s = summary(work.path(), &dir);
+        let cost = s["cost_usd"].as_f64().unwrap();
+        assert!(
+            (cost - expected).abs() < 1e-6,
+            "{}: {cost} vs {expected}",
+            case.model
+        );
+        let by_model = &s["by_model"][case.model];
+        assert!((by_model["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9);
+        let variants = by_model["cost_by_variant"].as_object().unwrap();
+        assert_eq!(variants.len(), 1, "{}: {variants:?}", case.model);
+        let variant = &variants[case.variant];
+        assert_eq!(variant["records"], 6);
+        assert_eq!(variant["usage"], s["usage"]);
+        assert!((variant["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9);
+        by_hand += expected;
+        dirs.push(dir);
+    }
+
+    let mut args = vec!["report"];
+    args.extend(dirs.iter().map(String::as_str));
+    args.extend(["--format", "json"]);
+    let out = bb(work.path(), &args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let total = rows.last().unwrap();
+    assert!(
+        (total["cost_usd"].as_f64().unwrap() - by_hand).abs() < 1e-5,
+        "{total} vs {by_hand}"
+    );
+    for (case, dir) in cases.iter().zip(&dirs) {
+        let row = rows.iter().find(|r| r["model"] == case.model).unwrap();
+        let cost = summary(work.path(), dir)["cost_usd"].as_f64().unwrap();
+        assert!((row["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-6);
+    }
+}
+
+#[tokio::test]
+async fn a_long_request_is_billed_at_the_long_context_rate_on_its_own() {
+    let work = tempfile::tempdir().unwrap();
+    // Four characters a token on the local server: about 250k input tokens.
+    let long = "Shipments arrived late again. ".repeat(33_400);
+    let job = write_jsonl(
+        work.path(),
+        "job.jsonl",
+        &[
+            json!({"id": "short-1", "text": "A short ticket about a late parcel."}),
+            json!({"id": "long", "text": long}),
+            json!({"id": "short-2", "text": "Another short ticket."}),
+        ],
+    );
+    let model = "anthropic.claude-sonnet-4-20250514-v1:0";
+    let out = bb(
+        work.path(),
+        &[
+            "run", &job, "--model", model, "--local", "--out", "run", "--quiet",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = read_lines(&work.path().join("run"));
+    let is_long = |line: &Value| line["usage"]["input_tokens"].as_u64().unwrap() > 200_000;
+    assert_eq!(lines.iter().filter(|l| is_long(l)).count(), 1, "{lines:?}");
+    let expected = hand_cost(&lines, |line| {
+        if is_long(line) {
+            (6.0, 22.5)
+        } else {
+            (3.0, 15.0)
+        }
+    });
+    let s = summary(work.path(), "run");
+    let cost = s["cost_usd"].as_f64().unwrap();
+    assert!((cost - expected).abs() < 1e-6, "{cost} vs {expected}");
+    // Not what the standard rate on the totals would say.
+    assert!(cost > usage_cost(&s, 3.0, 15.0) * 1.5);
+    let variants = &s["by_model"][model]["cost_by_variant"];
+    assert_eq!(variants["on_demand"]["records"], 2);
+    assert_eq!(variants["on_demand+long_context"]["records"], 1);
+
+    // `prices` says the same before a run.
+    let out = bb(work.path(), &["prices", model, "--format", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["entry"], "anthropic.claude-sonnet-4");
+    assert_eq!(
+        listed[0]["variants"][1]["variant"],
+        "on_demand+long_context"
+    );
+    assert_eq!(listed[0]["variants"][1]["above_input_tokens"], 200_000);
+    assert_eq!(listed[0]["variants"][1]["input"], 6.0);
+    let unknown = bb(work.path(), &["prices", "anthropic.claude-opus-4-9-v1:0"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stdout).contains("no price"));
 }

@@ -19,7 +19,7 @@ use aws_sdk_bedrockruntime::config::{
 };
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ConversationRole,
+    CachePointBlock, CachePointType, CacheTtl, ContentBlock, ContentBlockDelta, ConversationRole,
     ConverseStreamOutput, DocumentBlock, DocumentFormat, DocumentSource, ImageBlock, ImageFormat,
     ImageSource, InferenceConfiguration, Message, SystemContentBlock,
 };
@@ -38,7 +38,16 @@ pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_input_tokens: u64,
+    /// Every token written to the prompt cache, whatever its TTL (as Bedrock reports it).
     pub cache_write_input_tokens: u64,
+    /// The part of `cache_write_input_tokens` written with a 1-hour TTL, which costs more
+    /// than the default 5 minutes. Absent from results when 0, so lines read as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_1h_input_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
@@ -47,6 +56,7 @@ impl Usage {
         self.output_tokens += other.output_tokens;
         self.cache_read_input_tokens += other.cache_read_input_tokens;
         self.cache_write_input_tokens += other.cache_write_input_tokens;
+        self.cache_write_1h_input_tokens += other.cache_write_1h_input_tokens;
     }
 
     pub fn subtract(&mut self, other: &Usage) {
@@ -58,6 +68,9 @@ impl Usage {
         self.cache_write_input_tokens = self
             .cache_write_input_tokens
             .saturating_sub(other.cache_write_input_tokens);
+        self.cache_write_1h_input_tokens = self
+            .cache_write_1h_input_tokens
+            .saturating_sub(other.cache_write_1h_input_tokens);
     }
 }
 
@@ -116,6 +129,12 @@ fn usage_of(u: &aws_sdk_bedrockruntime::types::TokenUsage) -> Usage {
         output_tokens: u.output_tokens().max(0) as u64,
         cache_read_input_tokens: u.cache_read_input_tokens().unwrap_or(0).max(0) as u64,
         cache_write_input_tokens: u.cache_write_input_tokens().unwrap_or(0).max(0) as u64,
+        cache_write_1h_input_tokens: u
+            .cache_details()
+            .iter()
+            .filter(|detail| *detail.ttl() == CacheTtl::OneHour)
+            .map(|detail| detail.input_tokens().max(0) as u64)
+            .sum(),
     }
 }
 

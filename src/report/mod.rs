@@ -5,6 +5,7 @@ pub mod prices;
 pub mod progress;
 pub mod runs;
 pub mod summary;
+pub mod table;
 
 /// Writes `text` to stdout. A closed pipe (`... | head`) is not an error: the reader has
 /// what it wanted.

@@ -4,11 +4,8 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::prices::PriceTable;
 use super::summary::{Summary, thousands};
 
 /// How often plain progress lines are printed when stderr is not a terminal.
@@ -22,11 +19,10 @@ pub struct Progress {
     total: Option<u64>,
     started: Instant,
     last: Instant,
-    prices: Arc<PriceTable>,
 }
 
 impl Progress {
-    pub fn new(quiet: bool, prices: Arc<PriceTable>) -> Progress {
+    pub fn new(quiet: bool) -> Progress {
         let now = Instant::now();
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
@@ -46,7 +42,6 @@ impl Progress {
             total: None,
             started: now,
             last: now,
-            prices,
         }
     }
 
@@ -66,8 +61,8 @@ impl Progress {
         };
         let costs: Option<f64> = summary
             .by_model
-            .iter()
-            .map(|(model, totals)| self.prices.cost(model, &totals.usage))
+            .values()
+            .map(|totals| totals.cost_of_lines())
             .sum();
         let cost = costs.map_or("cost ?".to_string(), |c| format!("${c:.4}"));
         format!(

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::summary::{Summary, thousands};
+pub use super::table::Format;
 use crate::bedrock::Usage;
 use crate::store::SUMMARY_FILE;
 
@@ -18,14 +19,6 @@ pub enum GroupBy {
     Model,
     Day,
     Run,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Markdown,
-    Csv,
-    Json,
 }
 
 /// One line of the report.
@@ -195,72 +188,15 @@ pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, Strin
             cells
         })
         .collect();
-    Ok(match format {
-        Format::Json => serde_json::to_string_pretty(rows).map_err(|e| e.to_string())? + "\n",
-        Format::Csv => {
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(&headers).map_err(|e| e.to_string())?;
-            for cells in &table {
-                writer.write_record(cells).map_err(|e| e.to_string())?;
-            }
-            String::from_utf8(writer.into_inner().map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?
-        }
-        Format::Markdown => {
-            let mut out = format!("| {} |\n", headers.join(" | "));
-            out += &format!(
-                "|{}\n",
-                headers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, _)| if i < usize::from(group_header.is_some()) + 1 {
-                        "---|"
-                    } else {
-                        "---:|"
-                    })
-                    .collect::<String>()
-            );
-            for cells in &table {
-                out += &format!("| {} |\n", cells.join(" | "));
-            }
-            out
-        }
-        Format::Table => {
-            let widths: Vec<usize> = (0..headers.len())
-                .map(|i| {
-                    table
-                        .iter()
-                        .map(|c| c[i].chars().count())
-                        .chain([headers[i].len()])
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            let texts = usize::from(group_header.is_some()) + 1;
-            let line = |cells: Vec<&str>| {
-                cells
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        if i < texts {
-                            format!("{c:<w$}", w = widths[i])
-                        } else {
-                            format!("{c:>w$}", w = widths[i])
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("  ")
-                    .trim_end()
-                    .to_string()
-                    + "\n"
-            };
-            let mut out = line(headers.clone());
-            for cells in &table {
-                out += &line(cells.iter().map(String::as_str).collect());
-            }
-            out
-        }
-    })
+    match format {
+        Format::Json => Ok(serde_json::to_string_pretty(rows).map_err(|e| e.to_string())? + "\n"),
+        _ => super::table::render(
+            &headers,
+            &table,
+            usize::from(group_header.is_some()) + 1..headers.len(),
+            format,
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -287,6 +223,7 @@ mod tests {
                         ..Usage::default()
                     },
                     cost_usd: *cost,
+                    ..ModelTotals::default()
                 },
             );
         }

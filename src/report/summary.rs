@@ -1,5 +1,7 @@
 //! Running totals of a run and the summary built from them. The totals are fed the same
 //! values that go into result lines, so summary.json always equals the sum of results.jsonl.
+//! Each line is priced as it lands ([`Totals::charge`]), so rules that depend on a single
+//! request (the long-context tier) hold, and costs are kept per model and pricing variant.
 //! Rendering is pure (`render(&Summary) -> String`) so it can be tested without I/O.
 
 use std::collections::BTreeMap;
@@ -12,7 +14,7 @@ use crate::bedrock::Usage;
 use crate::bedrock::errors::ErrorKind;
 use crate::pool::limiter::LimiterReport;
 use crate::pool::pacer::LearnedQuota;
-use crate::report::prices::PriceTable;
+use crate::report::prices::{Charge, PriceTable};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {
@@ -68,6 +70,29 @@ pub struct ModelTotals {
     pub usage: Usage,
     /// `null` until prices are known: never a silent 0.
     pub cost_usd: Option<f64>,
+    /// The model's lines by pricing variant (`on_demand`, `on_demand+regional`,
+    /// `on_demand+global+long_context`, `batch`, `unpriced`...); `cost_usd` is their sum.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cost_by_variant: BTreeMap<String, VariantTotals>,
+}
+
+/// Lines priced under one variant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VariantTotals {
+    pub records: u64,
+    pub usage: Usage,
+    /// `null` for the `unpriced` variant only.
+    pub cost_usd: Option<f64>,
+}
+
+/// Lines of a summary written before costs were kept by variant, carried over on resume.
+const EARLIER_LINES: &str = "earlier_runs";
+
+impl ModelTotals {
+    /// The cost of the lines priced so far: `None` when any of them has no price.
+    pub fn cost_of_lines(&self) -> Option<f64> {
+        self.cost_by_variant.values().map(|v| v.cost_usd).sum()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -136,12 +161,18 @@ pub struct Totals {
     earlier_elapsed: f64,
 }
 
-/// Fills in the costs of `summary` from its per-model usage.
+/// Fills in the costs of `summary`: each model's from its lines' charges, the total from the
+/// models'. `prices` only decides for a model without lines (a call that ended the run)
+/// whether it is priced at all.
 pub fn apply_prices(summary: &mut Summary, prices: &PriceTable) {
     let mut total = 0.0;
     let mut unpriced = Vec::new();
     for (model, totals) in summary.by_model.iter_mut() {
-        totals.cost_usd = prices.cost(model, &totals.usage);
+        if !totals.cost_by_variant.is_empty() {
+            totals.cost_usd = totals.cost_of_lines();
+        } else if totals.records == 0 {
+            totals.cost_usd = prices.cost(model, &Usage::default());
+        }
         match totals.cost_usd {
             Some(cost) => total += cost,
             None => unpriced.push(model.clone()),
@@ -176,8 +207,21 @@ impl Totals {
 
     /// Totals that go on from an earlier run's (a resume). Latency percentiles describe the
     /// latest run that made calls.
-    pub fn resume(earlier: Summary) -> Totals {
+    pub fn resume(mut earlier: Summary) -> Totals {
         let earlier_elapsed = earlier.elapsed_s;
+        for totals in earlier.by_model.values_mut() {
+            // Written by a version that priced totals at the end: keep what it charged.
+            if totals.cost_by_variant.is_empty() && totals.records > 0 {
+                totals.cost_by_variant.insert(
+                    EARLIER_LINES.to_string(),
+                    VariantTotals {
+                        records: totals.records,
+                        usage: totals.usage,
+                        cost_usd: totals.cost_usd,
+                    },
+                );
+            }
+        }
         Totals {
             summary: Summary {
                 aborted: None,
@@ -235,6 +279,38 @@ impl Totals {
                 by_model.failed += 1;
                 *s.errors_by_kind.entry(kind.to_string()).or_default() += 1;
             }
+        }
+    }
+
+    /// Adds what one line (`usage`, charged `charge`) cost to its model's variant.
+    pub fn charge(&mut self, model: &str, usage: &Usage, charge: &Charge) {
+        let by_model = self.summary.by_model.entry(model.to_string()).or_default();
+        let variant = by_model
+            .cost_by_variant
+            .entry(charge.variant.clone())
+            .or_default();
+        variant.records += 1;
+        variant.usage.add(usage);
+        variant.cost_usd = match (variant.records, variant.cost_usd, charge.usd) {
+            (1, _, usd) => usd,
+            (_, Some(sum), Some(usd)) => Some(sum + usd),
+            _ => None,
+        };
+    }
+
+    /// Takes back the charge of a line taken back by [`Totals::forget`].
+    pub fn refund(&mut self, model: &str, usage: &Usage, charge: &Charge) {
+        let Some(by_model) = self.summary.by_model.get_mut(model) else {
+            return;
+        };
+        let Some(variant) = by_model.cost_by_variant.get_mut(&charge.variant) else {
+            return;
+        };
+        variant.records = variant.records.saturating_sub(1);
+        variant.usage.subtract(usage);
+        variant.cost_usd = variant.cost_usd.zip(charge.usd).map(|(sum, usd)| sum - usd);
+        if variant.records == 0 {
+            by_model.cost_by_variant.remove(&charge.variant);
         }
     }
 
@@ -467,5 +543,72 @@ mod tests {
         assert!(text.contains("errors: validation 1"));
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(12), "12");
+    }
+
+    #[test]
+    fn lines_are_priced_one_by_one_and_kept_by_variant() {
+        use crate::report::prices::Route;
+        let prices = PriceTable::built_in();
+        let model = "anthropic.claude-sonnet-4-20250514-v1:0";
+        let mut totals = Totals::new("job.jsonl", model, "converse");
+        let line = |input| Usage {
+            input_tokens: input,
+            output_tokens: 1_000,
+            ..Usage::default()
+        };
+        let charge_line = |totals: &mut Totals, usage: &Usage| {
+            totals.charge(model, usage, &prices.charge(model, usage, Route::OnDemand));
+        };
+        let priced = |totals: &Totals| {
+            let mut s = totals.snapshot(Duration::from_secs(1));
+            apply_prices(&mut s, &prices);
+            s
+        };
+        // Two requests of 150k and one of 250k: summed, all 550k would look long.
+        for input in [150_000, 150_000, 250_000] {
+            let usage = line(input);
+            totals.record(model, &usage, None);
+            charge_line(&mut totals, &usage);
+        }
+        let s = priced(&totals);
+        let variants = &s.by_model[model].cost_by_variant;
+        assert_eq!(variants["on_demand"].records, 2);
+        assert_eq!(
+            variants["on_demand+long_context"].usage.input_tokens,
+            250_000
+        );
+        let expected = (300_000.0 * 3.0 + 2_000.0 * 15.0 + 250_000.0 * 6.0 + 1_000.0 * 22.5) / 1e6;
+        assert!((s.cost_usd.unwrap() - expected).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.by_model[model].cost_usd, s.cost_usd);
+
+        // An unpriced line (cache tokens without a 1-hour price) makes the model unknown
+        // until it is taken back.
+        let odd = Usage {
+            cache_write_input_tokens: 10,
+            cache_write_1h_input_tokens: 10,
+            ..Usage::default()
+        };
+        let charge = prices.charge(model, &odd, Route::OnDemand);
+        totals.record(model, &odd, Some("validation"));
+        totals.charge(model, &odd, &charge);
+        let s = priced(&totals);
+        assert_eq!((s.cost_usd, s.by_model[model].cost_usd), (None, None));
+        assert!((s.cost_partial_usd.unwrap() - 0.0).abs() < 1e-9);
+        totals.forget(model, &odd, Some("validation"));
+        totals.refund(model, &odd, &charge);
+        let s = priced(&totals);
+        assert!((s.cost_usd.unwrap() - expected).abs() < 1e-9);
+        assert!(!s.by_model[model].cost_by_variant.contains_key("unpriced"));
+
+        // A summary from before costs were kept by variant keeps its cost on resume.
+        let mut old = s.clone();
+        let m = old.by_model.get_mut(model).unwrap();
+        m.cost_by_variant.clear();
+        m.cost_usd = Some(1.5);
+        let mut resumed = Totals::resume(old);
+        charge_line(&mut resumed, &line(100));
+        let s = priced(&resumed);
+        let more = (100.0 * 3.0 + 1_000.0 * 15.0) / 1e6;
+        assert!((s.by_model[model].cost_usd.unwrap() - (1.5 + more)).abs() < 1e-9);
     }
 }

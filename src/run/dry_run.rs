@@ -1,6 +1,7 @@
 //! `--dry-run`: every record read and prepared, nothing called. Reports the invalid
 //! records and, per model, the estimated input tokens (four characters a token), the output
-//! ceiling (`max_tokens`, or 1,024 where a record sets none) and what they would cost.
+//! ceiling (`max_tokens`, or 1,024 where a record sets none) and what they would cost,
+//! priced record by record as the run would (a long request is billed at its own tier).
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ use crate::store::state::RecordSet;
 /// Invalid records listed.
 const LISTED: usize = 20;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 struct ModelEstimate {
     records: u64,
     estimated_input_tokens: u64,
@@ -30,6 +31,19 @@ struct ModelEstimate {
     input_cost_usd: Option<f64>,
     /// Cost if every record used its whole output ceiling.
     cost_ceiling_usd: Option<f64>,
+}
+
+impl Default for ModelEstimate {
+    /// Nothing yet, which costs nothing.
+    fn default() -> ModelEstimate {
+        ModelEstimate {
+            records: 0,
+            estimated_input_tokens: 0,
+            max_output_tokens: 0,
+            input_cost_usd: Some(0.0),
+            cost_ceiling_usd: Some(0.0),
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -47,30 +61,34 @@ struct Estimate {
     errors: Vec<serde_json::Value>,
 }
 
-fn price_estimates(estimate: &mut Estimate, prices: &PriceTable) {
-    let (mut input, mut ceiling) = (Some(0.0), Some(0.0));
-    for (model, m) in estimate.by_model.iter_mut() {
+impl ModelEstimate {
+    /// Counts one request whose worst case is `worst`, priced on its own.
+    fn add(&mut self, model: &str, worst: &Usage, prices: &PriceTable) {
         let input_only = Usage {
-            input_tokens: m.estimated_input_tokens,
+            input_tokens: worst.input_tokens,
             ..Usage::default()
         };
-        let worst = Usage {
-            output_tokens: m.max_output_tokens,
-            ..input_only
-        };
-        m.input_cost_usd = prices.cost(model, &input_only);
-        m.cost_ceiling_usd = prices.cost(model, &worst);
-        input = input.zip(m.input_cost_usd).map(|(a, b)| a + b);
-        ceiling = ceiling.zip(m.cost_ceiling_usd).map(|(a, b)| a + b);
+        let plus = |sum: Option<f64>, cost: Option<f64>| sum.zip(cost).map(|(a, b)| a + b);
+        self.records += 1;
+        self.estimated_input_tokens += worst.input_tokens;
+        self.max_output_tokens += worst.output_tokens;
+        self.input_cost_usd = plus(self.input_cost_usd, prices.cost(model, &input_only));
+        self.cost_ceiling_usd = plus(self.cost_ceiling_usd, prices.cost(model, worst));
     }
-    estimate.input_cost_usd = input;
-    estimate.cost_ceiling_usd = ceiling;
+}
+
+/// The totals over models; `null` when any model lacks a price.
+fn total_estimates(estimate: &mut Estimate) {
+    let models = estimate.by_model.values();
+    estimate.input_cost_usd = models.clone().map(|m| m.input_cost_usd).sum();
+    estimate.cost_ceiling_usd = models.map(|m| m.cost_ceiling_usd).sum();
 }
 
 pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
     let settings = config.request.clone();
     let limit = config.limit;
     let job_path = config.job_path.clone();
+    let prices = config.prices.clone();
     let mut estimate = tokio::task::spawn_blocking(move || -> Result<Estimate, JobError> {
         let mut estimate = Estimate::default();
         let media = MediaLoader::new(&job_path);
@@ -89,10 +107,11 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
                         records: vec![prepared],
                     }
                     .worst_case();
-                    let m = estimate.by_model.entry(model).or_default();
-                    m.records += 1;
-                    m.estimated_input_tokens += worst.input_tokens;
-                    m.max_output_tokens += worst.output_tokens;
+                    estimate
+                        .by_model
+                        .entry(model.clone())
+                        .or_default()
+                        .add(&model, &worst, &prices);
                     estimate.estimated_input_tokens += worst.input_tokens;
                     estimate.max_output_tokens += worst.output_tokens;
                 }
@@ -109,7 +128,7 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
     })
     .await
     .map_err(|err| RunError::Usage(format!("the dry run stopped: {err}")))??;
-    price_estimates(&mut estimate, &config.prices);
+    total_estimates(&mut estimate);
 
     if !config.quiet {
         eprintln!(

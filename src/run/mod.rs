@@ -127,7 +127,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         },
     );
 
-    let mut progress = Progress::new(config.quiet, config.prices.clone());
+    let mut progress = Progress::new(config.quiet);
     let mut total_rx = count_records(&config);
     let (task_tx, task_rx) = mpsc::channel(config.concurrency * 2 + 16);
     let (invalid_tx, mut invalid_rx) = mpsc::channel::<InvalidRecord>(1024);

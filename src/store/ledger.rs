@@ -20,7 +20,7 @@ use crate::job::InvalidRecord;
 use crate::job::prepare::RecordMeta;
 use crate::pool::CallOutcome;
 use crate::pool::limiter::LimiterReport;
-use crate::report::prices::PriceTable;
+use crate::report::prices::{PriceTable, Route};
 use crate::report::summary::{Summary, Totals, apply_prices};
 
 pub struct Ledger {
@@ -95,6 +95,15 @@ impl Ledger {
         }
     }
 
+    /// Counts one result line and prices it as it lands: per line is per request (a Cohere
+    /// batch splits one request's usage over its lines, and embeddings have no per-request
+    /// rule), so the long-context tier is decided on each request, not on a sum.
+    fn count(&mut self, model: &str, usage: &Usage, error: Option<&str>) {
+        self.totals.record(model, usage, error);
+        let charge = self.prices.charge(model, usage, Route::OnDemand);
+        self.totals.charge(model, usage, &charge);
+    }
+
     fn mark(&mut self, record: u64, error: Option<ErrorKind>) {
         self.done.insert(record);
         match error {
@@ -107,8 +116,7 @@ impl Ledger {
     /// A record that could not be read or prepared.
     pub fn invalid(&mut self, model: &str, invalid: &InvalidRecord) -> Result<(), StoreError> {
         let id = invalid.id.clone().unwrap_or(Value::from(invalid.number));
-        self.totals
-            .record(model, &Usage::default(), Some(invalid.kind));
+        self.count(model, &Usage::default(), Some(invalid.kind));
         self.writer.write(&ResultLine {
             status: "error",
             line: Some(invalid.line),
@@ -152,7 +160,7 @@ impl Ledger {
             Ok(answers) => {
                 for (meta, answer) in outcome.records.iter().zip(answers) {
                     let usage = *answer.usage();
-                    self.totals.record(&outcome.model, &usage, None);
+                    self.count(&outcome.model, &usage, None);
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
                     line.usage = usage;
                     match answer {
@@ -178,8 +186,7 @@ impl Ledger {
             }
             Err(err) => {
                 for meta in &outcome.records {
-                    self.totals
-                        .record(&outcome.model, &Usage::default(), Some(err.kind.name()));
+                    self.count(&outcome.model, &Usage::default(), Some(err.kind.name()));
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
                     line.status = "error";
                     line.line = Some(meta.line);

@@ -16,6 +16,7 @@ use super::state::{
 use super::{RESULTS_FILE, SUMMARY_FILE, StoreError};
 use crate::bedrock::Usage;
 use crate::config::{RetryFailed, RunConfig};
+use crate::report::prices::{PriceTable, Route};
 use crate::report::summary::{Summary, Totals};
 
 /// A RUN_DIR ready to be written.
@@ -85,6 +86,9 @@ struct LineHead {
     usage: Usage,
     #[serde(default)]
     error: Option<LineErrorHead>,
+    /// `batch` for lines of Bedrock Batch Inference jobs, which cost batch prices.
+    #[serde(default)]
+    via: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,11 +97,13 @@ struct LineErrorHead {
 }
 
 /// Writes a copy of results.jsonl without the lines of `dropped_records` (synced, not yet in
-/// place), taking them out of `totals`; returns it with how many lines were dropped.
+/// place), taking them and what they cost at `prices` out of `totals`; returns it with how
+/// many lines were dropped.
 fn without_lines(
     results: &Path,
     dropped_records: &RecordSet,
     totals: &mut Totals,
+    prices: &PriceTable,
 ) -> Result<(tempfile::NamedTempFile, u64), StoreError> {
     let dir = results.parent().unwrap_or(Path::new("."));
     let input = std::fs::File::open(results).map_err(io_error(results))?;
@@ -119,6 +125,12 @@ fn without_lines(
                 &head.usage,
                 head.error.as_ref().map(|e| e.kind.as_str()),
             );
+            let route = match head.via.as_deref() {
+                Some("batch") => Route::Batch,
+                _ => Route::OnDemand,
+            };
+            let charge = prices.charge(&head.model, &head.usage, route);
+            totals.refund(&head.model, &head.usage, &charge);
             dropped += 1;
             continue;
         }
@@ -235,7 +247,8 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
         }
         if !retry.is_empty() {
             let mut totals = Totals::resume(checkpoint.summary.clone());
-            let (rewritten, dropped) = without_lines(&results, &retry, &mut totals)?;
+            let (rewritten, dropped) =
+                without_lines(&results, &retry, &mut totals, &config.prices)?;
             retried = dropped;
             for n in retry.iter() {
                 done.remove(n);

@@ -1,0 +1,152 @@
+//! `bedrock-batch prices [MODEL...]`: the price table, or what given ids resolve to, one
+//! line per pricing variant, with each entry's source and date, so a user can check what a
+//! report will charge before a run. Building the listing ([`list`]) is apart from printing
+//! it ([`render`]).
+
+use serde::Serialize;
+
+use super::{PriceTable, VariantRates};
+use crate::report::table::{self, Format};
+
+/// One model (an id asked about, or an entry of the table) and how it bills.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listed {
+    /// The id as given, or the entry's key when listing the whole table.
+    pub model: String,
+    /// The entry it resolved to; `null`: no price, a run reports its cost as unknown.
+    pub entry: Option<String>,
+    pub variants: Vec<VariantRates>,
+    pub source: Option<String>,
+    pub date: Option<String>,
+}
+
+impl Listed {
+    pub fn is_priced(&self) -> bool {
+        self.entry.is_some()
+    }
+}
+
+/// The entries for `models` as resolved, or every entry of `table` when none is given.
+pub fn list(table: &PriceTable, models: &[String]) -> Vec<Listed> {
+    if models.is_empty() {
+        return table
+            .entries()
+            .into_iter()
+            .map(|(key, price)| {
+                let mut variants: Vec<VariantRates> = Vec::new();
+                for scope in price.scopes() {
+                    for variant in price.variants_in(scope) {
+                        if !variants.iter().any(|v| v.variant == variant.variant) {
+                            variants.push(variant);
+                        }
+                    }
+                }
+                Listed {
+                    model: key.to_string(),
+                    entry: Some(key.to_string()),
+                    variants,
+                    source: Some(price.source.clone()),
+                    date: Some(price.date.clone()),
+                }
+            })
+            .collect();
+    }
+    models
+        .iter()
+        .map(|model| match table.resolve(model) {
+            Some(resolved) => Listed {
+                model: model.clone(),
+                entry: Some(resolved.entry.to_string()),
+                variants: resolved.price.variants_in(resolved.id.scope),
+                source: Some(resolved.price.source.clone()),
+                date: Some(resolved.price.date.clone()),
+            },
+            None => Listed {
+                model: model.clone(),
+                entry: None,
+                variants: Vec::new(),
+                source: None,
+                date: None,
+            },
+        })
+        .collect()
+}
+
+/// A price per million tokens: at least two decimals, as many as it has up to six
+/// (`3.30`, `4.125`, `0.00875`).
+fn usd(price: Option<f64>) -> String {
+    let Some(price) = price else {
+        return "-".to_string();
+    };
+    let mut text = format!("{price:.6}");
+    while text.ends_with('0') && text.len() - text.find('.').unwrap_or(0) > 3 {
+        text.pop();
+    }
+    text
+}
+
+const HEADERS: [&str; 10] = [
+    "model",
+    "entry",
+    "variant",
+    "input",
+    "output",
+    "cache read",
+    "cache write 5m",
+    "cache write 1h",
+    "source",
+    "date",
+];
+
+/// Renders `listed` in `format`; prices are USD per million tokens.
+pub fn render(listed: &[Listed], format: Format) -> Result<String, String> {
+    if format == Format::Json {
+        return Ok(serde_json::to_string_pretty(listed).map_err(|e| e.to_string())? + "\n");
+    }
+    let mut rows = Vec::new();
+    for item in listed {
+        let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_string());
+        if item.variants.is_empty() {
+            rows.push(vec![
+                item.model.clone(),
+                "-".to_string(),
+                super::UNPRICED.to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "no price: its cost is reported as unknown; give one with --prices FILE"
+                    .to_string(),
+                "-".to_string(),
+            ]);
+        }
+        for v in &item.variants {
+            let variant = match v.above_input_tokens {
+                Some(above) => format!(
+                    "{} (input > {})",
+                    v.variant,
+                    crate::report::summary::thousands(above)
+                ),
+                None => v.variant.clone(),
+            };
+            rows.push(vec![
+                item.model.clone(),
+                text(&item.entry),
+                variant,
+                usd(Some(v.rates.input)),
+                usd(Some(v.rates.output)),
+                usd(v.rates.cache_read),
+                usd(v.rates.cache_write),
+                usd(v.rates.cache_write_1h),
+                text(&item.source),
+                text(&item.date),
+            ]);
+        }
+    }
+    let mut out = table::render(&HEADERS, &rows, 3..8, format)?;
+    if format == Format::Table {
+        out += "USD per million tokens\n";
+    }
+    Ok(out)
+}

@@ -1,0 +1,472 @@
+//! What tokens cost. A [`PriceTable`] maps model ids to [`Price`] entries: the built-in
+//! table ([`built_in`]), extended or overridden field by field by `--prices FILE` (TOML or
+//! JSON, [`file`]). Ids are parsed ([`ModelId`]), never matched by prefix: an entry names
+//! one model (every version of it when the entry gives no date or version), so a new model
+//! stays unpriced until an entry names it instead of inheriting an elder's price.
+//!
+//! Usage is priced one request at a time ([`PriceTable::charge`]) because some rules depend
+//! on the request: the long-context tier bills a whole request at its premium rates once
+//! its input passes a threshold, which a sum over requests cannot tell. Each charge names
+//! its pricing variant (`on_demand`, `on_demand+regional`, `on_demand+global+long_context`,
+//! `batch`) so summaries can say what was billed how. A model or a usage without a price
+//! costs `None`, never a silent 0.
+
+pub mod built_in;
+mod file;
+pub mod listing;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use file::PricesError;
+
+use crate::bedrock::Usage;
+use crate::model_id::{ModelId, Scope};
+
+/// The variant of a usage that could not be priced.
+pub const UNPRICED: &str = "unpriced";
+
+/// USD per million tokens for one way of billing a request. Cache prices are `None` where
+/// the model has no such caching: cache tokens then make the cost unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<f64>,
+    /// Cache writes with the default 5-minute TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    /// Cache writes with a 1-hour TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<f64>,
+}
+
+impl Rates {
+    fn scaled(self, factor: f64) -> Rates {
+        let scale = |price: Option<f64>| price.map(|p| p * factor);
+        Rates {
+            input: self.input * factor,
+            output: self.output * factor,
+            cache_read: scale(self.cache_read),
+            cache_write: scale(self.cache_write),
+            cache_write_1h: scale(self.cache_write_1h),
+        }
+    }
+
+    /// The cost of `usage`, or `None` when it has cache tokens these rates do not cover.
+    pub fn cost(&self, usage: &Usage) -> Option<f64> {
+        let cache = |tokens: u64, price: Option<f64>| match (tokens, price) {
+            (0, _) => Some(0.0),
+            (n, Some(price)) => Some(n as f64 * price),
+            (_, None) => None,
+        };
+        let one_hour = usage
+            .cache_write_1h_input_tokens
+            .min(usage.cache_write_input_tokens);
+        let five_minutes = usage.cache_write_input_tokens - one_hour;
+        let total = usage.input_tokens as f64 * self.input
+            + usage.output_tokens as f64 * self.output
+            + cache(usage.cache_read_input_tokens, self.cache_read)?
+            + cache(five_minutes, self.cache_write)?
+            + cache(one_hour, self.cache_write_1h)?;
+        Some(total / 1_000_000.0)
+    }
+}
+
+/// The long-context tier: a request whose input, cache reads and cache writes together pass
+/// `above_input_tokens` is billed entirely at these rates (not only the tokens past it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LongContext {
+    pub above_input_tokens: u64,
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+/// Bedrock Batch Inference prices, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BatchPrice {
+    pub input: f64,
+    pub output: f64,
+}
+
+/// One model's prices, USD per million tokens. For a model with a regional premium the
+/// on-demand rates are the `global.` ones.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<f64>,
+    /// Cache writes with the default 5-minute TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    /// Cache writes with a 1-hour TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<f64>,
+    /// `None`: the model offers no Batch Inference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchPrice>,
+    /// The factor over the `global.` price for geographic profiles (`us.`, `eu.`...) and
+    /// in-region ids; `None`: one price wherever the call runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regional_premium: Option<f64>,
+    /// Factors of single geographies (`eu`), replacing `regional_premium` for their profiles.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub geography_premium: BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub long_context: Option<LongContext>,
+    /// Where the numbers come from, and when they were read there.
+    pub source: String,
+    pub date: String,
+}
+
+/// One way a model bills, as `prices` lists it: the variant's name, the rates, and the
+/// input size past which it applies (the long-context tier).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VariantRates {
+    pub variant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub above_input_tokens: Option<u64>,
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+impl Price {
+    /// The on-demand rates before any regional premium or long-context tier.
+    pub fn on_demand(&self) -> Rates {
+        Rates {
+            input: self.input,
+            output: self.output,
+            cache_read: self.cache_read,
+            cache_write: self.cache_write,
+            cache_write_1h: self.cache_write_1h,
+        }
+    }
+
+    /// The factor calls in `scope` pay over the base rates, and the name of that place in
+    /// variant names (`None` for models with one price everywhere).
+    fn premium(&self, scope: Scope) -> (f64, Option<String>) {
+        if let Scope::Geography(geography) = scope
+            && let Some(factor) = self.geography_premium.get(geography)
+        {
+            return (*factor, Some(geography.to_string()));
+        }
+        match (scope, self.regional_premium) {
+            (_, None) => (1.0, None),
+            (Scope::Global, Some(_)) => (1.0, Some("global".to_string())),
+            (_, Some(factor)) => (factor, Some("regional".to_string())),
+        }
+    }
+
+    /// The on-demand rates of a call in `scope`, long-context tier included when
+    /// `long_context`, and the variant's name.
+    fn on_demand_in(&self, scope: Scope, long_context: Option<&LongContext>) -> (Rates, String) {
+        let (factor, place) = self.premium(scope);
+        let rates = long_context.map_or(self.on_demand(), |tier| tier.rates);
+        let name = std::iter::once("on_demand")
+            .chain(place.as_deref())
+            .chain(long_context.map(|_| "long_context"))
+            .collect::<Vec<_>>()
+            .join("+");
+        (rates.scaled(factor), name)
+    }
+
+    /// Every way a call in `scope` can be billed: on demand, in the long-context tier, in
+    /// batch.
+    pub fn variants_in(&self, scope: Scope) -> Vec<VariantRates> {
+        let variant = |tier: Option<&LongContext>| {
+            let (rates, variant) = self.on_demand_in(scope, tier);
+            VariantRates {
+                variant,
+                above_input_tokens: tier.map(|t| t.above_input_tokens),
+                rates,
+            }
+        };
+        let mut variants = vec![variant(None)];
+        variants.extend(self.long_context.as_ref().map(|tier| variant(Some(tier))));
+        variants.extend(self.batch.map(|batch| VariantRates {
+            variant: "batch".to_string(),
+            above_input_tokens: None,
+            rates: batch.rates(),
+        }));
+        variants
+    }
+
+    /// The scopes whose prices differ for this model: one for most models; global and
+    /// regional (and each geography with its own factor) for those with a premium.
+    pub fn scopes(&self) -> Vec<Scope<'_>> {
+        let mut scopes = Vec::new();
+        if self.regional_premium.is_some() {
+            scopes.extend([Scope::Global, Scope::InRegion]);
+        } else {
+            scopes.push(Scope::InRegion);
+        }
+        scopes.extend(
+            self.geography_premium
+                .keys()
+                .map(|geography| Scope::Geography(geography)),
+        );
+        scopes
+    }
+}
+
+impl BatchPrice {
+    fn rates(self) -> Rates {
+        Rates {
+            input: self.input,
+            output: self.output,
+            cache_read: None,
+            cache_write: None,
+            cache_write_1h: None,
+        }
+    }
+}
+
+/// How a request is sent, which decides its price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    OnDemand,
+    /// Bedrock Batch Inference: the model's batch prices, no premium or tier.
+    Batch,
+}
+
+/// What one request (or result line) cost and under which pricing variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charge {
+    /// [`UNPRICED`] when `usd` is `None`.
+    pub variant: String,
+    pub usd: Option<f64>,
+}
+
+impl Charge {
+    fn unpriced() -> Charge {
+        Charge {
+            variant: UNPRICED.to_string(),
+            usd: None,
+        }
+    }
+}
+
+/// Why a model cannot go through Bedrock Batch Inference, for `--via batch`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoBatch {
+    #[error(
+        "{0} has no price, so its batch support is unknown: give batch_input and batch_output for it with --prices FILE, or run it with --via on-demand"
+    )]
+    Unpriced(String),
+    #[error(
+        "{0} does not offer Bedrock Batch Inference (its price entry has no batch price): run it with --via on-demand, or, if AWS now offers batch for it, give batch_input and batch_output with --prices FILE"
+    )]
+    NotOffered(String),
+}
+
+/// A model id as a table key: the parts of a [`ModelId`] an entry gives; a missing date or
+/// version matches every one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    provider: String,
+    name: String,
+    date: Option<String>,
+    version: Option<String>,
+}
+
+impl Key {
+    /// The key `text` names: a model id (profile prefixes are ignored), optionally ending in
+    /// `-*` or `*`, which mean what leaving out the date and version means.
+    fn parse(text: &str) -> Option<Key> {
+        let id = ModelId::parse(without_wildcard(text))?;
+        Some(Key {
+            provider: id.provider.to_string(),
+            name: id.name.to_string(),
+            date: id.date.map(str::to_string),
+            version: id.version.map(str::to_string),
+        })
+    }
+
+    fn matches(&self, id: &ModelId) -> bool {
+        self.provider == id.provider
+            && self.name == id.name
+            && self.date.as_deref().is_none_or(|d| id.date == Some(d))
+            && self
+                .version
+                .as_deref()
+                .is_none_or(|v| id.version == Some(v))
+    }
+
+    /// More specific keys win over broader ones.
+    fn specificity(&self) -> u8 {
+        u8::from(self.date.is_some()) + u8::from(self.version.is_some())
+    }
+}
+
+/// `text` without a trailing `-*` or `*`.
+fn without_wildcard(text: &str) -> &str {
+    let text = text.trim();
+    text.strip_suffix("-*")
+        .or_else(|| text.strip_suffix('*'))
+        .unwrap_or(text)
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// As written in the table or the file.
+    name: String,
+    key: Key,
+    price: Price,
+    /// Entries from `--prices` win over built-in ones.
+    from_file: bool,
+}
+
+/// A model id resolved to its entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'t, 'i> {
+    /// The entry's key as written (`anthropic.claude-sonnet-4-5`).
+    pub entry: &'t str,
+    pub price: &'t Price,
+    pub id: ModelId<'i>,
+}
+
+impl Resolved<'_, '_> {
+    /// What `usage`, one request's, costs sent by `route`.
+    pub fn charge(&self, usage: &Usage, route: Route) -> Charge {
+        let (rates, variant) = match route {
+            Route::Batch => match self.price.batch {
+                Some(batch) => (batch.rates(), "batch".to_string()),
+                None => return Charge::unpriced(),
+            },
+            Route::OnDemand => {
+                let input = usage.input_tokens
+                    + usage.cache_read_input_tokens
+                    + usage.cache_write_input_tokens;
+                let tier = self
+                    .price
+                    .long_context
+                    .as_ref()
+                    .filter(|tier| input > tier.above_input_tokens);
+                self.price.on_demand_in(self.id.scope, tier)
+            }
+        };
+        match rates.cost(usage) {
+            Some(usd) => Charge {
+                variant,
+                usd: Some(usd),
+            },
+            None => Charge::unpriced(),
+        }
+    }
+}
+
+/// Prices by model.
+#[derive(Debug, Clone, Default)]
+pub struct PriceTable {
+    entries: Vec<Entry>,
+}
+
+impl PriceTable {
+    pub fn built_in() -> PriceTable {
+        let mut table = PriceTable::default();
+        for (name, price) in built_in::entries() {
+            let key = Key::parse(name).expect("built-in price keys name models");
+            table.entries.push(Entry {
+                name: name.to_string(),
+                key,
+                price,
+                from_file: false,
+            });
+        }
+        table
+    }
+
+    /// The built-in table with `path`'s entries added, or overriding the fields they give.
+    /// Broad entries are read before narrow ones, so `anthropic.claude-sonnet-4-5-20250929-v1:0`
+    /// in a file starts from the file's `anthropic.claude-sonnet-4-5`, not the built-in one.
+    pub fn with_file(path: &Path) -> Result<PriceTable, PricesError> {
+        let mut keyed = Vec::new();
+        for (name, entry) in file::read(path)? {
+            let key = Key::parse(&name).ok_or_else(|| PricesError::Key {
+                path: path.to_path_buf(),
+                key: name.clone(),
+            })?;
+            keyed.push((key, name, entry));
+        }
+        keyed.sort_by_key(|(key, _, _)| key.specificity());
+        let mut table = PriceTable::built_in();
+        for (key, name, entry) in keyed {
+            let base = table.price(without_wildcard(&name)).cloned();
+            let price = file::merge(path, &name, entry, base.as_ref())?;
+            table.entries.push(Entry {
+                name,
+                key,
+                price,
+                from_file: true,
+            });
+        }
+        Ok(table)
+    }
+
+    /// The entry `model_id` resolves to: the `--prices` file's before the built-in table's,
+    /// then the most specific.
+    pub fn resolve<'t, 'i>(&'t self, model_id: &'i str) -> Option<Resolved<'t, 'i>> {
+        let id = ModelId::parse(model_id)?;
+        let entry = self
+            .entries
+            .iter()
+            .filter(|entry| entry.key.matches(&id))
+            .max_by_key(|entry| (entry.from_file, entry.key.specificity()))?;
+        Some(Resolved {
+            entry: &entry.name,
+            price: &entry.price,
+            id,
+        })
+    }
+
+    /// The prices of `model_id`.
+    pub fn price(&self, model_id: &str) -> Option<&Price> {
+        self.resolve(model_id).map(|resolved| resolved.price)
+    }
+
+    /// What one request's `usage` on `model_id` costs sent by `route`.
+    pub fn charge(&self, model_id: &str, usage: &Usage, route: Route) -> Charge {
+        self.resolve(model_id)
+            .map_or_else(Charge::unpriced, |resolved| resolved.charge(usage, route))
+    }
+
+    /// The on-demand cost of one request's `usage` on `model_id`, or `None` when unknown.
+    pub fn cost(&self, model_id: &str, usage: &Usage) -> Option<f64> {
+        self.charge(model_id, usage, Route::OnDemand).usd
+    }
+
+    /// The Batch Inference price of `model_id`, or why it has none: what `--via batch`
+    /// checks before sending anything.
+    pub fn batch_price(&self, model_id: &str) -> Result<BatchPrice, NoBatch> {
+        let resolved = self
+            .resolve(model_id)
+            .ok_or_else(|| NoBatch::Unpriced(model_id.to_string()))?;
+        resolved
+            .price
+            .batch
+            .ok_or_else(|| NoBatch::NotOffered(model_id.to_string()))
+    }
+
+    /// Every entry, by key, as `prices` lists them.
+    pub fn entries(&self) -> Vec<(&str, &Price)> {
+        let mut winners: BTreeMap<&str, &Entry> = BTreeMap::new();
+        for entry in &self.entries {
+            // A file entry under the same key replaces the built-in one.
+            let slot = winners.entry(&entry.name).or_insert(entry);
+            if entry.from_file {
+                *slot = entry;
+            }
+        }
+        winners
+            .into_iter()
+            .map(|(name, entry)| (name, &entry.price))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,85 @@
+//! Text tables as reports print them: aligned columns for a terminal, Markdown, or CSV.
+//! Callers give headers and cells already formatted; JSON output is theirs to serialize.
+
+use std::ops::Range;
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+/// Renders `rows` under `headers` in `format` (not JSON). The columns in `numbers` are
+/// right-aligned, the others (text) left-aligned.
+pub fn render(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    numbers: Range<usize>,
+    format: Format,
+) -> Result<String, String> {
+    Ok(match format {
+        Format::Json => return Err("a JSON report is serialized by its caller".to_string()),
+        Format::Csv => {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.write_record(headers).map_err(|e| e.to_string())?;
+            for cells in rows {
+                writer.write_record(cells).map_err(|e| e.to_string())?;
+            }
+            String::from_utf8(writer.into_inner().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?
+        }
+        Format::Markdown => {
+            let mut out = format!("| {} |\n", headers.join(" | "));
+            out += &format!(
+                "|{}\n",
+                (0..headers.len())
+                    .map(|i| if numbers.contains(&i) {
+                        "---:|"
+                    } else {
+                        "---|"
+                    })
+                    .collect::<String>()
+            );
+            for cells in rows {
+                out += &format!("| {} |\n", cells.join(" | "));
+            }
+            out
+        }
+        Format::Table => {
+            let widths: Vec<usize> = (0..headers.len())
+                .map(|i| {
+                    rows.iter()
+                        .map(|c| c[i].chars().count())
+                        .chain([headers[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cells: Vec<&str>| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if numbers.contains(&i) {
+                            format!("{c:>w$}", w = widths[i])
+                        } else {
+                            format!("{c:<w$}", w = widths[i])
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+                    + "\n"
+            };
+            let mut out = line(headers.to_vec());
+            for cells in rows {
+                out += &line(cells.iter().map(String::as_str).collect());
+            }
+            out
+        }
+    })
+}
