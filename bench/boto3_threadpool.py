@@ -2,7 +2,7 @@
 botocore's adaptive retry mode. Kept in the repo so the quota benchmark can run it side by
 side with bedrock-batch.
 
-    python bench/boto3_threadpool.py JOB.jsonl --model ID --endpoint-url URL [--workers 32]
+    python bench/boto3_threadpool.py JOB.jsonl --model ID --endpoint-url URL [--workers 16]
 """
 
 import argparse
@@ -19,7 +19,7 @@ def main():
     parser.add_argument("job")
     parser.add_argument("--model", required=True)
     parser.add_argument("--endpoint-url")
-    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=200)
     args = parser.parse_args()
 
@@ -52,7 +52,7 @@ def main():
                 ok += 1
             except Exception as err:  # what a hand-written script does: count and go on
                 failed += 1
-                print(f"failed: {err}", file=sys.stderr)
+                print(f"failed: {err}", file=sys.stderr, flush=True)
     print(json.dumps({"ok": ok, "failed": failed}))
 
 

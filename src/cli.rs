@@ -2,13 +2,12 @@
 //! a socket; turning flags into working configuration happens where they are used.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Mode, RetryFailed};
 use crate::job::JobFormat;
-use crate::local_server::{FaultRates, ServerConfig};
+use crate::store::run_dir::RetryFailed;
+use crate::vocab::Mode;
 
 /// Batch runner for Amazon Bedrock: job files in, results and usage totals out.
 #[derive(Debug, Parser)]
@@ -373,31 +372,4 @@ pub struct LocalServerArgs {
     /// Seed of the fault draws: the same seed gives the same faults to the same requests.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-}
-
-impl LocalServerArgs {
-    /// The server configuration these flags describe (validated by the server on start).
-    pub fn to_config(&self) -> ServerConfig {
-        ServerConfig {
-            port: self.port,
-            tpm: self.tpm,
-            rpm: self.rpm,
-            burndown: self.burndown,
-            latency: Duration::from_millis(self.latency_ms),
-            tokens_per_sec: self.tokens_per_sec,
-            timeout_delay: Duration::from_millis(self.timeout_delay_ms),
-            throttle_delay: Duration::from_millis(self.throttle_delay_ms),
-            faults: FaultRates {
-                fail: self.fail_rate,
-                timeout: self.timeout_rate,
-                reset: self.reset_rate,
-                garbage: self.garbage_rate,
-                model_error: self.model_error_rate,
-                stream_throttle: self.stream_throttle_rate,
-            },
-            deny_models: self.deny_model.clone(),
-            retry_after: self.retry_after_ms.map(Duration::from_millis),
-            seed: self.seed,
-        }
-    }
 }

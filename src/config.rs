@@ -6,76 +6,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::RunArgs;
+use crate::bedrock::Endpoint;
+use crate::cli::{LocalServerArgs, RunArgs};
 use crate::job::JobFormat;
-use crate::job::media::{DocumentInput, MediaLoader, check_document_count};
+use crate::job::media::{MediaLoader, check_document_count};
+use crate::job::prepare::RequestSettings;
 use crate::job::template::Template;
+use crate::local_server::{FaultRates, ServerConfig};
 use crate::model_id::Family;
 use crate::report::prices::PriceTable;
+use crate::store::run_dir::RetryFailed;
+use crate::store::state::RunParams;
+use crate::vocab::Mode;
 
 /// Calls in flight at the start when --concurrency is not given.
 const DEFAULT_CONCURRENCY: usize = 16;
-
-/// What kind of call each record becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The Converse API: a prompt (or raw messages) in, text out.
-    Converse,
-    /// Embedding models (Titan Text Embeddings v1/v2, Cohere Embed v3): text in, vector out.
-    Embed,
-    /// InvokeModel with the record's native `body` (or `modelInput`) sent as-is.
-    Invoke,
-}
-
-/// Which failed records `--retry-failed` runs again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RetryFailed {
-    /// Records whose last outcome was a retryable error (throttled, timed out, 5xx...).
-    Retryable,
-    /// Every failed record, validation errors and bad input too.
-    All,
-}
-
-/// Where the Bedrock client connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// The built-in local server, started in-process.
-    Local,
-    /// Any Bedrock-compatible endpoint.
-    Url(String),
-    /// AWS, through the standard credential and endpoint chain.
-    Aws,
-}
-
-/// How records become requests.
-#[derive(Debug, Clone)]
-pub struct RequestSettings {
-    pub model: String,
-    pub mode: Mode,
-    pub template: Template,
-    /// The template as given, for the run's fingerprint.
-    pub template_text: String,
-    pub system: Option<String>,
-    pub max_tokens: Option<i32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub stop: Vec<String>,
-    pub dimensions: Option<u32>,
-    pub normalize: bool,
-    pub input_type: String,
-    pub batch_size: usize,
-    pub keep_fields: Vec<String>,
-    /// The record field (or CSV column) holding images, and the one holding documents.
-    pub image_field: String,
-    pub document_field: String,
-    /// Documents sent with every record (`--document`), ahead of the record's own.
-    pub shared_documents: Vec<DocumentInput>,
-    /// Where they came from, for the run's fingerprint.
-    pub shared_document_paths: Vec<String>,
-    pub cache_prompt: bool,
-    pub stream: bool,
-}
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -117,6 +62,27 @@ fn check_unit(flag: &str, value: Option<f32>) -> Result<Option<f32>, String> {
 }
 
 impl RunConfig {
+    /// The parameters that must match for a rerun to resume this run directory.
+    pub fn run_params(&self) -> RunParams {
+        let r = &self.request;
+        let template = &r.template_text;
+        RunParams {
+            model: r.model.clone(),
+            mode: format!("{:?}", r.mode).to_lowercase(),
+            format: format!("{:?}", self.format).to_lowercase(),
+            template: template.to_string(),
+            system: r.system.clone(),
+            max_tokens: r.max_tokens,
+            temperature: r.temperature,
+            top_p: r.top_p,
+            stop: r.stop.clone(),
+            dimensions: r.dimensions,
+            normalize: r.normalize,
+            input_type: r.input_type.clone(),
+            shared_documents: r.shared_document_paths.clone(),
+        }
+    }
+
     pub fn from_args(args: &RunArgs) -> Result<RunConfig, String> {
         let format = match args.format {
             Some(format) => format,
@@ -358,5 +324,31 @@ pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestS
         shared_document_paths: vec![],
         cache_prompt: false,
         stream: false,
+    }
+}
+
+/// The local server's configuration the `local-server` flags describe (validated by the
+/// server on start).
+pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
+    ServerConfig {
+        port: args.port,
+        tpm: args.tpm,
+        rpm: args.rpm,
+        burndown: args.burndown,
+        latency: Duration::from_millis(args.latency_ms),
+        tokens_per_sec: args.tokens_per_sec,
+        timeout_delay: Duration::from_millis(args.timeout_delay_ms),
+        throttle_delay: Duration::from_millis(args.throttle_delay_ms),
+        faults: FaultRates {
+            fail: args.fail_rate,
+            timeout: args.timeout_rate,
+            reset: args.reset_rate,
+            garbage: args.garbage_rate,
+            model_error: args.model_error_rate,
+            stream_throttle: args.stream_throttle_rate,
+        },
+        deny_models: args.deny_model.clone(),
+        retry_after: args.retry_after_ms.map(Duration::from_millis),
+        seed: args.seed,
     }
 }

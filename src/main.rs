@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use bedrock_batch::cli::{
     Cli, Command, LocalServerArgs, PricesArgs, ReportArgs, RunArgs, StatusArgs,
 };
-use bedrock_batch::config::RunConfig;
+use bedrock_batch::config::{RunConfig, server_config};
 use bedrock_batch::exit;
 use bedrock_batch::local_server::LocalServer;
 use clap::Parser;
@@ -140,7 +140,7 @@ fn status(args: StatusArgs) -> Result<u8, Failure> {
 }
 
 async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
-    let config = args.to_config();
+    let config = server_config(&args);
     config.validate().map_err(Failure::usage)?;
     let server = LocalServer::start(config).await.map_err(|err| {
         Failure::usage(format!("cannot listen on 127.0.0.1:{}: {err}", args.port))

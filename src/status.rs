@@ -5,10 +5,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::bedrock::Usage;
 use crate::job::{self, JobFormat};
 use crate::report::summary::{thousands, usage_text};
 use crate::store::state::{self, LockState, RecordSet, RunLock};
+use crate::vocab::Usage;
 
 #[derive(Debug, Serialize)]
 pub struct Status {

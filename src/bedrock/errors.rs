@@ -6,130 +6,34 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use crate::vocab::{CallError, ErrorKind};
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_types::event_stream::RawMessage;
-use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Throttling,
-    ModelNotReady,
-    ModelTimeout,
-    ServiceUnavailable,
-    InternalServer,
-    Validation,
-    ModelError,
-    AccessDenied,
-    ResourceNotFound,
-    Credentials,
-    Connection,
-    Timeout,
-    BadResponse,
-    /// The run stopped before this call could finish (fatal error elsewhere, Ctrl-C).
-    Cancelled,
-    Other,
-}
-
-impl ErrorKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::Throttling => "throttling",
-            ErrorKind::ModelNotReady => "model_not_ready",
-            ErrorKind::ModelTimeout => "model_timeout",
-            ErrorKind::ServiceUnavailable => "service_unavailable",
-            ErrorKind::InternalServer => "internal_server",
-            ErrorKind::Validation => "validation",
-            ErrorKind::ModelError => "model_error",
-            ErrorKind::AccessDenied => "access_denied",
-            ErrorKind::ResourceNotFound => "resource_not_found",
-            ErrorKind::Credentials => "credentials",
-            ErrorKind::Connection => "connection",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::BadResponse => "bad_response",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Other => "other",
-        }
-    }
-
-    /// Worth another attempt after a backoff.
-    pub fn retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Throttling
-                | ErrorKind::ModelNotReady
-                | ErrorKind::ModelTimeout
-                | ErrorKind::ServiceUnavailable
-                | ErrorKind::InternalServer
-                | ErrorKind::Connection
-                | ErrorKind::Timeout
-                | ErrorKind::BadResponse
-        )
-    }
-
-    /// The service pushes back: a reason for the limiter to slow everyone down.
-    pub fn congestion(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Throttling
-                | ErrorKind::ModelNotReady
-                | ErrorKind::ModelTimeout
-                | ErrorKind::ServiceUnavailable
-                | ErrorKind::Timeout
-        )
-    }
-
-    /// Every record would fail the same way: stop the run instead.
-    pub fn fatal(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::AccessDenied | ErrorKind::ResourceNotFound | ErrorKind::Credentials
-        )
-    }
-
-    fn from_code(code: &str) -> ErrorKind {
-        match code {
-            "ThrottlingException" | "TooManyRequestsException" => ErrorKind::Throttling,
-            "ModelNotReadyException" => ErrorKind::ModelNotReady,
-            "ModelTimeoutException" => ErrorKind::ModelTimeout,
-            "ServiceUnavailableException" => ErrorKind::ServiceUnavailable,
-            "InternalServerException" => ErrorKind::InternalServer,
-            "ValidationException" => ErrorKind::Validation,
-            "ModelErrorException" => ErrorKind::ModelError,
-            "AccessDeniedException" => ErrorKind::AccessDenied,
-            "ResourceNotFoundException" => ErrorKind::ResourceNotFound,
-            "UnrecognizedClientException"
-            | "InvalidSignatureException"
-            | "ExpiredTokenException"
-            | "IncompleteSignature"
-            | "MissingAuthenticationToken" => ErrorKind::Credentials,
-            _ => ErrorKind::Other,
-        }
-    }
-}
-
-/// A failed attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallError {
-    pub kind: ErrorKind,
-    pub message: String,
-    /// How long the service asked us to wait (`Retry-After`), when it said.
-    pub retry_after: Option<Duration>,
-}
-
-impl CallError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CallError {
-        CallError {
-            kind,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
 
 /// The service's own word that the model id names no model it serves.
 const INVALID_MODEL: &str = "model identifier is invalid";
+
+/// The kind of an error named by its AWS error code.
+fn kind_of_code(code: &str) -> ErrorKind {
+    match code {
+        "ThrottlingException" | "TooManyRequestsException" => ErrorKind::Throttling,
+        "ModelNotReadyException" => ErrorKind::ModelNotReady,
+        "ModelTimeoutException" => ErrorKind::ModelTimeout,
+        "ServiceUnavailableException" => ErrorKind::ServiceUnavailable,
+        "InternalServerException" => ErrorKind::InternalServer,
+        "ValidationException" => ErrorKind::Validation,
+        "ModelErrorException" => ErrorKind::ModelError,
+        "AccessDeniedException" => ErrorKind::AccessDenied,
+        "ResourceNotFoundException" => ErrorKind::ResourceNotFound,
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "ExpiredTokenException"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken" => ErrorKind::Credentials,
+        _ => ErrorKind::Other,
+    }
+}
 
 /// A `Retry-After` header in seconds (fractions allowed); HTTP dates are not used by Bedrock.
 fn retry_after(response: &HttpResponse) -> Option<Duration> {
@@ -161,7 +65,7 @@ where
                 {
                     ErrorKind::ResourceNotFound
                 }
-                Some(code) => ErrorKind::from_code(code),
+                Some(code) => kind_of_code(code),
                 // The SDK could not read the body of a success: a garbled answer.
                 None if (200..300).contains(&status) => ErrorKind::BadResponse,
                 None if status == 429 => ErrorKind::Throttling,
@@ -222,7 +126,7 @@ where
             });
             let kind = match code.as_deref() {
                 Some("ModelStreamErrorException") => ErrorKind::ModelError,
-                Some(code) => ErrorKind::from_code(code),
+                Some(code) => kind_of_code(code),
                 None => ErrorKind::BadResponse,
             };
             let message = service.err().message().map_or(context, str::to_string);
@@ -240,15 +144,12 @@ mod tests {
 
     #[test]
     fn codes_map_to_kinds() {
+        assert_eq!(kind_of_code("ThrottlingException"), ErrorKind::Throttling);
         assert_eq!(
-            ErrorKind::from_code("ThrottlingException"),
-            ErrorKind::Throttling
-        );
-        assert_eq!(
-            ErrorKind::from_code("ExpiredTokenException"),
+            kind_of_code("ExpiredTokenException"),
             ErrorKind::Credentials
         );
-        assert_eq!(ErrorKind::from_code("Whatever"), ErrorKind::Other);
+        assert_eq!(kind_of_code("Whatever"), ErrorKind::Other);
         assert!(ErrorKind::Throttling.retryable());
         assert!(ErrorKind::BadResponse.retryable());
         assert!(!ErrorKind::Validation.retryable());

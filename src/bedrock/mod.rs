@@ -4,7 +4,6 @@
 //! throttle is seen.
 
 pub mod errors;
-pub mod messages;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,86 +22,13 @@ use aws_sdk_bedrockruntime::types::{
     ConverseStreamOutput, DocumentBlock, DocumentFormat, DocumentSource, ImageBlock, ImageFormat,
     ImageSource, InferenceConfiguration, Message, SystemContentBlock,
 };
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::Endpoint;
-use crate::job::media::DocumentInput;
-use crate::job::prepare::{ConverseInput, Payload, Prompt};
 use crate::model_id::Family;
-use errors::{CallError, ErrorKind, classify, classify_stream};
-
-/// Token usage as results and summaries report it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_read_input_tokens: u64,
-    /// Every token written to the prompt cache, whatever its TTL (as Bedrock reports it).
-    pub cache_write_input_tokens: u64,
-    /// The part of `cache_write_input_tokens` written with a 1-hour TTL, which costs more
-    /// than the default 5 minutes. Absent from results when 0, so lines read as before.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub cache_write_1h_input_tokens: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl Usage {
-    pub fn add(&mut self, other: &Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cache_read_input_tokens += other.cache_read_input_tokens;
-        self.cache_write_input_tokens += other.cache_write_input_tokens;
-        self.cache_write_1h_input_tokens += other.cache_write_1h_input_tokens;
-    }
-
-    pub fn subtract(&mut self, other: &Usage) {
-        self.input_tokens = self.input_tokens.saturating_sub(other.input_tokens);
-        self.output_tokens = self.output_tokens.saturating_sub(other.output_tokens);
-        self.cache_read_input_tokens = self
-            .cache_read_input_tokens
-            .saturating_sub(other.cache_read_input_tokens);
-        self.cache_write_input_tokens = self
-            .cache_write_input_tokens
-            .saturating_sub(other.cache_write_input_tokens);
-        self.cache_write_1h_input_tokens = self
-            .cache_write_1h_input_tokens
-            .saturating_sub(other.cache_write_1h_input_tokens);
-    }
-}
-
-/// One record's answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    Text {
-        output: String,
-        stop_reason: String,
-        usage: Usage,
-        /// Time to first token, for streamed calls.
-        ttft_ms: Option<u64>,
-    },
-    Embedding {
-        vector: Value,
-        usage: Usage,
-    },
-    Invoke {
-        response: Value,
-        usage: Usage,
-    },
-}
-
-impl Answer {
-    pub fn usage(&self) -> &Usage {
-        match self {
-            Answer::Text { usage, .. }
-            | Answer::Embedding { usage, .. }
-            | Answer::Invoke { usage, .. } => usage,
-        }
-    }
-}
+use crate::vocab::{Answer, DocumentInput, Usage};
+use crate::vocab::{CallError, ErrorKind};
+use crate::vocab::{ConverseInput, Payload, Prompt};
+use errors::{classify, classify_stream};
 
 /// Options that apply to every call.
 #[derive(Debug, Clone)]
@@ -626,4 +552,15 @@ mod tests {
         let titan = json!({"inputTextTokenCount": 9});
         assert_eq!(native_usage(&titan).input_tokens, 9);
     }
+}
+
+/// Where the Bedrock client connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The built-in local server, started in-process.
+    Local,
+    /// Any Bedrock-compatible endpoint.
+    Url(String),
+    /// AWS, through the standard credential and endpoint chain.
+    Aws,
 }

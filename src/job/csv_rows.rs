@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{InvalidRecord, JobError, Record};
+use super::{JobError, Record};
+use crate::vocab::InvalidRecord;
 
 /// Counts the lines before each record. The csv crate's own line numbers lag by one in CRLF
 /// files (a record's position is taken at the `\n` of the terminator before it), so lines

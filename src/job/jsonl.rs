@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{InvalidRecord, JobError, Record};
+use super::{JobError, Record};
+use crate::vocab::InvalidRecord;
 
 pub struct JsonlRecords<R> {
     reader: R,

@@ -15,24 +15,10 @@ use crate::media::{
     DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE,
     MAX_IMAGES, document_name, image_format_name, image_size, sniff_image_format,
 };
+use crate::vocab::{DocumentInput, ImageInput};
 
 /// Bytes of files kept for reuse.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageInput {
-    pub format: &'static str,
-    pub bytes: Arc<Vec<u8>>,
-    pub width: usize,
-    pub height: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DocumentInput {
-    pub format: String,
-    pub name: String,
-    pub bytes: Arc<Vec<u8>>,
-}
 
 /// Why a record's media cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,8 +110,8 @@ impl MediaLoader {
     }
 
     /// How many files were read, and how many uses were served from the cache.
-    pub fn files_read(&self) -> crate::report::summary::FilesRead {
-        crate::report::summary::FilesRead {
+    pub fn files_read(&self) -> crate::vocab::FilesRead {
+        crate::vocab::FilesRead {
             read: self.reads,
             reused: self.hits,
         }

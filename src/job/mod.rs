@@ -5,6 +5,7 @@
 mod csv_rows;
 mod jsonl;
 pub mod media;
+pub mod messages;
 pub mod prepare;
 pub mod template;
 
@@ -12,6 +13,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use crate::vocab::InvalidRecord;
 use serde_json::{Map, Value};
 
 /// How a job file is laid out.
@@ -41,18 +43,6 @@ pub struct Record {
     /// 1-based line where the record starts.
     pub line: u64,
     pub fields: Map<String, Value>,
-}
-
-/// A record that could not be read or prepared; it becomes an error line in the results.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InvalidRecord {
-    pub number: u64,
-    pub line: u64,
-    /// The record's id when it could be read.
-    pub id: Option<Value>,
-    /// Machine-readable kind: `invalid_json`, `invalid_utf8`, `ragged_row`, `missing_field`...
-    pub kind: &'static str,
-    pub message: String,
 }
 
 /// A file-level failure: the job file cannot be opened or read at all.

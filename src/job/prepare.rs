@@ -3,63 +3,15 @@
 //! fields kept for the result line. Everything that can be wrong with a record is found
 //! here, before any call and in `--dry-run`.
 
-use aws_sdk_bedrockruntime::types::Message;
 use serde_json::{Map, Value};
 
-use super::media::{DocumentInput, ImageInput, MediaLoader, check_document_count};
-use super::{InvalidRecord, Record};
-use crate::bedrock::messages::{messages_from_json, text_len};
-use crate::config::{Mode, RequestSettings};
-
-/// Who a result line belongs to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordMeta {
-    pub number: u64,
-    pub line: u64,
-    /// `id` or `recordId` as given, else the record number.
-    pub id: Value,
-    /// `--keep-fields` copied from the record.
-    pub kept: Option<Map<String, Value>>,
-    /// Things corrected before sending (a mislabeled image, a renamed document).
-    pub warnings: Vec<String>,
-}
-
-/// A Converse prompt: a rendered template or the record's own messages.
-#[derive(Debug, Clone)]
-pub enum Prompt {
-    Text(String),
-    Messages(Vec<Message>),
-}
-
-#[derive(Debug, Clone)]
-pub struct ConverseInput {
-    pub system: Option<String>,
-    pub prompt: Prompt,
-    /// The record's images and documents, sent before the text.
-    pub images: Vec<ImageInput>,
-    pub documents: Vec<DocumentInput>,
-    pub max_tokens: Option<i32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub stop: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Payload {
-    Converse(ConverseInput),
-    Embed { text: String },
-    Invoke { body: Vec<u8> },
-}
-
-/// A record ready to send.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub meta: RecordMeta,
-    pub model: String,
-    pub payload: Payload,
-    /// Input tokens by the four-characters rule, for estimates.
-    pub estimated_input_tokens: u64,
-}
+use super::Record;
+use super::media::{MediaLoader, check_document_count};
+use super::messages::{messages_from_json, text_len};
+use crate::job::template::Template;
+use crate::vocab::{
+    ConverseInput, DocumentInput, InvalidRecord, Mode, Payload, Prepared, Prompt, RecordMeta,
+};
 
 /// The record's id: `id`, else `recordId`, else its number.
 pub fn record_id(record: &Record) -> Value {
@@ -452,4 +404,33 @@ mod tests {
             "invalid_field"
         );
     }
+}
+
+/// How records become requests.
+#[derive(Debug, Clone)]
+pub struct RequestSettings {
+    pub model: String,
+    pub mode: Mode,
+    pub template: Template,
+    /// The template as given, for the run's fingerprint.
+    pub template_text: String,
+    pub system: Option<String>,
+    pub max_tokens: Option<i32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+    pub dimensions: Option<u32>,
+    pub normalize: bool,
+    pub input_type: String,
+    pub batch_size: usize,
+    pub keep_fields: Vec<String>,
+    /// The record field (or CSV column) holding images, and the one holding documents.
+    pub image_field: String,
+    pub document_field: String,
+    /// Documents sent with every record (`--document`), ahead of the record's own.
+    pub shared_documents: Vec<DocumentInput>,
+    /// Where they came from, for the run's fingerprint.
+    pub shared_document_paths: Vec<String>,
+    pub cache_prompt: bool,
+    pub stream: bool,
 }

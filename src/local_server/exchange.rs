@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::api_error::{ApiError, ErrorKind};
 use super::attachments::Attachment;
@@ -19,7 +19,7 @@ use super::faults::{Fault, glob_match};
 use super::native::{self, NativeRequest};
 use super::quota::Shortage;
 use super::request_id;
-use super::server::ConnectionAbort;
+
 use super::state::{CacheUse, Delivered, Shared, body_hash};
 use super::text::{Generation, generate, stream_pieces};
 use crate::model_id::{Family, base_model_id};
@@ -565,4 +565,20 @@ fn chunk_frame(payload: &Value) -> Bytes {
     let encoded = base64::engine::general_purpose::STANDARD
         .encode(serde_json::to_vec(payload).unwrap_or_default());
     eventstream::event("chunk", &json!({ "bytes": encoded }))
+}
+
+/// Closes the connection a request arrived on (the `--reset-rate` fault); the accept loop
+/// in `server` puts one in each request's extensions.
+#[derive(Clone, Default)]
+pub struct ConnectionAbort(Arc<Notify>);
+
+impl ConnectionAbort {
+    pub fn close(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves once [`ConnectionAbort::close`] was called (before or after).
+    pub async fn closed(&self) {
+        self.0.notified().await
+    }
 }

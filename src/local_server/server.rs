@@ -13,24 +13,14 @@ use axum::{Extension, Json};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tower_service::Service;
 
-use super::exchange::{self, Route};
+use super::exchange::{self, ConnectionAbort, Route};
 use super::state::Shared;
 
 /// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
 const MAX_BODY_BYTES: usize = 160 * 1024 * 1024;
-
-/// Closes the connection a request arrived on.
-#[derive(Clone, Default)]
-pub struct ConnectionAbort(Arc<Notify>);
-
-impl ConnectionAbort {
-    pub fn close(&self) {
-        self.0.notify_one();
-    }
-}
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let router = routes(shared);
@@ -64,7 +54,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = connection => {}
-                _ = abort.0.notified() => {}
+                _ = abort.closed() => {}
                 _ = stop.changed() => {}
             }
         });

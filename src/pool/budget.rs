@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::bedrock::Usage;
 use crate::report::prices::PriceTable;
+use crate::vocab::Usage;
 
 #[derive(Clone)]
 pub struct Budget {

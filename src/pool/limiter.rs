@@ -14,6 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::vocab::LimiterReport;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -49,19 +50,6 @@ pub enum Signal {
 pub enum Phase {
     SlowStart,
     Avoidance,
-}
-
-/// The limiter's story for summary.json.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LimiterReport {
-    pub initial: usize,
-    pub min: usize,
-    pub max: usize,
-    pub final_limit: usize,
-    pub peak: usize,
-    pub decreases: u64,
-    /// `[seconds since start, limit]` at each change (thinned on long runs).
-    pub history: Vec<(f64, usize)>,
 }
 
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@
 //! the attempts it made, so the totals count every attempt that was sent.
 
 pub mod budget;
-pub mod feed;
+
 pub mod limiter;
 pub mod pacer;
 pub mod rate;
@@ -29,61 +29,37 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::bedrock::errors::{CallError, ErrorKind};
-use crate::bedrock::{Answer, Bedrock, Usage};
-use crate::job::prepare::{Payload, Prepared, RecordMeta};
+use crate::bedrock::Bedrock;
+use crate::engine::{Engine, EngineReport, Halt, Stops};
+use crate::vocab::Payload;
+use crate::vocab::{Answer, Usage};
+use crate::vocab::{CallError, ErrorKind};
+use crate::vocab::{CallOutcome, DEFAULT_OUTPUT_RESERVE, Task};
 use budget::{Budget, Hold, HoldDecision};
 use limiter::{Limiter, Permit, Signal};
 use pacer::{Demand, Pacer, Reservation, Shortage};
 use retry::RetryPolicy;
 
-/// Output tokens counted for the budget when a record sets no `max_tokens`.
-const DEFAULT_OUTPUT_RESERVE: u64 = 1024;
 /// Output tokens Bedrock reserves from the quota when a Converse call sets no `maxTokens`.
 const DEFAULT_QUOTA_RESERVE: u64 = 4096;
 /// The dispatcher looks at the stop flag at least this often.
 const TICK: Duration = Duration::from_millis(100);
 
-/// One call's worth of records: one record, or a batch of texts for Cohere Embed.
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub model: String,
-    pub records: Vec<Prepared>,
-}
-
-impl Task {
-    /// The most this call can use: estimated input plus the output ceiling.
-    pub fn worst_case(&self) -> Usage {
-        let mut usage = Usage::default();
-        for record in &self.records {
-            usage.input_tokens += record.estimated_input_tokens;
-            usage.output_tokens += match &record.payload {
-                Payload::Converse(input) => input
-                    .max_tokens
-                    .map_or(DEFAULT_OUTPUT_RESERVE, |m| m.max(0) as u64),
-                Payload::Embed { .. } => 0,
-                Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
-            };
-        }
-        usage
+/// What this call asks of the model's quota: Bedrock reserves the input plus the
+/// output ceiling.
+fn demand(task: &Task) -> Demand {
+    let mut demand = Demand::default();
+    for record in &task.records {
+        demand.estimated_input += record.estimated_input_tokens;
+        demand.output_ceiling += match &record.payload {
+            Payload::Converse(input) => input
+                .max_tokens
+                .map_or(DEFAULT_QUOTA_RESERVE, |m| m.max(0) as u64),
+            Payload::Embed { .. } => 0,
+            Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
+        };
     }
-
-    /// What this call asks of the model's quota: Bedrock reserves the input plus the
-    /// output ceiling.
-    pub fn demand(&self) -> Demand {
-        let mut demand = Demand::default();
-        for record in &self.records {
-            demand.estimated_input += record.estimated_input_tokens;
-            demand.output_ceiling += match &record.payload {
-                Payload::Converse(input) => input
-                    .max_tokens
-                    .map_or(DEFAULT_QUOTA_RESERVE, |m| m.max(0) as u64),
-                Payload::Embed { .. } => 0,
-                Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
-            };
-        }
-        demand
-    }
+    demand
 }
 
 /// The usage of a call's answers.
@@ -95,21 +71,6 @@ fn used(result: &Result<Vec<Answer>, CallError>) -> Usage {
         }
     }
     usage
-}
-
-/// A finished call (or one the run stopped): its records and how it went.
-#[derive(Debug)]
-pub struct CallOutcome {
-    pub model: String,
-    pub records: Vec<RecordMeta>,
-    /// One answer per record, or the error that ended the call.
-    pub result: Result<Vec<Answer>, CallError>,
-    /// Attempts sent, throttled ones included.
-    pub attempts: u32,
-    /// The reason of each attempt after the first, in order.
-    pub retries: Vec<ErrorKind>,
-    /// The last attempt's duration (waits excluded).
-    pub latency: Duration,
 }
 
 /// The service as the pool sees it: one call with a model and its payloads. [`Bedrock`] is
@@ -140,10 +101,8 @@ pub struct Controls {
     pub timeout: Duration,
     /// Give up when nothing succeeds for this long while attempts keep being throttled.
     pub stall_timeout: Duration,
-    /// Set when the run stops taking records: calls not yet attempted end as cancelled.
-    pub stop: Arc<AtomicBool>,
-    /// Set when even the calls in flight are to be abandoned (the grace period is over).
-    pub abandon: Arc<AtomicBool>,
+    /// The run's stop flags (Ctrl-C, a fatal error, the end of the grace period).
+    pub stops: Stops,
     pub budget: Option<Budget>,
     /// Set when the budget stopped the run.
     pub over_budget: Arc<AtomicBool>,
@@ -153,11 +112,11 @@ pub struct Controls {
 
 impl Controls {
     pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stops.stopped()
     }
 
     fn abandoned(&self) -> bool {
-        self.abandon.load(Ordering::Relaxed)
+        self.stops.abandoned()
     }
 }
 
@@ -244,7 +203,7 @@ impl<S: Service> Dispatcher<S> {
     fn admit(&mut self, task: Task) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let demand = task.demand();
+        let demand = demand(&task);
         self.fresh = Some((
             seq,
             Call {
@@ -279,7 +238,7 @@ impl<S: Service> Dispatcher<S> {
             HoldDecision::Never => {
                 // Sending it could pass the budget: stop here, resumable.
                 self.controls.over_budget.store(true, Ordering::Relaxed);
-                self.controls.stop.store(true, Ordering::Relaxed);
+                self.controls.stops.stop();
                 false
             }
         }
@@ -344,7 +303,7 @@ impl<S: Service> Dispatcher<S> {
                 if now.saturating_duration_since(self.last_progress) >= self.controls.stall_timeout
                 {
                     self.controls.stalled.store(true, Ordering::Relaxed);
-                    self.controls.stop.store(true, Ordering::Relaxed);
+                    self.controls.stops.stop();
                 }
                 Next::Again
             }
@@ -364,7 +323,7 @@ impl<S: Service> Dispatcher<S> {
                 match result {
                     Err(err) if err.kind.fatal() => {
                         // Every record would fail the same way: stop taking new ones at once.
-                        self.controls.stop.store(true, Ordering::Relaxed);
+                        self.controls.stops.stop();
                         Next::Done(Err(err))
                     }
                     Err(err)
@@ -456,6 +415,59 @@ async fn attempt<S: Service>(
         result,
         latency,
         reservation,
+    }
+}
+
+/// The on-demand engine: the pool over a [`Service`] (bedrock-runtime in a real run).
+pub struct OnDemand<S: Service> {
+    pub service: S,
+    pub controls: Arc<Controls>,
+    /// Calls held at once (waiting, backing off or in flight).
+    pub alive: usize,
+}
+
+impl<S: Service> Engine for OnDemand<S> {
+    fn start(
+        &self,
+        tasks: mpsc::Receiver<Task>,
+        outcomes: mpsc::Sender<CallOutcome>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run(
+            self.service.clone(),
+            self.controls.clone(),
+            self.alive,
+            tasks,
+            outcomes,
+        ))
+    }
+
+    fn concurrency(&self) -> usize {
+        self.controls.limiter.limit()
+    }
+
+    fn report(&self) -> EngineReport {
+        EngineReport {
+            limiter: self.controls.limiter.report(),
+            learned_quota: self.controls.pacer.learned(),
+        }
+    }
+
+    fn halted(&self) -> Option<Halt> {
+        let controls = &self.controls;
+        if controls.over_budget.load(Ordering::Relaxed)
+            && let Some(budget) = &controls.budget
+        {
+            return Some(Halt::Budget {
+                limit_usd: budget.limit(),
+                spent_usd: (budget.spent() * 1e6).round() / 1e6,
+            });
+        }
+        controls
+            .stalled
+            .load(Ordering::Relaxed)
+            .then(|| Halt::Stalled {
+                after_secs: controls.stall_timeout.as_secs_f64(),
+            })
     }
 }
 

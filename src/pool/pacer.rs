@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::rate::Gauge;
+use crate::vocab::LearnedQuota;
 
 /// What one attempt asks of a model's quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,17 +54,6 @@ pub struct Reservation {
     sent: Instant,
     tokens_before: f64,
     requests_before: f64,
-}
-
-/// What the quota of a model was learned to be, for summary.json.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LearnedQuota {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens_per_minute: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests_per_minute: Option<f64>,
-    /// How many times a rate was set from a throttle.
-    pub updates: u64,
 }
 
 /// Real input tokens per estimated one starts at 1 and follows the answers.

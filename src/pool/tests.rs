@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::*;
 use crate::bucket::Bucket;
-use crate::job::prepare::{ConverseInput, Prompt};
+use crate::vocab::{CallOutcome, Prepared, RecordMeta, Task};
+use crate::vocab::{ConverseInput, Prompt};
 
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
@@ -168,8 +169,7 @@ fn controls() -> Arc<Controls> {
         policy: RetryPolicy::new(8),
         timeout: Duration::from_secs(120),
         stall_timeout: Duration::from_secs(600),
-        stop: Arc::default(),
-        abandon: Arc::default(),
+        stops: Stops::default(),
         budget: None,
         over_budget: Arc::default(),
         stalled: Arc::default(),
@@ -264,8 +264,8 @@ async fn tight_quota_from_a_cold_start() {
     let goodput = goodput(start, end, 60_000.0, 120.0, true);
     let throttled = throttled(start, end);
     eprintln!("tight: goodput {goodput:.3}, throttled {throttled:.4} {end:?}");
-    assert!(goodput >= 0.97, "goodput {goodput:.3}");
-    assert!(throttled <= 0.015, "throttled {throttled:.4}");
+    assert!(goodput >= 0.98, "goodput {goodput:.3}");
+    assert!(throttled <= 0.01, "throttled {throttled:.4}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -280,8 +280,8 @@ async fn large_quota_behind_a_slow_model() {
     let goodput = goodput(start, end, 1_200_000.0, 90.0, true);
     let throttled = throttled(start, end);
     eprintln!("large: goodput {goodput:.3}, throttled {throttled:.4} {end:?}");
-    assert!(goodput >= 0.97, "goodput {goodput:.3}");
-    assert!(throttled <= 0.015, "throttled {throttled:.4}");
+    assert!(goodput >= 0.98, "goodput {goodput:.3}");
+    assert!(throttled <= 0.01, "throttled {throttled:.4}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -324,7 +324,7 @@ async fn slow_throttles_over_a_network() {
     let goodput = goodput(start, end, 60_000.0, 120.0, true);
     let throttled = throttled(start, end);
     eprintln!("slow throttles: goodput {goodput:.3}, throttled {throttled:.4} {end:?}");
-    assert!(goodput >= 0.97, "goodput {goodput:.3}");
+    assert!(goodput >= 0.98, "goodput {goodput:.3}");
     assert!(throttled <= 0.015, "throttled {throttled:.4}");
 }
 

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::summary::{Summary, thousands};
 pub use super::table::Format;
-use crate::bedrock::Usage;
-use crate::store::SUMMARY_FILE;
+use crate::vocab::SUMMARY_FILE;
+use crate::vocab::Usage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GroupBy {

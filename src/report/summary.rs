@@ -10,11 +10,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::bedrock::Usage;
-use crate::bedrock::errors::ErrorKind;
-use crate::pool::limiter::LimiterReport;
-use crate::pool::pacer::LearnedQuota;
 use crate::report::prices::{Charge, PriceTable};
+use crate::vocab::ErrorKind;
+use crate::vocab::FilesRead;
+use crate::vocab::LearnedQuota;
+use crate::vocab::LimiterReport;
+use crate::vocab::Usage;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {
@@ -25,19 +26,6 @@ pub struct RecordCounts {
     /// Records of the job file without a line yet (a stopped run), when the file's size is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<u64>,
-}
-
-/// Image and document files read by this run, and uses served from the cache.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FilesRead {
-    pub read: u64,
-    pub reused: u64,
-}
-
-impl FilesRead {
-    fn is_empty(&self) -> bool {
-        self.read == 0 && self.reused == 0
-    }
 }
 
 /// Time to first token of streamed calls.
@@ -196,7 +184,7 @@ impl Totals {
                 job_file: job_file.to_string(),
                 model: model.to_string(),
                 mode: mode.to_string(),
-                started_unix: crate::store::state::unix_now(),
+                started_unix: crate::vocab::unix_now(),
                 ..Summary::default()
             },
             latency: new_histogram(),
@@ -362,7 +350,7 @@ impl Totals {
             summary.ttft_ms = Some(percentiles(&self.ttft));
         }
         summary.elapsed_s = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
-        summary.finished_unix = crate::store::state::unix_now();
+        summary.finished_unix = crate::vocab::unix_now();
         summary.records_per_s = if elapsed.as_secs_f64() > 0.0 {
             (summary.records.total as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0
         } else {

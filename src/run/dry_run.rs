@@ -8,16 +8,17 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::RunError;
-use crate::bedrock::Usage;
-use crate::config::{Mode, RunConfig};
+use super::feed::{Fed, Feed};
+use crate::config::RunConfig;
 use crate::exit;
 use crate::job::media::MediaLoader;
 use crate::job::{self, JobError};
-use crate::pool::Task;
-use crate::pool::feed::{Fed, Feed};
 use crate::report::prices::PriceTable;
 use crate::report::summary::thousands;
 use crate::store::state::RecordSet;
+use crate::vocab::Mode;
+use crate::vocab::Task;
+use crate::vocab::Usage;
 
 /// Invalid records listed.
 const LISTED: usize = 20;
@@ -96,7 +97,7 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
             match fed? {
                 Fed::Ready(prepared) => {
                     estimate.valid += 1;
-                    if let job::prepare::Payload::Converse(input) = &prepared.payload
+                    if let crate::vocab::Payload::Converse(input) = &prepared.payload
                         && input.max_tokens.is_none()
                     {
                         estimate.records_without_max_tokens += 1;

@@ -1,35 +1,23 @@
-//! `bedrock-batch run`: wires the stages together. A blocking thread reads and prepares
-//! records into a bounded channel, the pool calls Bedrock, and this task alone writes
-//! results, keeps the totals and drives the progress display; at the end it writes
-//! summary.json and prints the human summary.
+//! `bedrock-batch run`: the composition of the stages. Open the run directory (resume or
+//! start), build the engine, let the records flow through it into the ledger ([`drive`]),
+//! then write summary.json, print the human summary and choose the exit code.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use tokio::sync::{mpsc, oneshot};
-
-use crate::bedrock::errors::ErrorKind;
-use crate::bedrock::{self, Bedrock, CallOptions, Connection};
-use crate::config::{Endpoint, Mode, RunConfig};
+use crate::config::RunConfig;
+use crate::engine::{Engine, Halt, Stops};
 use crate::exit;
-use crate::job::media::MediaLoader;
-use crate::job::{self, InvalidRecord, JobError};
-use crate::local_server::{LocalServer, ServerConfig};
+use crate::job::{self, JobError};
 use crate::model_id::base_model_id;
-use crate::pool::budget::Budget;
-use crate::pool::feed;
-use crate::pool::limiter::Limiter;
-use crate::pool::pacer::Pacer;
-use crate::pool::retry::RetryPolicy;
-use crate::pool::{self, CallOutcome, Controls};
-use crate::report::progress::Progress;
-use crate::report::summary::{self, Aborted, BudgetStop, FilesRead, Summary, Totals, thousands};
-
-mod dry_run;
-mod interrupt;
+use crate::report::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
 use crate::store::ledger::Ledger;
-use crate::store::run_dir::{self, RunDirError};
+use crate::store::run_dir::{self, OpenRunDir, RunDirError};
 use crate::store::{self, StoreError};
+use crate::vocab::{ErrorKind, Mode};
+
+mod drive;
+mod dry_run;
+mod feed;
+mod interrupt;
+mod on_demand;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -63,7 +51,92 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     if config.dry_run {
         return dry_run::run(config, records).await;
     }
-    let opened = run_dir::open(&config).map_err(|err| match err {
+    let opened = open_run_dir(&config)?;
+    let request = &config.request;
+    let mut ledger = Ledger::new(
+        config.out_dir.clone(),
+        &opened,
+        config.prices.clone(),
+        || {
+            Totals::new(
+                &config.job_path.display().to_string(),
+                &request.model,
+                mode_name(request.mode),
+            )
+        },
+    )?;
+    let stops = Stops::default();
+    let built = on_demand::build(&config, &stops).await?;
+    let engine: &dyn Engine = &built.engine;
+    let ended = drive::drive(
+        &config,
+        records,
+        opened.done.clone(),
+        engine,
+        &stops,
+        &mut ledger,
+        &built.region,
+    )
+    .await?;
+
+    let report_of_engine = engine.report();
+    let mut summary = ledger.summary(report_of_engine.limiter);
+    summary.learned_quota = report_of_engine.learned_quota;
+    if let Ok(files) = &ended.fed {
+        summary.files = files.clone();
+    }
+    let mut aborted = ended.aborted;
+    match engine.halted() {
+        Some(Halt::Budget {
+            limit_usd,
+            spent_usd,
+        }) => {
+            summary.budget = Some(BudgetStop {
+                limit_usd,
+                spent_usd,
+            })
+        }
+        Some(Halt::Stalled { after_secs }) if aborted.is_none() => {
+            aborted = Some(stalled(&request.model, &built.region, after_secs));
+        }
+        _ => {}
+    }
+    if aborted.is_some() || ended.interrupted || summary.budget.is_some() {
+        summary.records.pending = ended.total.map(|t| t.saturating_sub(ledger.done()));
+    }
+    summary.aborted = aborted;
+    store::write_json_atomically(&config.out_dir, crate::vocab::SUMMARY_FILE, &summary)?;
+    if let Some(server) = built.server {
+        server.shutdown().await;
+    }
+    report(&config, &summary);
+    ended.fed?;
+    Ok(if summary.aborted.is_some() {
+        exit::FATAL
+    } else if summary.budget.is_some() {
+        exit::BUDGET
+    } else if ended.interrupted {
+        eprintln!("resume with: {}", interrupt::resume_command());
+        exit::INTERRUPTED
+    } else if summary.records.failed == 0 {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
+}
+
+/// Opens (or resumes, or moves aside with `--fresh`) the run directory, and says so.
+fn open_run_dir(config: &RunConfig) -> Result<OpenRunDir, RunError> {
+    let params = config.run_params();
+    let opened = run_dir::open(run_dir::Opening {
+        out_dir: &config.out_dir,
+        job_path: &config.job_path,
+        params: &params,
+        fresh: config.fresh,
+        retry_failed: config.retry_failed,
+        prices: &config.prices,
+    })
+    .map_err(|err| match err {
         RunDirError::Refused(message) => RunError::Usage(message),
         RunDirError::Store(err) => RunError::Store(err),
     })?;
@@ -83,227 +156,20 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
             );
         }
     }
-    let request = &config.request;
-    let mut ledger = Ledger::new(
-        config.out_dir.clone(),
-        &opened,
-        config.prices.clone(),
-        || {
-            Totals::new(
-                &config.job_path.display().to_string(),
-                &request.model,
-                mode_name(request.mode),
-            )
-        },
-    )?;
+    Ok(opened)
+}
 
-    let server = match config.endpoint {
-        Endpoint::Local => Some(
-            LocalServer::start(ServerConfig::default())
-                .await
-                .map_err(RunError::LocalServer)?,
+/// The stop of a run in which nothing succeeded for `after_secs`.
+fn stalled(model: &str, region: &str, after_secs: f64) -> Aborted {
+    Aborted {
+        kind: "stalled".to_string(),
+        model: model.to_string(),
+        message: format!(
+            "nothing succeeded for {after_secs:.0} s: every attempt was throttled (--stall-timeout)"
         ),
-        _ => None,
-    };
-    let local_url = server.as_ref().map(LocalServer::url);
-    let (client, region) = bedrock::connect(Connection {
-        endpoint: &config.endpoint,
-        local_url: local_url.as_deref(),
-        region: config.region.as_deref(),
-        profile: config.profile.as_deref(),
-        connect_timeout: config.connect_timeout,
-    })
-    .await
-    .map_err(RunError::Usage)?;
-    let bedrock = Bedrock::new(
-        client,
-        CallOptions {
-            dimensions: request.dimensions,
-            normalize: request.normalize,
-            input_type: request.input_type.clone(),
-            shared_documents: request.shared_documents.clone(),
-            cache_prompt: request.cache_prompt,
-            stream: request.stream,
-        },
-    );
-
-    let mut progress = Progress::new(config.quiet);
-    let mut total_rx = count_records(&config);
-    let (task_tx, task_rx) = mpsc::channel(config.concurrency * 2 + 16);
-    let (invalid_tx, mut invalid_rx) = mpsc::channel::<InvalidRecord>(1024);
-    let (outcome_tx, mut outcome_rx) = mpsc::channel::<CallOutcome>(1024);
-    let feeding = feed::spawn(
-        records,
-        request.clone(),
-        config.limit,
-        opened.done.clone(),
-        MediaLoader::new(&config.job_path),
-        task_tx,
-        invalid_tx,
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let abandon = Arc::new(AtomicBool::new(false));
-    let over_budget = Arc::new(AtomicBool::new(false));
-    let stalled = Arc::new(AtomicBool::new(false));
-    let budget = config
-        .budget_usd
-        .map(|limit| Budget::new(limit, config.prices.clone()));
-    let limiter = Limiter::new(
-        config.concurrency,
-        config.min_concurrency,
-        config.max_concurrency,
-    );
-    let pacer = Pacer::new(config.tpm, config.rpm);
-    let controls = Arc::new(Controls {
-        limiter: limiter.clone(),
-        pacer: pacer.clone(),
-        policy: RetryPolicy::new(config.max_attempts),
-        timeout: config.timeout,
-        stall_timeout: config.stall_timeout,
-        stop: stop.clone(),
-        abandon: abandon.clone(),
-        budget: budget.clone(),
-        over_budget: over_budget.clone(),
-        stalled: stalled.clone(),
-    });
-    let pool = tokio::spawn(pool::run(
-        bedrock,
-        controls,
-        config.max_concurrency * 2,
-        task_rx,
-        outcome_tx,
-    ));
-    let mut interrupted = interrupt::watch(stop.clone());
-
-    let (mut invalid_open, mut outcomes_open) = (true, true);
-    let mut total: Option<u64> = None;
-    let mut aborted: Option<Aborted> = None;
-    let mut grace_deadline: Option<tokio::time::Instant> = None;
-    while invalid_open || outcomes_open {
-        tokio::select! {
-            invalid = invalid_rx.recv(), if invalid_open => match invalid {
-                Some(invalid) => ledger.invalid(&request.model, &invalid)?,
-                None => invalid_open = false,
-            },
-            outcome = outcome_rx.recv(), if outcomes_open => match outcome {
-                Some(outcome) => {
-                    if let Err(err) = &outcome.result
-                        && err.kind.fatal()
-                        && aborted.is_none()
-                    {
-                        stop.store(true, Ordering::Relaxed);
-                        aborted = Some(Aborted {
-                            kind: err.kind.name().to_string(),
-                            model: outcome.model.clone(),
-                            message: err.message.clone(),
-                            hint: hint(err.kind, &outcome.model, &region),
-                        });
-                    }
-                    ledger.outcome(outcome)?
-                }
-                None => outcomes_open = false,
-            },
-            counted = &mut total_rx, if total.is_none() => {
-                if let Ok(counted) = counted {
-                    total = Some(counted);
-                    progress.set_total(counted);
-                }
-            }
-            _ = interrupted.changed(), if grace_deadline.is_none() => {
-                grace_deadline = Some(tokio::time::Instant::now() + config.grace);
-                progress.finish();
-                if !config.quiet {
-                    eprintln!(
-                        "interrupted: no new records; waiting up to {:.0} s for calls in flight (Ctrl-C again to quit at once, still resumable)",
-                        config.grace.as_secs_f64()
-                    );
-                }
-            }
-            _ = sleep_until_deadline(grace_deadline), if !abandon.load(Ordering::Relaxed) => {
-                // Calls still in flight are abandoned (their attempts still count): their
-                // records are sent again on resume.
-                abandon.store(true, Ordering::Relaxed);
-            }
-        }
-        progress.update(&ledger.totals.summary, limiter.limit());
-        ledger.checkpoint_every(config.checkpoint_interval, || limiter.report())?;
-    }
-    drop(outcome_rx);
-    drop(invalid_rx);
-    let _ = pool.await;
-    let fed = feeding.await.unwrap_or(Ok(FilesRead::default()));
-    ledger.checkpoint(limiter.report())?;
-    progress.finish();
-
-    let mut summary = ledger.summary(limiter.report());
-    summary.learned_quota = pacer.learned();
-    if let Ok(files) = &fed {
-        summary.files = files.clone();
-    }
-    if over_budget.load(Ordering::Relaxed)
-        && let Some(budget) = &budget
-    {
-        summary.budget = Some(BudgetStop {
-            limit_usd: budget.limit(),
-            spent_usd: (budget.spent() * 1e6).round() / 1e6,
-        });
-    }
-    let stopped = aborted.is_some() || grace_deadline.is_some() || summary.budget.is_some();
-    if stopped {
-        summary.records.pending = total.map(|t| t.saturating_sub(ledger.done()));
-    }
-    if aborted.is_none() && stalled.load(Ordering::Relaxed) {
-        aborted = Some(Aborted {
-            kind: "stalled".to_string(),
-            model: request.model.clone(),
-            message: format!(
-                "nothing succeeded for {:.0} s: every attempt was throttled (--stall-timeout)",
-                config.stall_timeout.as_secs_f64()
-            ),
-            hint: format!(
-                "The quota of {} in {region} admits no call right now: check its tokens- and requests-per-minute quotas in Service Quotas, other jobs using the same quota, and that --max-tokens fits within one minute of quota; then rerun to resume.",
-                request.model
-            ),
-        });
-    }
-    summary.aborted = aborted;
-    store::write_json_atomically(&config.out_dir, store::SUMMARY_FILE, &summary)?;
-    if let Some(server) = server {
-        server.shutdown().await;
-    }
-    report(&config, &summary);
-    fed?;
-    Ok(if summary.aborted.is_some() {
-        exit::FATAL
-    } else if summary.budget.is_some() {
-        exit::BUDGET
-    } else if grace_deadline.is_some() {
-        eprintln!("resume with: {}", interrupt::resume_command());
-        exit::INTERRUPTED
-    } else if summary.records.failed == 0 {
-        exit::OK
-    } else {
-        exit::SOME_FAILED
-    })
-}
-
-/// Counts the job file's records in the background, for the progress total.
-fn count_records(config: &RunConfig) -> oneshot::Receiver<u64> {
-    let (total_tx, total_rx) = oneshot::channel();
-    let (path, format, limit) = (config.job_path.clone(), config.format, config.limit);
-    tokio::task::spawn_blocking(move || {
-        if let Ok(n) = job::count(&path, format) {
-            let _ = total_tx.send(limit.map_or(n, |limit| n.min(limit)));
-        }
-    });
-    total_rx
-}
-
-/// Waits until `deadline`, or forever when there is none.
-async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+        hint: format!(
+            "The quota of {model} in {region} admits no call right now: check its tokens- and requests-per-minute quotas in Service Quotas, other jobs using the same quota, and that --max-tokens fits within one minute of quota; then rerun to resume."
+        ),
     }
 }
 
@@ -335,8 +201,8 @@ fn report(config: &RunConfig, summary: &Summary) {
         eprint!("{}", summary::render(summary));
         eprintln!(
             "results: {}  summary: {}",
-            config.out_dir.join(store::RESULTS_FILE).display(),
-            config.out_dir.join(store::SUMMARY_FILE).display()
+            config.out_dir.join(crate::vocab::RESULTS_FILE).display(),
+            config.out_dir.join(crate::vocab::SUMMARY_FILE).display()
         );
     }
     if config.json {

@@ -14,14 +14,14 @@ use serde_json::Value;
 use super::run_dir::OpenRunDir;
 use super::state::{self, Checkpoint, RecordSet};
 use super::{LineError, ResultLine, ResultsWriter, StoreError};
-use crate::bedrock::errors::ErrorKind;
-use crate::bedrock::{Answer, Usage};
-use crate::job::InvalidRecord;
-use crate::job::prepare::RecordMeta;
-use crate::pool::CallOutcome;
-use crate::pool::limiter::LimiterReport;
 use crate::report::prices::{PriceTable, Route};
 use crate::report::summary::{Summary, Totals, apply_prices};
+use crate::vocab::CallOutcome;
+use crate::vocab::ErrorKind;
+use crate::vocab::InvalidRecord;
+use crate::vocab::LimiterReport;
+use crate::vocab::RecordMeta;
+use crate::vocab::{Answer, Usage};
 
 pub struct Ledger {
     run_dir: PathBuf,
@@ -226,7 +226,7 @@ impl Ledger {
             failed_other: self.failed_other.ranges(),
             summary: self.summary(limiter),
             runs: self.runs,
-            updated_unix: state::unix_now(),
+            updated_unix: crate::vocab::unix_now(),
         };
         state::write_checkpoint(&self.run_dir, &checkpoint)?;
         self.last_checkpoint = Instant::now();

@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::bedrock::Usage;
-
-pub const RESULTS_FILE: &str = "results.jsonl";
-pub const SUMMARY_FILE: &str = "summary.json";
+use crate::vocab::RESULTS_FILE;
+use crate::vocab::Usage;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::StoreError;
 use super::state::{
     self, Checkpoint, JobFingerprint, Manifest, RecordSet, RunLock, RunParams, state_dir,
 };
-use super::{RESULTS_FILE, SUMMARY_FILE, StoreError};
-use crate::bedrock::Usage;
-use crate::config::{RetryFailed, RunConfig};
 use crate::report::prices::{PriceTable, Route};
 use crate::report::summary::{Summary, Totals};
+use crate::vocab::Usage;
+use crate::vocab::{RESULTS_FILE, SUMMARY_FILE};
 
 /// A RUN_DIR ready to be written.
 pub struct OpenRunDir {
@@ -63,10 +63,10 @@ fn move_aside(run_dir: &Path) -> Result<Option<PathBuf>, StoreError> {
     if !candidates.iter().any(|p| p.exists()) {
         return Ok(None);
     }
-    let mut aside = run_dir.join(format!("previous-{}", state::unix_now()));
+    let mut aside = run_dir.join(format!("previous-{}", crate::vocab::unix_now()));
     let mut n = 1;
     while aside.exists() {
-        aside = run_dir.join(format!("previous-{}-{n}", state::unix_now()));
+        aside = run_dir.join(format!("previous-{}-{n}", crate::vocab::unix_now()));
         n += 1;
     }
     std::fs::create_dir_all(&aside).map_err(io_error(&aside))?;
@@ -157,9 +157,20 @@ fn recover_rewrite(run_dir: &Path) -> Result<(), StoreError> {
     std::fs::remove_file(&pending).map_err(io_error(&pending))
 }
 
+/// What opening a run directory needs to know of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Opening<'a> {
+    pub out_dir: &'a Path,
+    pub job_path: &'a Path,
+    pub params: &'a RunParams,
+    pub fresh: bool,
+    pub retry_failed: Option<RetryFailed>,
+    pub prices: &'a PriceTable,
+}
+
 /// Opens `config.out_dir` for this run.
-pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
-    let run_dir = &config.out_dir;
+pub fn open(config: Opening<'_>) -> Result<OpenRunDir, RunDirError> {
+    let run_dir = config.out_dir;
     std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
     let lock = RunLock::acquire(run_dir).map_err(RunDirError::Refused)?;
     let moved_aside = if config.fresh {
@@ -167,8 +178,8 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
     } else {
         None
     };
-    let job = JobFingerprint::of(&config.job_path)?;
-    let params = RunParams::of(config, &config.request.template_text);
+    let job = JobFingerprint::of(config.job_path)?;
+    let params = config.params.clone();
     let results = run_dir.join(RESULTS_FILE);
     let results_len = std::fs::metadata(&results).map_or(0, |m| m.len());
     let restart_hint = "rerun with --fresh to start over (the earlier results are moved aside, not deleted), or choose a new --out directory";
@@ -206,7 +217,7 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
                     version: 1,
                     job,
                     params,
-                    created_unix: state::unix_now(),
+                    created_unix: crate::vocab::unix_now(),
                 },
             )?;
         }
@@ -247,8 +258,7 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
         }
         if !retry.is_empty() {
             let mut totals = Totals::resume(checkpoint.summary.clone());
-            let (rewritten, dropped) =
-                without_lines(&results, &retry, &mut totals, &config.prices)?;
+            let (rewritten, dropped) = without_lines(&results, &retry, &mut totals, config.prices)?;
             retried = dropped;
             for n in retry.iter() {
                 done.remove(n);
@@ -265,7 +275,7 @@ pub fn open(config: &RunConfig) -> Result<OpenRunDir, RunDirError> {
                 failed_other: failed_other.ranges(),
                 summary: summary.clone(),
                 runs: checkpoint.runs,
-                updated_unix: state::unix_now(),
+                updated_unix: crate::vocab::unix_now(),
             };
             // Crash-safe order: the new checkpoint waits beside the old one, the new results
             // replace the old, then the checkpoint follows. `recover_rewrite` finishes the
@@ -334,4 +344,13 @@ mod tests {
         assert_eq!((now.results_len, now.done.clone()), (4, vec![[1, 1]]));
         assert!(state::read_rewrite(run_dir).unwrap().is_none());
     }
+}
+
+/// Which failed records `--retry-failed` runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RetryFailed {
+    /// Records whose last outcome was a retryable error (throttled, timed out, 5xx...).
+    Retryable,
+    /// Every failed record, validation errors and bad input too.
+    All,
 }

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{StoreError, write_json_atomically};
-use crate::config::RunConfig;
 use crate::report::summary::Summary;
 
 pub const STATE_DIR: &str = "state";
@@ -121,25 +120,6 @@ pub struct RunParams {
 }
 
 impl RunParams {
-    pub fn of(config: &RunConfig, template: &str) -> RunParams {
-        let r = &config.request;
-        RunParams {
-            model: r.model.clone(),
-            mode: format!("{:?}", r.mode).to_lowercase(),
-            format: format!("{:?}", config.format).to_lowercase(),
-            template: template.to_string(),
-            system: r.system.clone(),
-            max_tokens: r.max_tokens,
-            temperature: r.temperature,
-            top_p: r.top_p,
-            stop: r.stop.clone(),
-            dimensions: r.dimensions,
-            normalize: r.normalize,
-            input_type: r.input_type.clone(),
-            shared_documents: r.shared_document_paths.clone(),
-        }
-    }
-
     /// Human lines naming each parameter that differs: `model: now X, was Y`.
     pub fn differences(&self, earlier: &RunParams) -> Vec<String> {
         let now = serde_json::to_value(self).unwrap_or_default();
@@ -226,12 +206,6 @@ pub struct Checkpoint {
     pub summary: Summary,
     pub runs: u32,
     pub updated_unix: u64,
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 pub fn state_dir(run_dir: &Path) -> PathBuf {

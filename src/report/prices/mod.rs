@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 pub use file::PricesError;
 
-use crate::bedrock::Usage;
 use crate::model_id::{ModelId, Scope};
+use crate::vocab::Usage;
 
 /// The variant of a usage that could not be priced.
 pub const UNPRICED: &str = "unpriced";

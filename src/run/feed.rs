@@ -11,14 +11,17 @@ use tokio::task::JoinHandle;
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::Task;
-use crate::config::{Mode, RequestSettings};
 use crate::job::media::MediaLoader;
-use crate::job::prepare::{Prepared, prepare, record_id};
-use crate::job::{InvalidRecord, JobError, Records};
+use crate::job::prepare::RequestSettings;
+use crate::job::prepare::{prepare, record_id};
+use crate::job::{JobError, Records};
 use crate::model_id::Family;
-use crate::report::summary::FilesRead;
 use crate::store::state::RecordSet;
+use crate::vocab::FilesRead;
+use crate::vocab::InvalidRecord;
+use crate::vocab::Mode;
+use crate::vocab::Prepared;
+use crate::vocab::Task;
 
 /// What the feed produces for each record.
 #[derive(Debug)]

@@ -1,0 +1,78 @@
+//! The seam between a run and what turns prepared records into outcomes. Everything common
+//! to every engine (reading and preparing records, the done set and resume, result lines,
+//! totals, checkpoints, progress, Ctrl-C, the exit code) lives in `run`; an [`Engine`] takes
+//! [`Task`]s from a channel and sends back one [`CallOutcome`] per task, counting every
+//! attempt it made, until the channel closes or the run stops it.
+//!
+//! The on-demand pool over bedrock-runtime (`pool::OnDemand`) is the first engine; Bedrock
+//! Batch Inference and Knowledge Bases are meant to sit beside it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::vocab::{CallOutcome, LearnedQuota, LimiterReport, Task};
+
+/// How the run tells an engine to stop: shared flags, so a signal handler can set them.
+#[derive(Debug, Clone, Default)]
+pub struct Stops {
+    /// Take no new records; calls not yet sent end as cancelled.
+    pub stop: Arc<AtomicBool>,
+    /// Give up on calls in flight too (the grace period is over).
+    pub abandon: Arc<AtomicBool>,
+}
+
+impl Stops {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn abandon(&self) {
+        self.abandon.store(true, Ordering::Relaxed);
+    }
+
+    pub fn abandoned(&self) -> bool {
+        self.abandon.load(Ordering::Relaxed)
+    }
+}
+
+/// Why an engine stopped on its own, with records left (they stay for the next run).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Halt {
+    /// Sending the next call could pass `--budget-usd`.
+    Budget { limit_usd: f64, spent_usd: f64 },
+    /// Nothing succeeded for `--stall-timeout` while every attempt was throttled.
+    Stalled { after_secs: f64 },
+}
+
+/// What an engine shows of itself while it runs and leaves in summary.json.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineReport {
+    pub limiter: LimiterReport,
+    pub learned_quota: BTreeMap<String, LearnedQuota>,
+}
+
+/// Turns tasks into outcomes.
+pub trait Engine: Send + Sync {
+    /// Starts taking tasks; the handle ends when every task taken has an outcome.
+    fn start(
+        &self,
+        tasks: mpsc::Receiver<Task>,
+        outcomes: mpsc::Sender<CallOutcome>,
+    ) -> JoinHandle<()>;
+
+    /// Calls allowed in flight right now, for the progress display.
+    fn concurrency(&self) -> usize;
+
+    fn report(&self) -> EngineReport;
+
+    /// Set when the engine stopped on its own.
+    fn halted(&self) -> Option<Halt>;
+}

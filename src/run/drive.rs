@@ -1,0 +1,145 @@
+//! The part of a run every engine shares while records flow: a blocking thread reads and
+//! prepares records into a bounded channel, the engine turns them into outcomes, and this
+//! task alone writes result lines, keeps the totals, takes checkpoints, drives the progress
+//! display and handles Ctrl-C (stop taking records, wait `--grace` for calls in flight,
+//! then abandon them, resumable).
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{RunError, feed, hint, interrupt};
+use crate::config::RunConfig;
+use crate::engine::{Engine, Stops};
+use crate::job::media::MediaLoader;
+use crate::job::{self, JobError, Records};
+use crate::report::progress::Progress;
+use crate::report::summary::Aborted;
+use crate::store::ledger::Ledger;
+use crate::store::state::RecordSet;
+use crate::vocab::{CallOutcome, FilesRead, InvalidRecord};
+
+/// How the flow of records ended.
+pub struct Ended {
+    /// A fatal error stopped the run.
+    pub aborted: Option<Aborted>,
+    /// Ctrl-C (or SIGTERM) stopped the run.
+    pub interrupted: bool,
+    /// Records in the job file (within `--limit`), once counted.
+    pub total: Option<u64>,
+    /// What the reading stage read, or why it failed.
+    pub fed: Result<FilesRead, JobError>,
+}
+
+/// Runs `records` (minus those `done`) through `engine` into `ledger`.
+pub async fn drive(
+    config: &RunConfig,
+    records: Records,
+    done: RecordSet,
+    engine: &dyn Engine,
+    stops: &Stops,
+    ledger: &mut Ledger,
+    region: &str,
+) -> Result<Ended, RunError> {
+    let request = &config.request;
+    let mut progress = Progress::new(config.quiet);
+    let mut total_rx = count_records(config);
+    let (task_tx, task_rx) = mpsc::channel(config.concurrency * 2 + 16);
+    let (invalid_tx, mut invalid_rx) = mpsc::channel::<InvalidRecord>(1024);
+    let (outcome_tx, mut outcome_rx) = mpsc::channel::<CallOutcome>(1024);
+    let feeding = feed::spawn(
+        records,
+        request.clone(),
+        config.limit,
+        done,
+        MediaLoader::new(&config.job_path),
+        task_tx,
+        invalid_tx,
+    );
+    let running = engine.start(task_rx, outcome_tx);
+    let mut interrupted = interrupt::watch(stops.stop.clone());
+
+    let (mut invalid_open, mut outcomes_open) = (true, true);
+    let mut total: Option<u64> = None;
+    let mut aborted: Option<Aborted> = None;
+    let mut grace_deadline: Option<tokio::time::Instant> = None;
+    while invalid_open || outcomes_open {
+        tokio::select! {
+            invalid = invalid_rx.recv(), if invalid_open => match invalid {
+                Some(invalid) => ledger.invalid(&request.model, &invalid)?,
+                None => invalid_open = false,
+            },
+            outcome = outcome_rx.recv(), if outcomes_open => match outcome {
+                Some(outcome) => {
+                    if let Err(err) = &outcome.result
+                        && err.kind.fatal()
+                        && aborted.is_none()
+                    {
+                        stops.stop();
+                        aborted = Some(Aborted {
+                            kind: err.kind.name().to_string(),
+                            model: outcome.model.clone(),
+                            message: err.message.clone(),
+                            hint: hint(err.kind, &outcome.model, region),
+                        });
+                    }
+                    ledger.outcome(outcome)?
+                }
+                None => outcomes_open = false,
+            },
+            counted = &mut total_rx, if total.is_none() => {
+                if let Ok(counted) = counted {
+                    total = Some(counted);
+                    progress.set_total(counted);
+                }
+            }
+            _ = interrupted.changed(), if grace_deadline.is_none() => {
+                grace_deadline = Some(tokio::time::Instant::now() + config.grace);
+                progress.finish();
+                if !config.quiet {
+                    eprintln!(
+                        "interrupted: no new records; waiting up to {:.0} s for calls in flight (Ctrl-C again to quit at once, still resumable)",
+                        config.grace.as_secs_f64()
+                    );
+                }
+            }
+            _ = sleep_until_deadline(grace_deadline), if !stops.abandoned() => {
+                // Calls still in flight are abandoned (their attempts still count): their
+                // records are sent again on resume.
+                stops.abandon();
+            }
+        }
+        progress.update(&ledger.totals.summary, engine.concurrency());
+        ledger.checkpoint_every(config.checkpoint_interval, || engine.report().limiter)?;
+    }
+    drop(outcome_rx);
+    drop(invalid_rx);
+    let _ = running.await;
+    let fed = feeding.await.unwrap_or(Ok(FilesRead::default()));
+    ledger.checkpoint(engine.report().limiter)?;
+    progress.finish();
+    Ok(Ended {
+        aborted,
+        interrupted: grace_deadline.is_some(),
+        total,
+        fed,
+    })
+}
+
+/// Counts the job file's records in the background, for the progress total.
+fn count_records(config: &RunConfig) -> oneshot::Receiver<u64> {
+    let (total_tx, total_rx) = oneshot::channel();
+    let (path, format, limit) = (config.job_path.clone(), config.format, config.limit);
+    tokio::task::spawn_blocking(move || {
+        if let Ok(n) = job::count(&path, format) {
+            let _ = total_tx.send(limit.map_or(n, |limit| n.min(limit)));
+        }
+    });
+    total_rx
+}
+
+/// Waits until `deadline`, or forever when there is none.
+async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

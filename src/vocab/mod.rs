@@ -1,0 +1,17 @@
+//! The vocabulary every stage shares and that uses nothing else of ours: the request a
+//! record becomes, the answer and its usage, how a call or record ended, and what the
+//! stages report. `job` produces requests, engines turn them into outcomes, `store` and
+//! `report` consume outcomes; all of them speak these words.
+
+mod answer;
+mod outcome;
+mod reports;
+mod request;
+
+pub use answer::{Answer, Usage};
+pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord};
+pub use reports::{FilesRead, LearnedQuota, LimiterReport, RESULTS_FILE, SUMMARY_FILE, unix_now};
+pub use request::{
+    ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,
+    Prompt, RecordMeta, Task,
+};

@@ -1,0 +1,52 @@
+//! What the stages report for summary.json beyond the results: media files read, the
+//! concurrency limiter's story, each model's learned quota, and the run directory's file
+//! names and clock.
+
+use serde::{Deserialize, Serialize};
+
+/// Image and document files read by this run, and uses served from the cache.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilesRead {
+    pub read: u64,
+    pub reused: u64,
+}
+
+/// The limiter's story for summary.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LimiterReport {
+    pub initial: usize,
+    pub min: usize,
+    pub max: usize,
+    pub final_limit: usize,
+    pub peak: usize,
+    pub decreases: u64,
+    /// `[seconds since start, limit]` at each change (thinned on long runs).
+    pub history: Vec<(f64, usize)>,
+}
+
+/// What the quota of a model was learned to be, for summary.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LearnedQuota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<f64>,
+    /// How many times a rate was set from a throttle.
+    pub updates: u64,
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl FilesRead {
+    pub fn is_empty(&self) -> bool {
+        self.read == 0 && self.reused == 0
+    }
+}
+
+pub const RESULTS_FILE: &str = "results.jsonl";
+
+pub const SUMMARY_FILE: &str = "summary.json";
