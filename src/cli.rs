@@ -303,12 +303,16 @@ pub struct RunArgs {
     /// Use the built-in local Bedrock server (no AWS account needed).
     #[arg(long, help_heading = "Connection")]
     pub local: bool,
-    /// Any Bedrock Runtime-compatible endpoint.
+    /// Any Bedrock Runtime-compatible endpoint. Repeat it to spread the records over several
+    /// endpoints, each with its own concurrency and learned pace.
     #[arg(long, help_heading = "Connection", value_name = "URL")]
-    pub endpoint_url: Option<String>,
-    /// AWS region (default: the standard chain, AWS_REGION, the profile).
-    #[arg(long, help_heading = "Connection")]
-    pub region: Option<String>,
+    pub endpoint_url: Vec<String>,
+    /// AWS region (default: the standard chain, AWS_REGION, the profile). Several, comma
+    /// separated (--region us-east-1,us-west-2), use each region's quota: every region gets
+    /// its own client, concurrency and learned pace, and each record goes to whichever has
+    /// room; a region where the model is denied or missing drops out with a warning.
+    #[arg(long, help_heading = "Connection", value_delimiter = ',')]
+    pub region: Vec<String>,
     /// AWS profile from ~/.aws/config.
     #[arg(long, help_heading = "Connection")]
     pub profile: Option<String>,

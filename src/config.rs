@@ -38,8 +38,8 @@ pub struct RunConfig {
     pub connect_timeout: Duration,
     pub limit: Option<u64>,
     pub dry_run: bool,
-    pub endpoint: Endpoint,
-    pub region: Option<String>,
+    /// Where calls go: one lane per region or endpoint.
+    pub lanes: Vec<LaneSpec>,
     pub profile: Option<String>,
     pub quiet: bool,
     pub json: bool,
@@ -190,12 +190,7 @@ impl RunConfig {
                 args.timeout
             ));
         }
-        let endpoint = match (&args.endpoint_url, args.local) {
-            (Some(_), true) => return Err("give --local or --endpoint-url, not both".into()),
-            (Some(url), false) => Endpoint::Url(url.clone()),
-            (None, true) => Endpoint::Local,
-            (None, false) => Endpoint::Aws,
-        };
+        let lanes = lanes(args)?;
         let prices = match &args.prices {
             Some(path) => PriceTable::with_file(path).map_err(|err| err.to_string())?,
             None => PriceTable::built_in(),
@@ -284,8 +279,7 @@ impl RunConfig {
             connect_timeout: Duration::from_secs_f64(args.connect_timeout),
             limit: args.limit,
             dry_run: args.dry_run,
-            endpoint,
-            region: args.region.clone(),
+            lanes,
             profile: args.profile.clone(),
             quiet: args.quiet,
             json: args.json,
@@ -325,6 +319,72 @@ pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestS
         cache_prompt: false,
         stream: false,
     }
+}
+
+/// One region or endpoint a run sends calls to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneSpec {
+    pub endpoint: Endpoint,
+    /// `None`: the standard chain's region.
+    pub region: Option<String>,
+}
+
+/// The lanes `--local`, `--endpoint-url` (repeated) and `--region` (a list) describe.
+fn lanes(args: &RunArgs) -> Result<Vec<LaneSpec>, String> {
+    let mut regions: Vec<String> = Vec::new();
+    for region in &args.region {
+        let region = region.trim();
+        if region.is_empty() {
+            return Err("--region has an empty entry (use --region us-east-1,us-west-2)".into());
+        }
+        if regions.iter().any(|r| r == region) {
+            return Err(format!("--region names {region} twice"));
+        }
+        regions.push(region.to_string());
+    }
+    let lane = |endpoint: Endpoint, region: Option<&String>| LaneSpec {
+        endpoint,
+        region: region.cloned(),
+    };
+    let urls = &args.endpoint_url;
+    if args.local && !urls.is_empty() {
+        return Err("give --local or --endpoint-url, not both".into());
+    }
+    Ok(if args.local {
+        // One in-process server per region: several regions can be tried without AWS.
+        match regions.len() {
+            0 => vec![lane(Endpoint::Local, None)],
+            _ => regions
+                .iter()
+                .map(|r| lane(Endpoint::Local, Some(r)))
+                .collect(),
+        }
+    } else if !urls.is_empty() {
+        match regions.len() {
+            0 | 1 => urls
+                .iter()
+                .map(|url| lane(Endpoint::Url(url.clone()), regions.first()))
+                .collect(),
+            n if n == urls.len() => urls
+                .iter()
+                .zip(&regions)
+                .map(|(url, r)| lane(Endpoint::Url(url.clone()), Some(r)))
+                .collect(),
+            n => {
+                return Err(format!(
+                    "{} --endpoint-url and {n} regions: give one region for all endpoints, or one per endpoint",
+                    urls.len()
+                ));
+            }
+        }
+    } else if regions.is_empty() {
+        vec![lane(Endpoint::Aws, None)]
+    } else {
+        regions
+            .iter()
+            .map(|r| lane(Endpoint::Aws, Some(r)))
+            .collect()
+    })
 }
 
 /// The local server's configuration the `local-server` flags describe (validated by the

@@ -55,8 +55,11 @@ pub enum Halt {
 /// What an engine shows of itself while it runs and leaves in summary.json.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineReport {
+    /// The (first) region's concurrency limiter.
     pub limiter: LimiterReport,
     pub learned_quota: BTreeMap<String, LearnedQuota>,
+    /// Each region or endpoint: its name, its concurrency limit now, whether it is in use.
+    pub lanes: Vec<(String, usize, bool)>,
 }
 
 /// Turns tasks into outcomes.

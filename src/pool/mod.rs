@@ -34,7 +34,7 @@ use crate::engine::{Engine, EngineReport, Halt, Stops};
 use crate::vocab::Payload;
 use crate::vocab::{Answer, Usage};
 use crate::vocab::{CallError, ErrorKind};
-use crate::vocab::{CallOutcome, DEFAULT_OUTPUT_RESERVE, Task};
+use crate::vocab::{CallOutcome, DEFAULT_OUTPUT_RESERVE, RegionTries, Task};
 use budget::{Budget, Hold, HoldDecision};
 use limiter::{Limiter, Permit, Signal};
 use pacer::{Demand, Pacer, Reservation, Shortage};
@@ -93,10 +93,37 @@ impl Service for Bedrock {
     }
 }
 
-/// What every call shares: the limiter, the pacer, the policy, and the stop flags.
-pub struct Controls {
+/// One region or endpoint: its client, how many calls it may have in flight, and the pace
+/// its quota was learned to admit. Each lane learns on its own, so a throttled region slows
+/// only itself.
+pub struct Lane<S> {
+    /// The region, or the endpoint URL.
+    pub name: Arc<str>,
+    pub service: S,
     pub limiter: Limiter,
     pub pacer: Pacer,
+    /// Set when the model is denied or missing here: the other lanes go on.
+    dropped: AtomicBool,
+}
+
+impl<S> Lane<S> {
+    pub fn new(name: &str, service: S, limiter: Limiter, pacer: Pacer) -> Lane<S> {
+        Lane {
+            name: Arc::from(name),
+            service,
+            limiter,
+            pacer,
+            dropped: AtomicBool::new(false),
+        }
+    }
+
+    fn live(&self) -> bool {
+        !self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// What every call shares: the policy, the timeouts, the budget and the stop flags.
+pub struct Controls {
     pub policy: RetryPolicy,
     pub timeout: Duration,
     /// Give up when nothing succeeds for this long while attempts keep being throttled.
@@ -133,6 +160,8 @@ struct Call {
     task: Arc<Task>,
     demand: Demand,
     attempts: u32,
+    /// Attempts and throttles by lane.
+    tries: Vec<RegionTries>,
     retries: Vec<ErrorKind>,
     backoff: Box<dyn Iterator<Item = Duration> + Send + Sync>,
     hold: Option<Hold>,
@@ -142,6 +171,7 @@ struct Call {
 /// One attempt's answer, back at the dispatcher.
 struct Attempted {
     seq: u64,
+    lane: usize,
     result: Result<Vec<Answer>, CallError>,
     latency: Duration,
     reservation: Reservation,
@@ -158,7 +188,7 @@ enum Next {
 
 /// The dispatcher's state: the calls it holds and where each one is.
 struct Dispatcher<S: Service> {
-    service: S,
+    lanes: Arc<Vec<Lane<S>>>,
     controls: Arc<Controls>,
     outcomes: mpsc::Sender<CallOutcome>,
     /// Taken from the channel, waiting for its first attempt.
@@ -173,6 +203,8 @@ struct Dispatcher<S: Service> {
     next_seq: u64,
     /// The last answer that was not a throttle.
     last_progress: Instant,
+    /// The lane tried first next time, so records spread over the lanes with room.
+    next_lane: usize,
 }
 
 impl<S: Service> Dispatcher<S> {
@@ -188,7 +220,14 @@ impl<S: Service> Dispatcher<S> {
             budget.settle(hold, &call.task.model, &used(&result));
         }
         let task = Arc::try_unwrap(call.task).unwrap_or_else(|shared| (*shared).clone());
+        let region = call
+            .tries
+            .last()
+            .map(|tries| tries.region.clone())
+            .unwrap_or_default();
         let outcome = CallOutcome {
+            region,
+            regions: call.tries,
             model: task.model,
             records: task.records.into_iter().map(|r| r.meta).collect(),
             result,
@@ -210,6 +249,7 @@ impl<S: Service> Dispatcher<S> {
                 task: Arc::new(task),
                 demand,
                 attempts: 0,
+                tries: Vec::new(),
                 retries: Vec::new(),
                 backoff: Box::new(self.controls.policy.backoff()),
                 hold: None,
@@ -258,26 +298,61 @@ impl<S: Service> Dispatcher<S> {
                 None => return Err(None),
             },
         };
-        let wait = self.controls.pacer.wait(&model, demand, now);
-        if !wait.is_zero() {
-            return Err(Some(wait));
+        // The first lane, from a rotating start, that the pacer and the limiter both allow.
+        let count = self.lanes.len();
+        let mut shortest: Option<Duration> = None;
+        let mut chosen = None;
+        for offset in 0..count {
+            let index = (self.next_lane + offset) % count;
+            let lane = &self.lanes[index];
+            if !lane.live() {
+                continue;
+            }
+            let wait = lane.pacer.wait(&model, demand, now);
+            if !wait.is_zero() {
+                shortest = Some(shortest.map_or(wait, |s| s.min(wait)));
+                continue;
+            }
+            if let Some(permit) = lane.limiter.try_acquire() {
+                chosen = Some((index, permit));
+                break;
+            }
+            // Room in the quota but not in flight: a finished call will wake us.
+            shortest = None;
+            break;
         }
-        let Some(permit) = self.controls.limiter.try_acquire() else {
-            return Err(None);
+        let Some((index, permit)) = chosen else {
+            return Err(shortest);
         };
+        self.next_lane = (index + 1) % count;
+        let lane = &self.lanes[index];
         let (seq, mut call) = if from_ready {
             self.ready.pop_first().expect("checked above")
         } else {
             self.fresh.take().expect("checked above")
         };
-        let reservation = self.controls.pacer.take(&model, demand, now);
+        let reservation = lane.pacer.take(&model, demand, now);
         call.attempts += 1;
+        match call.tries.iter_mut().find(|t| *t.region == *lane.name) {
+            Some(tries) => tries.attempts += 1,
+            None => call.tries.push(RegionTries {
+                region: lane.name.to_string(),
+                attempts: 1,
+                throttles: 0,
+            }),
+        }
         let task = call.task.clone();
         self.flying.insert(seq, call);
-        let service = self.service.clone();
+        let service = lane.service.clone();
         let timeout = self.controls.timeout;
-        self.attempts
-            .spawn(attempt(service, task, timeout, seq, permit, reservation));
+        self.attempts.spawn(attempt(
+            service,
+            task,
+            timeout,
+            (seq, index),
+            permit,
+            reservation,
+        ));
         Ok(())
     }
 
@@ -288,7 +363,9 @@ impl<S: Service> Dispatcher<S> {
             return;
         };
         call.latency = attempted.latency;
-        let pacer = &self.controls.pacer;
+        let lanes = self.lanes.clone();
+        let lane = &lanes[attempted.lane];
+        let pacer = &lane.pacer;
         let next = match attempted.result {
             Err(err) if err.kind == ErrorKind::Throttling => {
                 pacer.throttled(
@@ -298,6 +375,9 @@ impl<S: Service> Dispatcher<S> {
                 );
                 if let Some(after) = err.retry_after {
                     pacer.pause_until(now + after);
+                }
+                if let Some(tries) = call.tries.iter_mut().find(|t| *t.region == *lane.name) {
+                    tries.throttles += 1;
                 }
                 call.retries.push(err.kind);
                 if now.saturating_duration_since(self.last_progress) >= self.controls.stall_timeout
@@ -321,6 +401,10 @@ impl<S: Service> Dispatcher<S> {
                     now,
                 );
                 match result {
+                    Err(err) if err.kind.lane_fatal() && self.drop_lane(attempted.lane, &err) => {
+                        // Another lane may serve the model: this record goes on there.
+                        Next::Again
+                    }
                     Err(err) if err.kind.fatal() => {
                         // Every record would fail the same way: stop taking new ones at once.
                         self.controls.stops.stop();
@@ -358,6 +442,28 @@ impl<S: Service> Dispatcher<S> {
         }
     }
 
+    /// Takes a lane where the model is denied or missing out of the rotation, unless it is
+    /// the last one; says whether it did.
+    fn drop_lane(&self, index: usize, err: &CallError) -> bool {
+        let lane = &self.lanes[index];
+        if !lane.live() {
+            // Dropped already by another call: go on if any lane is left.
+            return self.lanes.iter().any(|l| l.live());
+        }
+        let others = self.lanes.iter().filter(|l| l.live()).count() - 1;
+        if others == 0 {
+            return false;
+        }
+        lane.dropped.store(true, Ordering::Relaxed);
+        tracing::warn!(
+            "{}: {} ({}); going on with the other {others} region(s)",
+            lane.name,
+            err.message,
+            err.kind.name(),
+        );
+        true
+    }
+
     /// Moves calls whose backoff is over to the ready queue; returns when the next is due.
     fn wake_backed_off(&mut self, now: Instant) -> Option<Instant> {
         while let Some(entry) = self.backing_off.first_entry() {
@@ -387,7 +493,7 @@ async fn attempt<S: Service>(
     service: S,
     task: Arc<Task>,
     timeout: Duration,
-    seq: u64,
+    (seq, lane): (u64, usize),
     permit: Permit,
     reservation: Reservation,
 ) -> Attempted {
@@ -412,6 +518,7 @@ async fn attempt<S: Service>(
     });
     Attempted {
         seq,
+        lane,
         result,
         latency,
         reservation,
@@ -420,7 +527,8 @@ async fn attempt<S: Service>(
 
 /// The on-demand engine: the pool over a [`Service`] (bedrock-runtime in a real run).
 pub struct OnDemand<S: Service> {
-    pub service: S,
+    /// One lane per region or endpoint.
+    pub lanes: Arc<Vec<Lane<S>>>,
     pub controls: Arc<Controls>,
     /// Calls held at once (waiting, backing off or in flight).
     pub alive: usize,
@@ -433,7 +541,7 @@ impl<S: Service> Engine for OnDemand<S> {
         outcomes: mpsc::Sender<CallOutcome>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(run(
-            self.service.clone(),
+            self.lanes.clone(),
             self.controls.clone(),
             self.alive,
             tasks,
@@ -442,13 +550,34 @@ impl<S: Service> Engine for OnDemand<S> {
     }
 
     fn concurrency(&self) -> usize {
-        self.controls.limiter.limit()
+        self.lanes
+            .iter()
+            .filter(|l| l.live())
+            .map(|l| l.limiter.limit())
+            .sum()
     }
 
     fn report(&self) -> EngineReport {
+        let several = self.lanes.len() > 1;
+        let mut learned_quota = BTreeMap::new();
+        for lane in self.lanes.iter() {
+            for (model, quota) in lane.pacer.learned() {
+                let key = if several {
+                    format!("{model} @ {}", lane.name)
+                } else {
+                    model
+                };
+                learned_quota.insert(key, quota);
+            }
+        }
         EngineReport {
-            limiter: self.controls.limiter.report(),
-            learned_quota: self.controls.pacer.learned(),
+            limiter: self.lanes[0].limiter.report(),
+            learned_quota,
+            lanes: self
+                .lanes
+                .iter()
+                .map(|l| (l.name.to_string(), l.limiter.limit(), l.live()))
+                .collect(),
         }
     }
 
@@ -475,14 +604,14 @@ impl<S: Service> Engine for OnDemand<S> {
 /// `outcomes`. At most `alive` calls are held at once (waiting, backing off or in flight).
 /// Returns when every call has an outcome.
 pub async fn run<S: Service>(
-    service: S,
+    lanes: Arc<Vec<Lane<S>>>,
     controls: Arc<Controls>,
     alive: usize,
     mut tasks: mpsc::Receiver<Task>,
     outcomes: mpsc::Sender<CallOutcome>,
 ) {
     let mut pool = Dispatcher {
-        service,
+        lanes,
         controls: controls.clone(),
         outcomes,
         fresh: None,
@@ -492,6 +621,7 @@ pub async fn run<S: Service>(
         attempts: JoinSet::new(),
         next_seq: 0,
         last_progress: Instant::now(),
+        next_lane: 0,
     };
     let alive = alive.max(1);
     let mut feeding = true;

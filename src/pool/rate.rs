@@ -268,9 +268,25 @@ impl Gauge {
                         let between = (sent - at).as_secs_f64().max(1e-3);
                         let spent = consumed_before - then;
                         let slack = amount.max(then_amount);
-                        let lower = ((spent - slack) / between).max(MIN_RATE);
-                        let upper = ((spent + slack) / between).max(lower);
-                        prior.clamp(lower, upper)
+                        if spent <= slack {
+                            // Refunds of calls admitted before the last throttle outweigh
+                            // what was sent since: the stretch says nothing of the rate.
+                            prior
+                        } else {
+                            let lower = (spent - slack) / between;
+                            let upper = (spent + slack) / between;
+                            tracing::debug!(
+                                rate,
+                                prior,
+                                lower,
+                                upper,
+                                spent,
+                                between,
+                                "throttle: the rate between two empty buckets"
+                            );
+                            // One throttle never takes more than half the rate away.
+                            prior.clamp(lower, upper).max(rate * 0.5)
+                        }
                     }
                     None => prior,
                 }
@@ -365,6 +381,29 @@ mod tests {
             (learned.per_minute - 60_000.0).abs() <= 1_500.0,
             "{learned:?}"
         );
+    }
+
+    #[test]
+    fn refunds_of_calls_in_flight_at_a_throttle_do_not_collapse_the_rate() {
+        // A cold start: 125 calls of 480 in flight when the bucket runs dry at 3 s.
+        let t0 = Instant::now();
+        let mut gauge = Gauge::unknown(t0);
+        let at = t0 + secs(3.0);
+        gauge.take(125.0 * 480.0, at);
+        let before = gauge.consumed();
+        gauge.take(480.0, at);
+        gauge.throttled(480.0, at, before, at);
+        let learned = gauge.learned().unwrap().per_minute;
+        // They end and give back 180 each; a second throttle comes before new sends
+        // outweigh those refunds.
+        let later = at + secs(2.0);
+        gauge.refund(125.0 * 180.0, later);
+        gauge.take(1_500.0, later);
+        let before = gauge.consumed();
+        gauge.take(480.0, later);
+        gauge.throttled(480.0, later, before, later);
+        let now = gauge.learned().unwrap().per_minute;
+        assert!(now >= 0.5 * learned, "{now} after {learned}");
     }
 
     #[test]

@@ -38,6 +38,8 @@ struct Bedrockish {
     throttle_delay: Duration,
     /// Real input tokens per four characters.
     input_factor: f64,
+    /// Answer every call with AccessDeniedException (the model is not enabled here).
+    deny: bool,
 }
 
 impl Bedrockish {
@@ -52,6 +54,7 @@ impl Bedrockish {
             tokens_per_sec,
             throttle_delay: Duration::ZERO,
             input_factor: 1.15,
+            deny: false,
         }
     }
 
@@ -82,6 +85,13 @@ impl Service for Bedrockish {
         let output = (40 + (input * 7) % 150).min(max_tokens);
         let this = self.clone();
         async move {
+            if this.deny {
+                this.quota.lock().unwrap().seen.requests += 1;
+                return Err(CallError::new(
+                    ErrorKind::AccessDenied,
+                    "You don't have access to the model with the specified model ID.",
+                ));
+            }
             let reserve = (input + max_tokens) as f64;
             let admitted = {
                 let mut quota = this.quota.lock().unwrap();
@@ -162,10 +172,26 @@ fn tasks(n: usize, min: usize, max: usize, max_tokens: i32) -> Vec<Task> {
         .collect()
 }
 
+/// One lane per service, each with the run's default limits and nothing known of its quota.
+fn lanes(services: Vec<Bedrockish>) -> Arc<Vec<Lane<Bedrockish>>> {
+    Arc::new(
+        services
+            .into_iter()
+            .enumerate()
+            .map(|(i, service)| {
+                Lane::new(
+                    &format!("region-{i}"),
+                    service,
+                    Limiter::new(16, 1, 1024),
+                    Pacer::new(None, None),
+                )
+            })
+            .collect(),
+    )
+}
+
 fn controls() -> Arc<Controls> {
     Arc::new(Controls {
-        limiter: Limiter::new(16, 1, 1024),
-        pacer: Pacer::new(None, None),
         policy: RetryPolicy::new(8),
         timeout: Duration::from_secs(120),
         stall_timeout: Duration::from_secs(600),
@@ -192,7 +218,13 @@ async fn drive(
 ) -> Ran {
     let (task_tx, task_rx) = mpsc::channel(64);
     let (outcome_tx, mut outcome_rx) = mpsc::channel(1024);
-    let pool = tokio::spawn(run(service.clone(), controls(), 2048, task_rx, outcome_tx));
+    let pool = tokio::spawn(run(
+        lanes(vec![service.clone()]),
+        controls(),
+        2048,
+        task_rx,
+        outcome_tx,
+    ));
     tokio::spawn(async move {
         for task in tasks {
             if task_tx.send(task).await.is_err() {
@@ -337,7 +369,7 @@ async fn every_attempt_is_counted_and_throttles_spend_no_attempts() {
     let mut controls = Arc::try_unwrap(controls()).ok().unwrap();
     controls.policy = RetryPolicy::new(2);
     let pool = tokio::spawn(run(
-        service.clone(),
+        lanes(vec![service.clone()]),
         Arc::new(controls),
         2048,
         task_rx,
@@ -378,7 +410,7 @@ async fn a_quota_that_admits_nothing_stalls_the_run_without_failing_records() {
     controls.stall_timeout = Duration::from_secs(60);
     let controls = Arc::new(controls);
     let pool = tokio::spawn(run(
-        service.clone(),
+        lanes(vec![service.clone()]),
         controls.clone(),
         2048,
         task_rx,
@@ -404,4 +436,113 @@ async fn a_quota_that_admits_nothing_stalls_the_run_without_failing_records() {
     }
     let attempts: u64 = outcomes.iter().map(|o| o.attempts as u64).sum();
     assert_eq!(attempts, service.seen().requests);
+}
+
+/// Runs `tasks` over one lane per service; returns the outcomes and each service's counters
+/// at `at` seconds.
+async fn drive_lanes(
+    services: Vec<Bedrockish>,
+    tasks: Vec<Task>,
+    at: u64,
+) -> (Vec<CallOutcome>, Vec<Seen>) {
+    let (task_tx, task_rx) = mpsc::channel(64);
+    let (outcome_tx, mut outcome_rx) = mpsc::channel(1024);
+    let pool = tokio::spawn(run(
+        lanes(services.clone()),
+        controls(),
+        4096,
+        task_rx,
+        outcome_tx,
+    ));
+    tokio::spawn(async move {
+        for task in tasks {
+            if task_tx.send(task).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reading = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(at)).await;
+        services.iter().map(Bedrockish::seen).collect::<Vec<_>>()
+    });
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = outcome_rx.recv().await {
+        outcomes.push(outcome);
+    }
+    pool.await.unwrap();
+    (outcomes, reading.await.unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_regions_add_their_quotas_up() {
+    let services: Vec<Bedrockish> = [30_000, 60_000, 90_000]
+        .into_iter()
+        .map(|tpm| Bedrockish::new(tpm, 300, 80.0))
+        .collect();
+    let (outcomes, seen) = drive_lanes(services.clone(), tasks(2500, 220, 2000, 200), 90).await;
+    assert_eq!(outcomes.len(), 2500);
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    let tokens: f64 = seen.iter().map(|s| s.tokens).sum();
+    let allowed = 180_000.0 * (1.0 + 90.0 / 60.0);
+    let requests: u64 = seen.iter().map(|s| s.requests).sum();
+    let throttles: u64 = seen.iter().map(|s| s.throttles).sum();
+    let goodput = tokens / allowed;
+    let throttled = throttles as f64 / requests as f64;
+    eprintln!("three regions: goodput {goodput:.3}, throttled {throttled:.4} {seen:?}");
+    assert!(goodput >= 0.95, "goodput {goodput:.3}");
+    assert!(throttled <= 0.02, "throttled {throttled:.4}");
+    // Every attempt is counted in the region it went to.
+    for (i, service) in services.iter().enumerate() {
+        let name = format!("region-{i}");
+        let (attempts, throttles) = outcomes
+            .iter()
+            .flat_map(|o| &o.regions)
+            .filter(|t| t.region == name)
+            .fold((0, 0), |(a, t), r| {
+                (a + r.attempts as u64, t + r.throttles as u64)
+            });
+        let all = service.seen();
+        assert_eq!(
+            (attempts, throttles),
+            (all.requests, all.throttles),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_region_without_the_model_drops_out_and_the_others_go_on() {
+    let mut denied = Bedrockish::new(60_000, 100, 1000.0);
+    denied.deny = true;
+    let open = Bedrockish::new(600_000, 100, 1000.0);
+    let (outcomes, _) = drive_lanes(vec![denied.clone(), open], tasks(200, 200, 400, 100), 1).await;
+    assert_eq!(outcomes.len(), 200);
+    for outcome in &outcomes {
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+        assert_eq!(outcome.region, "region-1");
+    }
+    assert!(
+        denied.seen().requests <= 16,
+        "dropped after the first answers: {}",
+        denied.seen().requests
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_region_denies_the_model_the_run_stops() {
+    let mut first = Bedrockish::new(60_000, 100, 1000.0);
+    first.deny = true;
+    let mut second = first.clone();
+    second.quota = Arc::new(Mutex::new(Quota {
+        bucket: Bucket::per_minute(60_000, Instant::now().into_std()),
+        seen: Seen::default(),
+    }));
+    let (outcomes, _) = drive_lanes(vec![first, second], tasks(50, 200, 400, 100), 1).await;
+    assert!(
+        outcomes.iter().any(|o| o
+            .result
+            .as_ref()
+            .is_err_and(|e| e.kind == ErrorKind::AccessDenied)),
+        "the last region's denial is fatal"
+    );
 }

@@ -65,13 +65,29 @@ impl Progress {
             .map(|totals| totals.cost_of_lines())
             .sum();
         let cost = costs.map_or("cost ?".to_string(), |c| format!("${c:.4}"));
-        format!(
+        let mut message = format!(
             "{rate:.0}/s | limit {limit} | throttled {} | tokens in {} out {} | {cost} | failed {}",
             thousands(summary.throttles),
             thousands(summary.usage.input_tokens),
             thousands(summary.usage.output_tokens),
             thousands(summary.records.failed)
-        )
+        );
+        if summary.by_region.len() > 1 {
+            // Requests (throttled) per region: where the work goes, and which one pushes back.
+            let regions: Vec<String> = summary
+                .by_region
+                .iter()
+                .map(|(name, r)| {
+                    format!(
+                        "{name} {} ({})",
+                        thousands(r.requests),
+                        thousands(r.throttles)
+                    )
+                })
+                .collect();
+            message.push_str(&format!(" | {}", regions.join(", ")));
+        }
+        message
     }
 
     pub fn update(&mut self, summary: &Summary, limit: usize) {

@@ -11,11 +11,11 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::report::prices::{Charge, PriceTable};
-use crate::vocab::ErrorKind;
 use crate::vocab::FilesRead;
 use crate::vocab::LearnedQuota;
 use crate::vocab::LimiterReport;
 use crate::vocab::Usage;
+use crate::vocab::{ErrorKind, RegionTries};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {
@@ -83,6 +83,18 @@ impl ModelTotals {
     }
 }
 
+/// What went to one region (or endpoint).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionTotals {
+    /// Attempts sent there, throttled ones included.
+    pub requests: u64,
+    pub throttles: u64,
+    /// Usage of the records answered there.
+    pub usage: Usage,
+    /// Their cost; `null` when a price is unknown.
+    pub cost_usd: Option<f64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyMs {
     pub p50: u64,
@@ -123,6 +135,9 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "FilesRead::is_empty")]
     pub files: FilesRead,
     pub limiter: LimiterReport,
+    /// What went to each region (or endpoint).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_region: BTreeMap<String, RegionTotals>,
     /// Each model's quota as the pacer learned it (or was told with --tpm / --rpm).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub learned_quota: BTreeMap<String, LearnedQuota>,
@@ -326,6 +341,39 @@ impl Totals {
                 s.throttles += 1;
             }
         }
+    }
+
+    /// Counts a call's attempts and throttles in each region it went to.
+    pub fn regions(&mut self, tries: &[RegionTries]) {
+        for tries in tries {
+            let region = self
+                .summary
+                .by_region
+                .entry(tries.region.clone())
+                .or_insert_with(|| RegionTotals {
+                    cost_usd: Some(0.0),
+                    ..RegionTotals::default()
+                });
+            region.requests += tries.attempts as u64;
+            region.throttles += tries.throttles as u64;
+        }
+    }
+
+    /// Counts a line answered in `region`, and what it cost.
+    pub fn region_line(&mut self, region: &str, usage: &Usage, usd: Option<f64>) {
+        if region.is_empty() {
+            return;
+        }
+        let region = self
+            .summary
+            .by_region
+            .entry(region.to_string())
+            .or_insert_with(|| RegionTotals {
+                cost_usd: Some(0.0),
+                ..RegionTotals::default()
+            });
+        region.usage.add(usage);
+        region.cost_usd = region.cost_usd.zip(usd).map(|(sum, usd)| sum + usd);
     }
 
     /// Counts one streamed answer's time to first token.

@@ -75,7 +75,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         engine,
         &stops,
         &mut ledger,
-        &built.region,
+        &built.regions.join(", "),
     )
     .await?;
 
@@ -97,7 +97,11 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
             })
         }
         Some(Halt::Stalled { after_secs }) if aborted.is_none() => {
-            aborted = Some(stalled(&request.model, &built.region, after_secs));
+            aborted = Some(stalled(
+                &request.model,
+                &built.regions.join(", "),
+                after_secs,
+            ));
         }
         _ => {}
     }
@@ -106,7 +110,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     }
     summary.aborted = aborted;
     store::write_json_atomically(&config.out_dir, crate::vocab::SUMMARY_FILE, &summary)?;
-    if let Some(server) = built.server {
+    for server in built.servers {
         server.shutdown().await;
     }
     report(&config, &summary);

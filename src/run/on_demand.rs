@@ -1,6 +1,6 @@
-//! Building the on-demand engine for a run: the bedrock-runtime client (against AWS, any
-//! endpoint, or the built-in local server started here), and the pool's limiter, pacer,
-//! retry policy and budget from the run's settings.
+//! Building the on-demand engine for a run: one lane per region or endpoint, each with its
+//! bedrock-runtime client (against AWS, any endpoint, or a built-in local server started
+//! here), its own limiter and its own pacer; the retry policy and the budget are shared.
 
 use std::sync::Arc;
 
@@ -12,56 +12,69 @@ use crate::pool::budget::Budget;
 use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
-use crate::pool::{Controls, OnDemand};
+use crate::pool::{Controls, Lane, OnDemand};
 
 use super::RunError;
 
-/// The engine, the region its client resolved, and the local server it talks to (when
-/// `--local`), to shut down at the end.
+/// The engine, the names of its regions (or endpoints), and the local servers it talks to
+/// (with `--local`), to shut down at the end.
 pub struct Built {
     pub engine: OnDemand<Bedrock>,
-    pub region: String,
-    pub server: Option<LocalServer>,
+    pub regions: Vec<String>,
+    pub servers: Vec<LocalServer>,
 }
 
 pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError> {
-    let server = match config.endpoint {
-        Endpoint::Local => Some(
-            LocalServer::start(ServerConfig::default())
-                .await
-                .map_err(RunError::LocalServer)?,
-        ),
-        _ => None,
-    };
-    let local_url = server.as_ref().map(LocalServer::url);
-    let (client, region) = bedrock::connect(Connection {
-        endpoint: &config.endpoint,
-        local_url: local_url.as_deref(),
-        region: config.region.as_deref(),
-        profile: config.profile.as_deref(),
-        connect_timeout: config.connect_timeout,
-    })
-    .await
-    .map_err(RunError::Usage)?;
     let request = &config.request;
-    let service = Bedrock::new(
-        client,
-        CallOptions {
-            dimensions: request.dimensions,
-            normalize: request.normalize,
-            input_type: request.input_type.clone(),
-            shared_documents: request.shared_documents.clone(),
-            cache_prompt: request.cache_prompt,
-            stream: request.stream,
-        },
-    );
+    let options = CallOptions {
+        dimensions: request.dimensions,
+        normalize: request.normalize,
+        input_type: request.input_type.clone(),
+        shared_documents: request.shared_documents.clone(),
+        cache_prompt: request.cache_prompt,
+        stream: request.stream,
+    };
+    let several = config.lanes.len() > 1;
+    let mut lanes = Vec::new();
+    let mut servers = Vec::new();
+    for spec in &config.lanes {
+        let local_url = match spec.endpoint {
+            Endpoint::Local => {
+                let server = LocalServer::start(ServerConfig::default())
+                    .await
+                    .map_err(RunError::LocalServer)?;
+                let url = server.url();
+                servers.push(server);
+                Some(url)
+            }
+            _ => None,
+        };
+        let (client, region) = bedrock::connect(Connection {
+            endpoint: &spec.endpoint,
+            local_url: local_url.as_deref(),
+            region: spec.region.as_deref(),
+            profile: config.profile.as_deref(),
+            connect_timeout: config.connect_timeout,
+        })
+        .await
+        .map_err(RunError::Usage)?;
+        // Several endpoints in one region are told apart by their URL.
+        let name = match &spec.endpoint {
+            Endpoint::Url(url) if several && spec.region.is_none() => url.clone(),
+            _ => region,
+        };
+        lanes.push(Lane::new(
+            &name,
+            Bedrock::new(client, options.clone()),
+            Limiter::new(
+                config.concurrency,
+                config.min_concurrency,
+                config.max_concurrency,
+            ),
+            Pacer::new(config.tpm, config.rpm),
+        ));
+    }
     let controls = Controls {
-        limiter: Limiter::new(
-            config.concurrency,
-            config.min_concurrency,
-            config.max_concurrency,
-        ),
-        pacer: Pacer::new(config.tpm, config.rpm),
         policy: RetryPolicy::new(config.max_attempts),
         timeout: config.timeout,
         stall_timeout: config.stall_timeout,
@@ -72,13 +85,14 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
         over_budget: Arc::default(),
         stalled: Arc::default(),
     };
+    let regions = lanes.iter().map(|l| l.name.to_string()).collect();
     Ok(Built {
         engine: OnDemand {
-            service,
+            lanes: Arc::new(lanes),
             controls: Arc::new(controls),
-            alive: config.max_concurrency * 2,
+            alive: config.max_concurrency * 2 * config.lanes.len(),
         },
-        region,
-        server,
+        regions,
+        servers,
     })
 }

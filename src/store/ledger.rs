@@ -98,10 +98,11 @@ impl Ledger {
     /// Counts one result line and prices it as it lands: per line is per request (a Cohere
     /// batch splits one request's usage over its lines, and embeddings have no per-request
     /// rule), so the long-context tier is decided on each request, not on a sum.
-    fn count(&mut self, model: &str, usage: &Usage, error: Option<&str>) {
+    fn count(&mut self, model: &str, usage: &Usage, error: Option<&str>) -> Option<f64> {
         self.totals.record(model, usage, error);
         let charge = self.prices.charge(model, usage, Route::OnDemand);
         self.totals.charge(model, usage, &charge);
+        charge.usd
     }
 
     fn mark(&mut self, record: u64, error: Option<ErrorKind>) {
@@ -133,6 +134,7 @@ impl Ledger {
     /// A finished call. Calls cancelled by a stop and calls that hit a fatal error get no
     /// line (their attempts still count): their records are sent again by the next run.
     pub fn outcome(&mut self, outcome: CallOutcome) -> Result<(), StoreError> {
+        self.totals.regions(&outcome.regions);
         if let Err(err) = &outcome.result
             && (err.kind == ErrorKind::Cancelled || err.kind.fatal())
         {
@@ -156,13 +158,16 @@ impl Ledger {
         );
         self.check_price(&outcome.model);
         let latency_ms = outcome.latency.as_millis() as u64;
+        let region = (!outcome.region.is_empty()).then_some(outcome.region.as_str());
         match &outcome.result {
             Ok(answers) => {
                 for (meta, answer) in outcome.records.iter().zip(answers) {
                     let usage = *answer.usage();
-                    self.count(&outcome.model, &usage, None);
+                    let usd = self.count(&outcome.model, &usage, None);
+                    self.totals.region_line(&outcome.region, &usage, usd);
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
                     line.usage = usage;
+                    line.region = region;
                     match answer {
                         Answer::Text {
                             output,
@@ -188,6 +193,7 @@ impl Ledger {
                 for meta in &outcome.records {
                     self.count(&outcome.model, &Usage::default(), Some(err.kind.name()));
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
+                    line.region = region;
                     line.status = "error";
                     line.line = Some(meta.line);
                     line.error = Some(LineError {

@@ -52,6 +52,9 @@ pub struct ResultLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<u64>,
     pub attempts: u32,
+    /// The region (or endpoint) that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +82,7 @@ impl<'a> ResultLine<'a> {
             latency_ms: 0,
             ttft_ms: None,
             attempts: 0,
+            region: None,
             line: None,
             error: None,
             fields: None,

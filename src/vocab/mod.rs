@@ -9,7 +9,7 @@ mod reports;
 mod request;
 
 pub use answer::{Answer, Usage};
-pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord};
+pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord, RegionTries};
 pub use reports::{FilesRead, LearnedQuota, LimiterReport, RESULTS_FILE, SUMMARY_FILE, unix_now};
 pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,

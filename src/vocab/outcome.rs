@@ -79,6 +79,11 @@ impl ErrorKind {
         )
     }
 
+    /// The model is denied or missing where the call went: another region may serve it.
+    pub fn lane_fatal(self) -> bool {
+        matches!(self, ErrorKind::AccessDenied | ErrorKind::ResourceNotFound)
+    }
+
     /// Every record would fail the same way: stop the run instead.
     pub fn fatal(self) -> bool {
         matches!(
@@ -122,6 +127,10 @@ pub struct InvalidRecord {
 /// A finished call (or one the run stopped): its records and how it went.
 #[derive(Debug)]
 pub struct CallOutcome {
+    /// The region (or endpoint) of the last attempt.
+    pub region: String,
+    /// Attempts and throttles in each region the call went to.
+    pub regions: Vec<RegionTries>,
     pub model: String,
     pub records: Vec<RecordMeta>,
     /// One answer per record, or the error that ended the call.
@@ -132,4 +141,12 @@ pub struct CallOutcome {
     pub retries: Vec<ErrorKind>,
     /// The last attempt's duration (waits excluded).
     pub latency: Duration,
+}
+
+/// A call's attempts in one region (or at one endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionTries {
+    pub region: String,
+    pub attempts: u32,
+    pub throttles: u32,
 }
