@@ -81,6 +81,33 @@ pub enum Command {
     ///   bedrock-batch prices --prices prices.toml --format json
     #[command(verbatim_doc_comment)]
     Prices(PricesArgs),
+    /// Join the run directories of a job's shards (`run --shard I/N` on N machines) into one
+    /// run directory: one results.jsonl and summary.json, as if one machine had run it all.
+    /// Every shard from 0 to N-1 must be given once, finished, of the same job file and
+    /// parameters; anything else is refused (exit 2) with the directory named.
+    ///
+    /// Example: bedrock-batch merge runs/shard-* --out runs/all
+    #[command(verbatim_doc_comment)]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' run directories.
+    #[arg(required = true, value_name = "SHARD_DIR")]
+    pub shards: Vec<PathBuf>,
+    /// The run directory to create.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Prices for the merged cost, as `run --prices` takes them.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Print summary.json to stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No human summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +282,16 @@ pub struct RunArgs {
         value_name = "SECONDS"
     )]
     pub connect_timeout: f64,
+    /// Run one part of the job file on this machine: the records whose number minus one is
+    /// I modulo N (0-based I). Each shard is its own run directory; `bedrock-batch merge`
+    /// joins them. Example: --shard 0/4 on the first of four machines.
+    #[arg(long, help_heading = "Calls", value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Run shard JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX
+    /// (an AWS Batch array job) of N. Inside an AWS Batch array job the shard is taken from
+    /// AWS_BATCH_JOB_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_SIZE even without this flag.
+    #[arg(long, help_heading = "Calls", value_name = "N")]
+    pub shards: Option<u64>,
     /// Run only the first N records.
     #[arg(long, help_heading = "Calls")]
     pub limit: Option<u64>,

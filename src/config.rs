@@ -17,7 +17,7 @@ use crate::model_id::Family;
 use crate::report::prices::PriceTable;
 use crate::store::run_dir::RetryFailed;
 use crate::store::state::RunParams;
-use crate::vocab::Mode;
+use crate::vocab::{Mode, Shard};
 
 /// Calls in flight at the start when --concurrency is not given.
 const DEFAULT_CONCURRENCY: usize = 16;
@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub dry_run: bool,
     /// Where calls go: one lane per region or endpoint.
     pub lanes: Vec<LaneSpec>,
+    /// The part of the job file this run takes, when the job runs on several machines.
+    pub shard: Option<Shard>,
     pub profile: Option<String>,
     pub quiet: bool,
     pub json: bool,
@@ -80,6 +82,7 @@ impl RunConfig {
             normalize: r.normalize,
             input_type: r.input_type.clone(),
             shared_documents: r.shared_document_paths.clone(),
+            shard: self.shard,
         }
     }
 
@@ -191,6 +194,7 @@ impl RunConfig {
             ));
         }
         let lanes = lanes(args)?;
+        let shard = shard(args, |name| std::env::var(name).ok())?;
         let prices = match &args.prices {
             Some(path) => PriceTable::with_file(path).map_err(|err| err.to_string())?,
             None => PriceTable::built_in(),
@@ -280,6 +284,7 @@ impl RunConfig {
             limit: args.limit,
             dry_run: args.dry_run,
             lanes,
+            shard,
             profile: args.profile.clone(),
             quiet: args.quiet,
             json: args.json,
@@ -318,6 +323,43 @@ pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestS
         shared_document_paths: vec![],
         cache_prompt: false,
         stream: false,
+    }
+}
+
+/// The shard `--shard I/N`, `--shards N` (index from JOB_COMPLETION_INDEX or
+/// AWS_BATCH_JOB_ARRAY_INDEX) or an AWS Batch array job's environment names; `env` reads
+/// environment variables.
+fn shard(args: &RunArgs, env: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>, String> {
+    const K8S: &str = "JOB_COMPLETION_INDEX";
+    const BATCH_INDEX: &str = "AWS_BATCH_JOB_ARRAY_INDEX";
+    const BATCH_SIZE: &str = "AWS_BATCH_JOB_ARRAY_SIZE";
+    let number = |name: &str, value: String| {
+        value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{name} must be a whole number, got {value:?}"))
+    };
+    match (&args.shard, args.shards) {
+        (Some(_), Some(_)) => Err("give --shard I/N or --shards N, not both".into()),
+        (Some(spec), None) => Shard::parse(spec).map(Some),
+        (None, Some(count)) => {
+            let index = match (env(K8S), env(BATCH_INDEX)) {
+                (Some(index), _) => number(K8S, index)?,
+                (None, Some(index)) => number(BATCH_INDEX, index)?,
+                (None, None) => {
+                    return Err(format!(
+                        "--shards {count} needs the shard index from {K8S} (Kubernetes Indexed Job) or {BATCH_INDEX} (AWS Batch array job); neither is set. Use --shard I/{count} to give it yourself."
+                    ));
+                }
+            };
+            Shard::new(index, count).map(Some)
+        }
+        (None, None) => match (env(BATCH_INDEX), env(BATCH_SIZE)) {
+            (Some(index), Some(size)) => {
+                Shard::new(number(BATCH_INDEX, index)?, number(BATCH_SIZE, size)?).map(Some)
+            }
+            _ => Ok(None),
+        },
     }
 }
 
@@ -410,5 +452,109 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
         deny_models: args.deny_model.clone(),
         retry_after: args.retry_after_ms.map(Duration::from_millis),
         seed: args.seed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec![
+            "bedrock-batch",
+            "run",
+            "job.jsonl",
+            "--model",
+            "m",
+            "--out",
+            "o",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_shard_comes_from_the_flag_or_the_scheduler() {
+        let none = env(&[]);
+        assert_eq!(shard(&run_args(&[]), &none).unwrap(), None);
+        assert_eq!(
+            shard(&run_args(&["--shard", "2/5"]), &none).unwrap(),
+            Some(Shard { index: 2, count: 5 })
+        );
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "3")]);
+        assert_eq!(
+            shard(&run_args(&["--shards", "4"]), &k8s).unwrap(),
+            Some(Shard { index: 3, count: 4 })
+        );
+        let batch = env(&[
+            ("AWS_BATCH_JOB_ARRAY_INDEX", "1"),
+            ("AWS_BATCH_JOB_ARRAY_SIZE", "8"),
+        ]);
+        assert_eq!(
+            shard(&run_args(&[]), &batch).unwrap(),
+            Some(Shard { index: 1, count: 8 })
+        );
+        let err = shard(&run_args(&["--shards", "4"]), &none).unwrap_err();
+        assert!(err.contains("JOB_COMPLETION_INDEX"), "{err}");
+        let err = shard(
+            &run_args(&["--shards", "4"]),
+            env(&[("JOB_COMPLETION_INDEX", "4")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(shard(&run_args(&["--shard", "1/2", "--shards", "2"]), &none).is_err());
+    }
+
+    #[test]
+    fn regions_and_endpoints_become_lanes() {
+        let lanes_of = |extra: &[&str]| lanes(&run_args(extra));
+        assert_eq!(
+            lanes_of(&["--region", "us-east-1,us-west-2"]).unwrap(),
+            vec![
+                LaneSpec {
+                    endpoint: Endpoint::Aws,
+                    region: Some("us-east-1".into())
+                },
+                LaneSpec {
+                    endpoint: Endpoint::Aws,
+                    region: Some("us-west-2".into())
+                },
+            ]
+        );
+        let urls = lanes_of(&["--endpoint-url", "http://a", "--endpoint-url", "http://b"]).unwrap();
+        assert_eq!(urls.len(), 2);
+        assert!(urls.iter().all(|l| l.region.is_none()));
+        assert!(
+            lanes_of(&[
+                "--region",
+                "a,b,c",
+                "--endpoint-url",
+                "http://a",
+                "--endpoint-url",
+                "http://b"
+            ])
+            .unwrap_err()
+            .contains("one region for all endpoints")
+        );
+        assert!(
+            lanes_of(&["--region", "a,a"])
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(lanes_of(&["--local", "--endpoint-url", "http://a"]).is_err());
+        assert_eq!(lanes_of(&["--local", "--region", "a,b"]).unwrap().len(), 2);
     }
 }

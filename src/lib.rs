@@ -15,6 +15,7 @@ pub mod exit;
 pub mod job;
 pub mod local_server;
 pub mod media;
+pub mod merge;
 pub mod model_id;
 pub mod pool;
 pub mod report;

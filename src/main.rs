@@ -5,7 +5,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use bedrock_batch::cli::{
-    Cli, Command, LocalServerArgs, PricesArgs, ReportArgs, RunArgs, StatusArgs,
+    Cli, Command, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs, RunArgs, StatusArgs,
 };
 use bedrock_batch::config::{RunConfig, server_config};
 use bedrock_batch::exit;
@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             Command::Status(args) => status(args),
             Command::Report(args) => report(args),
             Command::Prices(args) => prices(args),
+            Command::Merge(args) => merge(args),
         }
     });
     // Do not wait for blocking readers of an abandoned run.
@@ -123,6 +124,36 @@ fn prices(args: PricesArgs) -> Result<u8, Failure> {
     let text = listing::render(&listed, args.format).map_err(Failure::usage)?;
     emit(&text)?;
     Ok(if listed.iter().all(listing::Listed::is_priced) {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
+}
+
+fn merge(args: MergeArgs) -> Result<u8, Failure> {
+    use bedrock_batch::merge::{self, MergeError};
+    use bedrock_batch::report::prices::PriceTable;
+    use bedrock_batch::report::summary::render;
+    let prices = match &args.prices {
+        Some(path) => PriceTable::with_file(path).map_err(|err| Failure::usage(err.to_string()))?,
+        None => PriceTable::built_in(),
+    };
+    let summary = merge::merge(&args.shards, &args.out, &prices).map_err(|err| match err {
+        MergeError::Refused(message) => Failure::usage(message),
+        other => Failure::usage(other.to_string()),
+    })?;
+    if !args.quiet {
+        eprint!("{}", render(&summary));
+        eprintln!(
+            "merged {} shards into {}",
+            args.shards.len(),
+            args.out.display()
+        );
+    }
+    if args.json {
+        emit(&(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"))?;
+    }
+    Ok(if summary.records.failed == 0 {
         exit::OK
     } else {
         exit::SOME_FAILED

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::job::{self, JobFormat};
 use crate::report::summary::{thousands, usage_text};
 use crate::store::state::{self, LockState, RecordSet, RunLock};
-use crate::vocab::Usage;
+use crate::vocab::{Shard, Usage};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -16,6 +16,9 @@ pub struct Status {
     pub job_file: String,
     pub model: String,
     pub mode: String,
+    /// The part of the job file this run directory holds, when sharded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// Records of the job file, when it can still be read.
     pub records: Option<u64>,
     pub done: u64,
@@ -58,10 +61,12 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         "csv" => JobFormat::Csv,
         _ => JobFormat::Jsonl,
     };
+    let shard = manifest.params.shard;
     let records = [&manifest.job.absolute_path, &manifest.job.path]
         .iter()
         .filter(|p| !p.is_empty())
-        .find_map(|p| job::count(Path::new(p.as_str()), format).ok());
+        .find_map(|p| job::count(Path::new(p.as_str()), format).ok())
+        .map(|n| shard.map_or(n, |shard| shard.records_of(n)));
     let active = match RunLock::probe(run_dir) {
         LockState::Free => None,
         LockState::HeldBy(holder) => Some(holder),
@@ -71,6 +76,7 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         job_file: manifest.job.path.clone(),
         model: manifest.params.model.clone(),
         mode: manifest.params.mode.clone(),
+        shard,
         records,
         done,
         ok: summary.records.ok,
@@ -88,8 +94,14 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
 /// The human rendering.
 pub fn render(status: &Status) -> String {
     let mut out = format!(
-        "{}: {} with {} ({})\n",
-        status.run_dir, status.job_file, status.model, status.mode
+        "{}: {} with {} ({}){}\n",
+        status.run_dir,
+        status.job_file,
+        status.model,
+        status.mode,
+        status
+            .shard
+            .map_or(String::new(), |shard| format!(", shard {shard}"))
     );
     out += &format!(
         "done {} of {}: {} ok, {} failed ({} retryable)\n",

@@ -643,6 +643,13 @@ pub async fn run<S: Service>(
                 break;
             }
         }
+        // Answers first: a throttle must reach the pacer before the next attempt goes out,
+        // or a pacer that allows a burst would send all of it into an empty bucket.
+        while let Some(done) = pool.attempts.try_join_next() {
+            if let Ok(attempted) = done {
+                pool.land(attempted).await;
+            }
+        }
         let now = Instant::now();
         let mut wake = pool.wake_backed_off(now);
         if !controls.stopped() {

@@ -15,7 +15,7 @@ use crate::vocab::FilesRead;
 use crate::vocab::LearnedQuota;
 use crate::vocab::LimiterReport;
 use crate::vocab::Usage;
-use crate::vocab::{ErrorKind, RegionTries};
+use crate::vocab::{ErrorKind, RegionTries, Shard};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {
@@ -109,6 +109,9 @@ pub struct Summary {
     pub job_file: String,
     pub model: String,
     pub mode: String,
+    /// The part of the job file this run holds (`--shard`), when it is one of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     pub records: RecordCounts,
     pub usage: Usage,
     pub by_model: BTreeMap<String, ModelTotals>,
@@ -190,6 +193,69 @@ pub fn apply_prices(summary: &mut Summary, prices: &PriceTable) {
         summary.cost_partial_usd = Some(round(total));
     }
     summary.unpriced_models = unpriced;
+}
+
+/// Adds `other`'s counts to `summary`: records, usage, models, regions, calls, retries,
+/// errors, files. Latency percentiles, timing and the limiter are not additive: the caller
+/// sets them.
+pub fn add_counts(summary: &mut Summary, other: &Summary) {
+    let plus = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a + b);
+    summary.records.total += other.records.total;
+    summary.records.ok += other.records.ok;
+    summary.records.failed += other.records.failed;
+    summary.usage.add(&other.usage);
+    for (model, theirs) in &other.by_model {
+        let ours = summary
+            .by_model
+            .entry(model.clone())
+            .or_insert_with(|| ModelTotals {
+                cost_usd: Some(0.0),
+                ..ModelTotals::default()
+            });
+        ours.requests += theirs.requests;
+        ours.records += theirs.records;
+        ours.ok += theirs.ok;
+        ours.failed += theirs.failed;
+        ours.usage.add(&theirs.usage);
+        ours.cost_usd = plus(ours.cost_usd, theirs.cost_usd);
+        for (variant, lines) in &theirs.cost_by_variant {
+            let kept = ours
+                .cost_by_variant
+                .entry(variant.clone())
+                .or_insert_with(|| VariantTotals {
+                    cost_usd: Some(0.0),
+                    ..VariantTotals::default()
+                });
+            kept.records += lines.records;
+            kept.usage.add(&lines.usage);
+            kept.cost_usd = plus(kept.cost_usd, lines.cost_usd);
+        }
+    }
+    for (region, theirs) in &other.by_region {
+        let ours = summary
+            .by_region
+            .entry(region.clone())
+            .or_insert_with(|| RegionTotals {
+                cost_usd: Some(0.0),
+                ..RegionTotals::default()
+            });
+        ours.requests += theirs.requests;
+        ours.throttles += theirs.throttles;
+        ours.usage.add(&theirs.usage);
+        ours.cost_usd = plus(ours.cost_usd, theirs.cost_usd);
+    }
+    summary.calls += other.calls;
+    summary.attempts += other.attempts;
+    summary.throttles += other.throttles;
+    summary.retries += other.retries;
+    for (reason, n) in &other.retries_by_reason {
+        *summary.retries_by_reason.entry(reason.clone()).or_default() += n;
+    }
+    for (kind, n) in &other.errors_by_kind {
+        *summary.errors_by_kind.entry(kind.clone()).or_default() += n;
+    }
+    summary.files.read += other.files.read;
+    summary.files.reused += other.files.reused;
 }
 
 impl Totals {

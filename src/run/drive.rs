@@ -48,8 +48,11 @@ pub async fn drive(
     let feeding = feed::spawn(
         records,
         request.clone(),
-        config.limit,
-        done,
+        feed::Selection {
+            limit: config.limit,
+            shard: config.shard,
+            done,
+        },
         MediaLoader::new(&config.job_path),
         task_tx,
         invalid_tx,
@@ -127,10 +130,16 @@ pub async fn drive(
 /// Counts the job file's records in the background, for the progress total.
 fn count_records(config: &RunConfig) -> oneshot::Receiver<u64> {
     let (total_tx, total_rx) = oneshot::channel();
-    let (path, format, limit) = (config.job_path.clone(), config.format, config.limit);
+    let (path, format, limit, shard) = (
+        config.job_path.clone(),
+        config.format,
+        config.limit,
+        config.shard,
+    );
     tokio::task::spawn_blocking(move || {
         if let Ok(n) = job::count(&path, format) {
-            let _ = total_tx.send(limit.map_or(n, |limit| n.min(limit)));
+            let n = limit.map_or(n, |limit| n.min(limit));
+            let _ = total_tx.send(shard.map_or(n, |shard| shard.records_of(n)));
         }
     });
     total_rx

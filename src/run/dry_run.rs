@@ -88,12 +88,13 @@ fn total_estimates(estimate: &mut Estimate) {
 pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
     let settings = config.request.clone();
     let limit = config.limit;
+    let shard = config.shard;
     let job_path = config.job_path.clone();
     let prices = config.prices.clone();
     let mut estimate = tokio::task::spawn_blocking(move || -> Result<Estimate, JobError> {
         let mut estimate = Estimate::default();
         let media = MediaLoader::new(&job_path);
-        for fed in Feed::new(records, settings, limit, RecordSet::default(), media) {
+        for fed in Feed::new(records, settings, limit, RecordSet::default(), media).in_shard(shard) {
             match fed? {
                 Fed::Ready(prepared) => {
                     estimate.valid += 1;

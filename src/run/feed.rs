@@ -21,7 +21,7 @@ use crate::vocab::FilesRead;
 use crate::vocab::InvalidRecord;
 use crate::vocab::Mode;
 use crate::vocab::Prepared;
-use crate::vocab::Task;
+use crate::vocab::{Shard, Task};
 
 /// What the feed produces for each record.
 #[derive(Debug)]
@@ -37,6 +37,8 @@ pub struct Feed {
     limit: Option<u64>,
     /// Records already done in an earlier run: read (their ids count) but not sent.
     skip: RecordSet,
+    /// Only this shard's records are taken.
+    shard: Option<Shard>,
     /// Reads the records' images and documents.
     pub media: MediaLoader,
     seen: u64,
@@ -84,10 +86,19 @@ impl Feed {
             settings,
             limit,
             skip,
+            shard: None,
             media,
             seen: 0,
             ids: HashSet::default(),
         }
+    }
+}
+
+impl Feed {
+    /// Takes only `shard`'s records (all when `None`).
+    pub fn in_shard(mut self, shard: Option<Shard>) -> Feed {
+        self.shard = shard;
+        self
     }
 }
 
@@ -108,6 +119,10 @@ impl Iterator for Feed {
                 Ok(record) => record.number,
                 Err(invalid) => invalid.number,
             };
+            if self.shard.is_some_and(|shard| !shard.contains(number)) {
+                // Another machine's record: not even prepared.
+                continue;
+            }
             if !self.skip.contains(number) {
                 break record;
             }
@@ -208,21 +223,31 @@ impl Batcher {
     }
 }
 
+/// Which records of the job file a run sends.
+pub struct Selection {
+    /// Only the first N records (`--limit`).
+    pub limit: Option<u64>,
+    /// Only this shard's records (`--shard`).
+    pub shard: Option<Shard>,
+    /// Not the records done in an earlier run.
+    pub done: RecordSet,
+}
+
 /// Runs the reading stage on a blocking thread: tasks go to `tasks`, records that cannot be
 /// sent to `invalid`. It stops early when either receiver is gone (the run stopped), and
 /// returns how many media files it read.
 pub fn spawn(
     records: Records,
     settings: RequestSettings,
-    limit: Option<u64>,
-    skip: RecordSet,
+    selection: Selection,
     media: MediaLoader,
     tasks: mpsc::Sender<Task>,
     invalid: mpsc::Sender<InvalidRecord>,
 ) -> JoinHandle<Result<FilesRead, JobError>> {
     tokio::task::spawn_blocking(move || {
         let mut batcher = Batcher::new(&settings);
-        let mut feed = Feed::new(records, settings, limit, skip, media);
+        let Selection { limit, shard, done } = selection;
+        let mut feed = Feed::new(records, settings, limit, done, media).in_shard(shard);
         while let Some(fed) = feed.next() {
             let sent = match fed? {
                 Fed::Ready(prepared) => batcher

@@ -65,6 +65,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
             )
         },
     )?;
+    ledger.totals.summary.shard = config.shard;
     let stops = Stops::default();
     let built = on_demand::build(&config, &stops).await?;
     let engine: &dyn Engine = &built.engine;

@@ -13,6 +13,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::{StoreError, write_json_atomically};
 use crate::report::summary::Summary;
+use crate::vocab::Shard;
 
 pub const STATE_DIR: &str = "state";
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -117,6 +118,9 @@ pub struct RunParams {
     pub input_type: String,
     #[serde(default)]
     pub shared_documents: Vec<String>,
+    /// The part of the job file this run directory holds (`--shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 impl RunParams {

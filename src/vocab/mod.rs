@@ -13,5 +13,5 @@ pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord, RegionTries}
 pub use reports::{FilesRead, LearnedQuota, LimiterReport, RESULTS_FILE, SUMMARY_FILE, unix_now};
 pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,
-    Prompt, RecordMeta, Task,
+    Prompt, RecordMeta, Shard, Task,
 };

@@ -113,3 +113,86 @@ impl Task {
 }
 /// Output tokens counted for the budget when a record sets no `max_tokens`.
 pub const DEFAULT_OUTPUT_RESERVE: u64 = 1024;
+
+/// One of `count` parts of a job file for machines working side by side: the records whose
+/// number minus one is `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// `index` must be below `count`.
+    pub fn new(index: u64, count: u64) -> Result<Shard, String> {
+        if count == 0 {
+            return Err("the number of shards must be at least 1".into());
+        }
+        if index >= count {
+            return Err(format!(
+                "shard index {index} is out of range for {count} shards (0 to {})",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// `I/N`, as `--shard` takes it.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (index, count) = text
+            .split_once('/')
+            .ok_or_else(|| format!("--shard takes I/N (e.g. 0/4), got {text:?}"))?;
+        let number = |part: &str| {
+            part.trim().parse::<u64>().map_err(|_| {
+                format!("--shard takes I/N with whole numbers (e.g. 0/4), got {text:?}")
+            })
+        };
+        Shard::new(number(index)?, number(count)?)
+    }
+
+    /// Whether record number `number` (1-based) belongs to this shard.
+    pub fn contains(&self, number: u64) -> bool {
+        number >= 1 && (number - 1) % self.count == self.index
+    }
+
+    /// How many of the first `total` records belong to this shard.
+    pub fn records_of(&self, total: u64) -> u64 {
+        if total <= self.index {
+            0
+        } else {
+            (total - self.index).div_ceil(self.count)
+        }
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_the_records_exactly() {
+        let shards: Vec<Shard> = (0..4).map(|i| Shard::new(i, 4).unwrap()).collect();
+        for total in [0, 1, 3, 4, 5, 10, 11] {
+            for n in 1..=total {
+                assert_eq!(shards.iter().filter(|s| s.contains(n)).count(), 1);
+            }
+            let sum: u64 = shards.iter().map(|s| s.records_of(total)).sum();
+            assert_eq!(sum, total);
+            for shard in &shards {
+                let counted = (1..=total).filter(|n| shard.contains(*n)).count() as u64;
+                assert_eq!(shard.records_of(total), counted);
+            }
+        }
+        assert_eq!(Shard::parse("1/4").unwrap(), Shard { index: 1, count: 4 });
+        assert_eq!(Shard::parse("1/4").unwrap().to_string(), "1/4");
+        assert!(Shard::parse("4/4").unwrap_err().contains("out of range"));
+        assert!(Shard::parse("x").unwrap_err().contains("I/N"));
+        assert!(Shard::parse("0/0").is_err());
+    }
+}
