@@ -192,6 +192,9 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
                         && aborted.is_none()
                     {
                         stop.store(true, Ordering::Relaxed);
+                        if let Some(detail) = &err.detail {
+                            tracing::info!("{} in detail: {detail}", err.kind.name());
+                        }
                         aborted = Some(Aborted {
                             kind: err.kind.name().to_string(),
                             model: outcome.model.clone(),
@@ -317,7 +320,7 @@ fn hint(kind: ErrorKind, model: &str, region: &str) -> String {
             "Check the model id {model} and the region {region}: the model may not be offered there, or may need an inference profile id (such as us.{}).",
             base_model_id(model)
         ),
-        ErrorKind::Credentials => "No usable AWS credentials: run `aws configure` or `aws sso login`, choose a profile with --profile or AWS_PROFILE, or try --local.".to_string(),
+        ErrorKind::Credentials => "No usable AWS credentials: run `aws configure` or `aws sso login`, choose a profile with --profile or AWS_PROFILE, or try --local. With -v, the SDK says what each credential source answered.".to_string(),
         _ => "Fix the cause and rerun.".to_string(),
     }
 }
