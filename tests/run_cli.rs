@@ -635,3 +635,16 @@ async fn names_that_are_no_model_id_are_refused_before_any_call() {
         assert!(!run.dir.exists(), "nothing started");
     }
 }
+
+#[tokio::test]
+async fn warnings_are_plain_text_off_a_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write(work.path(), "j.jsonl", b"{\"text\": \"x\"}\n");
+    // No price for this model: a warning on stderr, which here is a pipe, not a terminal.
+    let model = "qwen.qwen3-32b-v1:0";
+    let run = run(work.path(), &[&job, "--model", model, "--local", "--quiet"]).await;
+    let stderr = run.stderr();
+    assert_eq!(run.code(), 0, "{stderr}");
+    assert!(stderr.contains("no price known for"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes: {stderr:?}");
+}
