@@ -13,7 +13,7 @@ use crate::job::media::{MediaLoader, check_document_count};
 use crate::job::prepare::RequestSettings;
 use crate::job::template::Template;
 use crate::local_server::{FaultRates, ServerConfig};
-use crate::model_id::Family;
+use crate::model_id::{Family, could_be_bedrock_id};
 use crate::report::prices::PriceTable;
 use crate::store::run_dir::RetryFailed;
 use crate::store::state::RunParams;
@@ -61,6 +61,23 @@ fn check_unit(flag: &str, value: Option<f32>) -> Result<Option<f32>, String> {
         }
         other => Ok(other),
     }
+}
+
+/// Why `model` names nothing Bedrock serves, with the nearest names `prices` knows: a call
+/// would only say "invalid model identifier" once the run has started.
+fn not_a_model_id(model: &str, prices: &PriceTable) -> String {
+    let near = prices.closest(model, 3);
+    let suggestion = if near.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Closest known models: {} (a full id adds the model's date and version).",
+            near.join(", ")
+        )
+    };
+    format!(
+        "--model {model} is not a Bedrock model id: ids start with the provider, as in anthropic.claude-3-haiku-20240307-v1:0, and inference profiles add a geography (us.anthropic...).{suggestion} `aws bedrock list-foundation-models` lists the ids of a region; `bedrock-batch prices` the models with a known price."
+    )
 }
 
 impl RunConfig {
@@ -199,6 +216,9 @@ impl RunConfig {
             Some(path) => PriceTable::with_file(path).map_err(|err| err.to_string())?,
             None => PriceTable::built_in(),
         };
+        if !could_be_bedrock_id(&args.model) {
+            return Err(not_a_model_id(&args.model, &prices));
+        }
         if let Some(budget) = args.budget_usd {
             if !(budget.is_finite() && budget > 0.0) {
                 return Err(format!(

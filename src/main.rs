@@ -2,6 +2,8 @@
 //! the outcome to an exit code, with errors as one line on stderr followed by their causes.
 
 use std::error::Error;
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bedrock_batch::cli::{
@@ -39,8 +41,12 @@ fn main() -> ExitCode {
         1 => (Level::INFO, Level::ERROR),
         _ => (Level::DEBUG, Level::DEBUG),
     };
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::registry()
-        .with(fmt::layer().with_writer(std::io::stderr))
+        .with(fmt::layer().with_writer(std::io::stderr).with_ansi(ansi))
         .with(
             Targets::new()
                 .with_target("bedrock_batch", ours)
@@ -81,6 +87,12 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Whether log lines on stderr get colour codes: only on a terminal (in a log file, cron
+/// mail or CI they are noise), and never when `NO_COLOR` is set to anything but "".
+fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 async fn run(args: RunArgs) -> Result<u8, Failure> {
@@ -187,4 +199,21 @@ async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
         .map_err(|err| Failure::usage(format!("cannot wait for Ctrl-C: {err}")))?;
     server.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(
+            colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None), "a log file or a pipe gets plain text");
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
 }

@@ -89,6 +89,14 @@ impl<'a> ModelId<'a> {
     }
 }
 
+/// Whether Bedrock could serve `id` at all: an ARN (application inference profiles and
+/// provisioned models end in opaque ids), or an id with a provider (`anthropic.`, `meta.`)
+/// after any profile prefix. `claude-haiku` or `us.claude-haiku` are not, and no call can
+/// tell more than that, so `run` refuses them before sending anything.
+pub fn could_be_bedrock_id(id: &str) -> bool {
+    id.trim().starts_with("arn:") || ModelId::parse(id).is_some()
+}
+
 /// The geography of a cross-region profile id (`us`, `global`), without the dot.
 fn base_profile(id: &str) -> Option<&str> {
     let id = resource(id);
@@ -338,6 +346,27 @@ mod tests {
             "acme.",
         ] {
             assert_eq!(ModelId::parse(opaque), None, "{opaque}");
+        }
+    }
+
+    #[test]
+    fn ids_without_a_provider_cannot_be_bedrock_ids() {
+        for id in [
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "us.anthropic.claude-3-haiku-20240307-v1:0",
+            "acme.unknown-model-v1",
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4",
+        ] {
+            assert!(could_be_bedrock_id(id), "{id}");
+        }
+        for id in [
+            "claude-haiku",
+            "us.claude-haiku",
+            "gpt-4o",
+            "anthropic.",
+            "",
+        ] {
+            assert!(!could_be_bedrock_id(id), "{id}");
         }
     }
 

@@ -608,3 +608,43 @@ async fn usage_errors_exit_2_with_a_message() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[tokio::test]
+async fn names_that_are_no_model_id_are_refused_before_any_call() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write(work.path(), "j.jsonl", b"{\"text\": \"x\"}\n");
+    for model in ["claude-haiku", "us.claude-haiku"] {
+        let run = run(work.path(), &[&job, "--model", model, "--local"]).await;
+        let stderr = run.stderr();
+        assert_eq!(run.code(), 2, "a usage error: {stderr}");
+        assert!(
+            stderr.contains(&format!("--model {model} is not a Bedrock model id")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "Closest known models: anthropic.claude-3-haiku, anthropic.claude-3-5-haiku, anthropic.claude-haiku-4-5"
+            ),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("no price known"),
+            "no warning first: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!run.dir.exists(), "nothing started");
+    }
+}
+
+#[tokio::test]
+async fn warnings_are_plain_text_off_a_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write(work.path(), "j.jsonl", b"{\"text\": \"x\"}\n");
+    // No price for this model: a warning on stderr, which here is a pipe, not a terminal.
+    let model = "qwen.qwen3-32b-v1:0";
+    let run = run(work.path(), &[&job, "--model", model, "--local", "--quiet"]).await;
+    let stderr = run.stderr();
+    assert_eq!(run.code(), 0, "{stderr}");
+    assert!(stderr.contains("no price known for"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes: {stderr:?}");
+}

@@ -132,6 +132,30 @@ async fn missing_credentials_abort_with_a_hint() {
         0,
         "nothing reaches the server unsigned"
     );
+    // One line of cause and the hint; the SDK's account of each provider is for -v.
+    let stderr = run.stderr();
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert!(
+        stderr.contains("stopped early: credentials for"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Attempted") && !stderr.contains("ProviderAttempt"),
+        "{stderr}"
+    );
+    let verbose = self::run(
+        work.path(),
+        &[&job, "--model", CLAUDE, "--endpoint-url", &url, "-v"],
+        false,
+    )
+    .await;
+    assert_eq!(verbose.code(), 3, "{}", verbose.stderr());
+    assert!(
+        verbose.stderr().contains("credentials in detail")
+            && verbose.stderr().contains("Environment"),
+        "{}",
+        verbose.stderr()
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,51 @@ use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_types::event_stream::RawMessage;
 
+/// A credentials failure: the causes on one line, the SDK's dump kept as the detail.
+fn credentials_error(err: &(dyn StdError + 'static), context: String) -> CallError {
+    CallError {
+        detail: Some(context),
+        ..CallError::new(ErrorKind::Credentials, causes(err))
+    }
+}
+
+/// What the SDK wraps a cause in: words that tell a user nothing.
+const SDK_WRAPPERS: &[&str] = &["dispatch failure", "failed to construct request", "other"];
+
+/// `err` and its causes on one line, each in its own words and only its first line.
+/// `DisplayErrorContext` ends with the SDK's `Debug` dump of the whole chain, and a provider
+/// chain lists every provider it tried: a dozen lines before the hint a user needs.
+fn causes(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        next = err.source();
+        let text = err.to_string();
+        let line = text.lines().next().unwrap_or_default().trim();
+        // "no credentials found in chain. Attempted:" introduces the listing left out.
+        let line = match line.strip_suffix(':') {
+            Some(head) => head.rsplit_once(". ").map_or(head, |(first, _)| first),
+            None => line,
+        };
+        // Wrappers often end with their source's message; say it once.
+        if line.is_empty()
+            || SDK_WRAPPERS.contains(&line)
+            || parts.last().is_some_and(|last| last.ends_with(line))
+        {
+            continue;
+        }
+        parts.push(line.to_string());
+    }
+    if parts.is_empty() {
+        err.to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        parts.join(": ")
+    }
+}
 /// The service's own word that the model id names no model it serves.
 const INVALID_MODEL: &str = "model identifier is invalid";
 
@@ -87,23 +132,18 @@ where
         SdkError::TimeoutError(_) => CallError::new(ErrorKind::Timeout, context),
         SdkError::ResponseError(_) => CallError::new(ErrorKind::BadResponse, context),
         SdkError::DispatchFailure(failure) => {
-            let kind = if failure.is_timeout() {
-                ErrorKind::Timeout
+            if failure.is_timeout() {
+                CallError::new(ErrorKind::Timeout, context)
             } else if about_credentials(&context) {
-                ErrorKind::Credentials
+                credentials_error(&err, context)
             } else {
-                ErrorKind::Connection
-            };
-            CallError::new(kind, context)
+                CallError::new(ErrorKind::Connection, context)
+            }
         }
-        SdkError::ConstructionFailure(_) => {
-            let kind = if about_credentials(&context) {
-                ErrorKind::Credentials
-            } else {
-                ErrorKind::Other
-            };
-            CallError::new(kind, context)
+        SdkError::ConstructionFailure(_) if about_credentials(&context) => {
+            credentials_error(&err, context)
         }
+        SdkError::ConstructionFailure(_) => CallError::new(ErrorKind::Other, context),
         _ => CallError::new(ErrorKind::Other, context),
     }
 }
@@ -160,5 +200,43 @@ mod tests {
         assert!(ErrorKind::Throttling.congestion());
         assert!(!ErrorKind::InternalServer.congestion());
         assert_eq!(ErrorKind::ModelTimeout.name(), "model_timeout");
+    }
+
+    /// An error with an optional cause, as the SDK nests them.
+    #[derive(Debug)]
+    struct Nested(&'static str, Option<Box<Nested>>);
+
+    impl std::fmt::Display for Nested {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl StdError for Nested {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.1.as_deref().map(|e| e as &(dyn StdError + 'static))
+        }
+    }
+
+    #[test]
+    fn causes_fit_on_one_line_without_the_providers_listing() {
+        let chain = Nested(
+            "dispatch failure",
+            Some(Box::new(Nested(
+                "other",
+                Some(Box::new(Nested(
+                    "the credential provider was not enabled",
+                    Some(Box::new(Nested(
+                        "no credentials found in chain. Attempted:\n  Environment: environment variable not set\n  Profile: the credential provider was not enabled",
+                        None,
+                    ))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            causes(&chain),
+            "the credential provider was not enabled: no credentials found in chain"
+        );
+        assert_eq!(causes(&Nested("other", None)), "other", "never empty");
     }
 }

@@ -77,6 +77,9 @@ pub async fn drive(
                         && aborted.is_none()
                     {
                         stops.stop();
+                        if let Some(detail) = &err.detail {
+                            tracing::info!("{} in detail: {detail}", err.kind.name());
+                        }
                         aborted = Some(Aborted {
                             kind: err.kind.name().to_string(),
                             model: outcome.model.clone(),

@@ -188,7 +188,7 @@ fn hint(kind: ErrorKind, model: &str, region: &str) -> String {
             "Check the model id {model} and the region {region}: the model may not be offered there, or may need an inference profile id (such as us.{}).",
             base_model_id(model)
         ),
-        ErrorKind::Credentials => "No usable AWS credentials: run `aws configure` or `aws sso login`, choose a profile with --profile or AWS_PROFILE, or try --local.".to_string(),
+        ErrorKind::Credentials => "No usable AWS credentials: run `aws configure` or `aws sso login`, choose a profile with --profile or AWS_PROFILE, or try --local. With -v, the SDK says what each credential source answered.".to_string(),
         _ => "Fix the cause and rerun.".to_string(),
     }
 }

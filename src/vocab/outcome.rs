@@ -100,6 +100,9 @@ pub struct CallError {
     pub message: String,
     /// How long the service asked us to wait (`Retry-After`), when it said.
     pub retry_after: Option<Duration>,
+    /// The SDK's whole account of the error, when `message` is the short form of it: for
+    /// `-v`, not for the one line a user reads.
+    pub detail: Option<String>,
 }
 
 impl CallError {
@@ -108,6 +111,7 @@ impl CallError {
             kind,
             message: message.into(),
             retry_after: None,
+            detail: None,
         }
     }
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use file::PricesError;
 
-use crate::model_id::{ModelId, Scope};
+use crate::model_id::{ModelId, Scope, base_model_id};
 use crate::vocab::Usage;
 
 /// The variant of a usage that could not be priced.
@@ -449,6 +449,30 @@ impl PriceTable {
             .price
             .batch
             .ok_or_else(|| NoBatch::NotOffered(model_id.to_string()))
+    }
+
+    /// Up to `n` entry names nearest `query` (a model name without its provider, a typo),
+    /// best first: what a usage error suggests for a `--model` that is no model id. Near
+    /// means a small edit distance to the name with or without its provider, or a name
+    /// that contains the query (`haiku`).
+    pub fn closest(&self, query: &str, n: usize) -> Vec<&str> {
+        let query = base_model_id(query).to_ascii_lowercase();
+        let tolerance = (query.chars().count() / 3).max(2);
+        let mut near: Vec<(usize, &str)> = self
+            .entries()
+            .into_iter()
+            .filter_map(|(name, _)| {
+                let name = without_wildcard(name);
+                let short = name.split_once('.').map_or(name, |(_, rest)| rest);
+                let distance =
+                    strsim::levenshtein(&query, name).min(strsim::levenshtein(&query, short));
+                let contains = query.len() >= 4 && short.contains(query.as_str());
+                (distance <= tolerance || contains).then_some((distance, name))
+            })
+            .collect();
+        near.sort_unstable();
+        near.dedup_by_key(|(_, name)| *name);
+        near.into_iter().take(n).map(|(_, name)| name).collect()
     }
 
     /// Every entry, by key, as `prices` lists them.

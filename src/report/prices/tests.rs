@@ -506,3 +506,28 @@ fn the_listing_shows_each_variant_with_its_source() {
             .unwrap();
     assert!(json[0]["variants"][0]["input"].as_f64().is_some(), "{json}");
 }
+
+#[test]
+fn closest_entries_for_names_that_are_no_model_id() {
+    let table = PriceTable::built_in();
+    assert_eq!(
+        table.closest("claude-haiku", 3),
+        [
+            "anthropic.claude-3-haiku",
+            "anthropic.claude-3-5-haiku",
+            "anthropic.claude-haiku-4-5"
+        ]
+    );
+    assert_eq!(table.closest("us.nova-lite", 2)[0], "amazon.nova-lite");
+    assert_eq!(
+        table.closest("titan-embed-text-v2:0", 1),
+        ["amazon.titan-embed-text-v2:0"]
+    );
+    assert!(
+        table
+            .closest("haiku", 5)
+            .iter()
+            .all(|name| name.contains("haiku"))
+    );
+    assert!(table.closest("gpt-4o", 3).is_empty(), "nothing near");
+}
