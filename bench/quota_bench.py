@@ -11,6 +11,8 @@ Scenarios (the server: local-server with the quota, latency and speed below):
   B  1.2M TPM, 1.5 s to first token, 80 tokens/s, records 1,500..2,500 characters
   D  120k TPM, dropping to 40k at 40 s and back to 120k at 80 s (POST /_local/quota)
   E  like A, with throttles answered after 50 ms, as over a real network
+  R  regions: bedrock-batch alone over 1, 2 and 3 endpoints of 30k, 60k and 90k TPM
+     (--endpoint-url repeated), 90 s each from the cold start
 
 Goodput = tokens admitted in the window / (quota per second x window + one minute of quota),
 since the bucket starts full. For D, each phase is measured from 20 s after its change
@@ -155,15 +157,54 @@ def rates(readings, s):
     return row
 
 
+def regions(binary, env):
+    """Scenario R: goodput over 1, 2 and 3 endpoints (30k, 60k, 90k TPM), 90 s each."""
+    quotas = [30_000, 60_000, 90_000]
+    s = dict(SCENARIOS["A"], window=90, records=4000)
+    rows = []
+    for n in (1, 2, 3):
+        servers = [start_server(binary, dict(s, tpm=q)) for q in quotas[:n]]
+        try:
+            with tempfile.TemporaryDirectory() as work:
+                job = os.path.join(work, "job.jsonl")
+                write_job(job, s["records"], s["chars"])
+                command = [binary, "run", job, "--model", MODEL, "--out", os.path.join(work, "run"),
+                           "--max-tokens", str(s["max_tokens"]), "--quiet"]
+                for _, url in servers:
+                    command += ["--endpoint-url", url]
+                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                time.sleep(s["window"])
+                stats = [get(url, "/_local/stats") for _, url in servers]
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=60)
+                quota = sum(quotas[:n])
+                allowed = quota / 60.0 * s["window"] + quota
+                admitted = sum(x["admitted_tokens"] for x in stats)
+                requests = sum(x["requests"] for x in stats)
+                throttles = sum(x["throttles"] for x in stats)
+                rows.append((n, quota, 100.0 * admitted / allowed, 100.0 * throttles / max(1, requests), requests))
+        finally:
+            for process, _ in servers:
+                process.kill()
+                process.wait()
+    print(f"{'endpoints':>9} {'quota (TPM)':>12} {'goodput %':>9} {'throttled %':>11} {'requests':>9}")
+    for n, quota, goodput, throttled, requests in rows:
+        print(f"{n:9d} {quota:12d} {goodput:9.1f} {throttled:11.2f} {requests:9d}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default="target/release/bedrock-batch")
-    parser.add_argument("--scenarios", default="A,B,D,E")
+    parser.add_argument("--scenarios", default="A,B,D,E,R")
     parser.add_argument("--workers", type=int, default=16, help="boto3 thread pool size")
     args = parser.parse_args()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true")
     table = []
-    for key in args.scenarios.split(","):
+    keys = args.scenarios.split(",")
+    if "R" in keys:
+        regions(args.bin, env)
+        keys.remove("R")
+    for key in keys:
         s = SCENARIOS[key]
         server, url = start_server(args.bin, s)
         try:

@@ -284,36 +284,46 @@ fn assert_every_record_ok(ran: &Ran, n: usize) {
     }
 }
 
+/// Runs `tasks` against `service` from a cold start and checks, over the first `window`
+/// seconds, that every record is ok and the quota of `tpm` was used as targeted.
+async fn assert_cold_start(
+    name: &str,
+    service: Bedrockish,
+    tasks: Vec<Task>,
+    tpm: f64,
+    window: u64,
+    (min_goodput, max_throttled): (f64, f64),
+) {
+    let n = tasks.len();
+    let ran = drive(service, tasks, &[0, window], &[]).await;
+    assert_every_record_ok(&ran, n);
+    let [start, end] = &ran.checkpoints[..] else {
+        panic!("two readings")
+    };
+    let goodput = goodput(start, end, tpm, window as f64, true);
+    let throttled = throttled(start, end);
+    eprintln!("{name}: goodput {goodput:.3}, throttled {throttled:.4} {end:?}");
+    assert!(goodput >= min_goodput, "{name}: goodput {goodput:.3}");
+    assert!(
+        throttled <= max_throttled,
+        "{name}: throttled {throttled:.4}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn tight_quota_from_a_cold_start() {
     // 60k TPM, 300 ms to first token, 80 tokens/s, ~1,100 characters, max tokens 200.
     let service = Bedrockish::new(60_000, 300, 80.0);
-    let ran = drive(service, tasks(600, 220, 2000, 200), &[0, 120], &[]).await;
-    assert_every_record_ok(&ran, 600);
-    let [start, end] = &ran.checkpoints[..] else {
-        panic!()
-    };
-    let goodput = goodput(start, end, 60_000.0, 120.0, true);
-    let throttled = throttled(start, end);
-    eprintln!("tight: goodput {goodput:.3}, throttled {throttled:.4} {end:?}");
-    assert!(goodput >= 0.98, "goodput {goodput:.3}");
-    assert!(throttled <= 0.01, "throttled {throttled:.4}");
+    let tasks = tasks(600, 220, 2000, 200);
+    assert_cold_start("tight", service, tasks, 60_000.0, 120, (0.98, 0.01)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn large_quota_behind_a_slow_model() {
     // 1.2M TPM, 1.5 s to first token: a few hundred calls must be in flight.
     let service = Bedrockish::new(1_200_000, 1500, 80.0);
-    let ran = drive(service, tasks(7000, 1500, 2500, 200), &[0, 90], &[]).await;
-    assert_every_record_ok(&ran, 7000);
-    let [start, end] = &ran.checkpoints[..] else {
-        panic!()
-    };
-    let goodput = goodput(start, end, 1_200_000.0, 90.0, true);
-    let throttled = throttled(start, end);
-    eprintln!("large: goodput {goodput:.3}, throttled {throttled:.4} {end:?}");
-    assert!(goodput >= 0.98, "goodput {goodput:.3}");
-    assert!(throttled <= 0.01, "throttled {throttled:.4}");
+    let tasks = tasks(7000, 1500, 2500, 200);
+    assert_cold_start("large", service, tasks, 1_200_000.0, 90, (0.98, 0.01)).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -348,16 +358,16 @@ async fn slow_throttles_over_a_network() {
     // Like the tight quota, but throttles take 50 ms to come back.
     let mut service = Bedrockish::new(60_000, 300, 80.0);
     service.throttle_delay = Duration::from_millis(50);
-    let ran = drive(service, tasks(600, 220, 2000, 200), &[0, 120], &[]).await;
-    assert_every_record_ok(&ran, 600);
-    let [start, end] = &ran.checkpoints[..] else {
-        panic!()
-    };
-    let goodput = goodput(start, end, 60_000.0, 120.0, true);
-    let throttled = throttled(start, end);
-    eprintln!("slow throttles: goodput {goodput:.3}, throttled {throttled:.4} {end:?}");
-    assert!(goodput >= 0.98, "goodput {goodput:.3}");
-    assert!(throttled <= 0.015, "throttled {throttled:.4}");
+    let tasks = tasks(600, 220, 2000, 200);
+    assert_cold_start(
+        "slow throttles",
+        service,
+        tasks,
+        60_000.0,
+        120,
+        (0.98, 0.015),
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
