@@ -94,3 +94,50 @@ async fn three_endpoints_add_their_quotas_up() {
             .all(|l| urls.contains(&l["region"].as_str().unwrap().to_string()))
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_that_denies_the_model_drops_out_and_the_run_goes_on() {
+    let work = tempfile::tempdir().unwrap();
+    let records: Vec<_> = (0..60)
+        .map(|i| json!({"id": i, "text": format!("Record {i} is short.")}))
+        .collect();
+    let job = write_jsonl(work.path(), "job.jsonl", &records);
+    let denied = server(ServerConfig {
+        deny_models: vec!["*".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let open = server(ServerConfig::default()).await;
+    let (denied_url, open_url) = (denied.url(), open.url());
+    let run = run_fresh(
+        work.path(),
+        &[
+            &job,
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &denied_url,
+            "--endpoint-url",
+            &open_url,
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stderr().contains(&denied_url) && run.stderr().contains("going on with the other"),
+        "{}",
+        run.stderr()
+    );
+    let lines = run.lines();
+    assert_eq!(lines.len(), 60);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["status"] == "ok" && l["region"] == open_url.as_str())
+    );
+    assert!(
+        denied.stats().requests <= 16,
+        "{:?}",
+        denied.stats().requests
+    );
+}
