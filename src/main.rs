@@ -5,7 +5,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use bedrock_batch::cli::{
-    Cli, Command, LocalServerArgs, PricesArgs, ReportArgs, RunArgs, StatusArgs,
+    Cli, Command, ExportArgs, LocalServerArgs, PricesArgs, ReportArgs, RunArgs, StatusArgs,
 };
 use bedrock_batch::config::{RunConfig, server_config};
 use bedrock_batch::exit;
@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run(*args).await,
             Command::LocalServer(args) => local_server(args).await.map(|()| exit::OK),
             Command::Status(args) => status(args),
+            Command::Export(args) => export(args),
             Command::Report(args) => report(args),
             Command::Prices(args) => prices(args),
         }
@@ -127,6 +128,26 @@ fn prices(args: PricesArgs) -> Result<u8, Failure> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+fn export(args: ExportArgs) -> Result<u8, Failure> {
+    use bedrock_batch::export::{ExportOptions, export};
+    let exported = export(&ExportOptions {
+        run_dir: args.run_dir,
+        format: args.format,
+        out: args.out,
+        with_input: args.with_input,
+    })
+    .map_err(|err| Failure::usage(err.to_string()))?;
+    if exported.out.as_os_str() != "-" {
+        eprintln!(
+            "wrote {} rows, {} columns to {}",
+            exported.rows,
+            exported.columns,
+            exported.out.display()
+        );
+    }
+    Ok(exit::OK)
 }
 
 fn status(args: StatusArgs) -> Result<u8, Failure> {

@@ -112,6 +112,7 @@ impl Service for Bedrockish {
             }
             Ok(vec![Answer::Text {
                 output: "ok".into(),
+                data: None,
                 stop_reason: "end_turn".into(),
                 usage: Usage {
                     input_tokens: input,

@@ -53,6 +53,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
             shared_documents: request.shared_documents.clone(),
             cache_prompt: request.cache_prompt,
             stream: request.stream,
+            schema: request.schema.clone(),
         },
     );
     let controls = Controls {

@@ -117,6 +117,9 @@ pub struct RunParams {
     pub input_type: String,
     #[serde(default)]
     pub shared_documents: Vec<String>,
+    /// A fingerprint of `--schema`, absent without one (so older runs read the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 impl RunParams {
