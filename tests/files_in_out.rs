@@ -90,6 +90,15 @@ fn write_jobs(dir: &std::path::Path) -> (String, String) {
     (jsonl, "tickets.parquet".to_string())
 }
 
+/// `bedrock-batch export ARGS`, which must succeed.
+async fn export(work: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut full = vec!["export"];
+    full.extend_from_slice(args);
+    let output = bb(work, &full).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    output
+}
+
 fn read_parquet(path: &std::path::Path) -> (Arc<Schema>, Vec<RecordBatch>) {
     let file = std::fs::File::open(path).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
@@ -204,10 +213,9 @@ async fn export_writes_typed_columns_in_record_order() {
 
     // Parquet, with the job file's fields.
     let out = work.path().join("tickets-out.parquet");
-    let exported = bb(
+    export(
         work.path(),
         &[
-            "export",
             &dir,
             "--format",
             "parquet",
@@ -217,7 +225,6 @@ async fn export_writes_typed_columns_in_record_order() {
         ],
     )
     .await;
-    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
     let (schema, batches) = read_parquet(&out);
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
@@ -289,12 +296,7 @@ async fn export_writes_typed_columns_in_record_order() {
     }
 
     // CSV to stdout: the same columns (without input), the same order.
-    let csv_out = bb(
-        work.path(),
-        &["export", &dir, "--format", "csv", "--out", "-"],
-    )
-    .await;
-    assert_eq!(csv_out.status.code(), Some(0), "{}", stderr(&csv_out));
+    let csv_out = export(work.path(), &[&dir, "--format", "csv", "--out", "-"]).await;
     let mut reader = csv::Reader::from_reader(csv_out.stdout.as_slice());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
@@ -316,8 +318,7 @@ async fn export_writes_typed_columns_in_record_order() {
     }
 
     // JSONL: flat objects in record order, to the default file in RUN_DIR.
-    let jsonl_out = bb(work.path(), &["export", &dir, "--format", "jsonl"]).await;
-    assert_eq!(jsonl_out.status.code(), Some(0), "{}", stderr(&jsonl_out));
+    export(work.path(), &[&dir, "--format", "jsonl"]).await;
     let text = std::fs::read_to_string(run.dir.join("export.jsonl")).unwrap();
     let records: Vec<u64> = text
         .lines()
@@ -355,19 +356,11 @@ async fn embeddings_export_as_float32_lists() {
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let dir = run.dir.display().to_string();
     let out = work.path().join("vectors.parquet");
-    let exported = bb(
+    export(
         work.path(),
-        &[
-            "export",
-            &dir,
-            "--format",
-            "parquet",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        &[&dir, "--format", "parquet", "--out", out.to_str().unwrap()],
     )
     .await;
-    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
     let (schema, batches) = read_parquet(&out);
     assert_eq!(
         schema.field_with_name("embedding").unwrap().data_type(),
@@ -392,11 +385,7 @@ async fn embeddings_export_as_float32_lists() {
         assert_eq!(vector.value(0), expected);
     }
 
-    let csv_out = bb(
-        work.path(),
-        &["export", &dir, "--format", "csv", "--out", "-"],
-    )
-    .await;
+    let csv_out = export(work.path(), &[&dir, "--format", "csv", "--out", "-"]).await;
     let mut reader = csv::Reader::from_reader(csv_out.stdout.as_slice());
     let at = reader
         .headers()

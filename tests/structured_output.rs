@@ -250,11 +250,9 @@ async fn dry_run_counts_the_schema_and_resume_refuses_another_schema() {
 
     let server = server(ServerConfig::default()).await;
     let url = server.url();
-    let dir = work.path().join("resumed");
-    let dir_arg = dir.display().to_string();
-    let first = bb(
-        work.path(),
-        &[
+    let dir = work.path().join("resumed").display().to_string();
+    let run_with = |schema_file: &'static str| {
+        let args = [
             "run",
             &job,
             "--model",
@@ -262,32 +260,23 @@ async fn dry_run_counts_the_schema_and_resume_refuses_another_schema() {
             "--endpoint-url",
             &url,
             "--schema",
-            "schema.json",
+            schema_file,
             "--out",
-            &dir_arg,
-        ],
-    )
-    .await;
+            &dir,
+        ]
+        .map(String::from);
+        let work = work.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            bb(&work, &args).await
+        }
+    };
+    let first = run_with("schema.json").await;
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let mut other = schema();
     other["properties"]["language"] = json!({"type": "string"});
     std::fs::write(work.path().join("other.json"), other.to_string()).unwrap();
-    let second = bb(
-        work.path(),
-        &[
-            "run",
-            &job,
-            "--model",
-            CLAUDE,
-            "--endpoint-url",
-            &url,
-            "--schema",
-            "other.json",
-            "--out",
-            &dir_arg,
-        ],
-    )
-    .await;
+    let second = run_with("other.json").await;
     assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
     assert!(stderr(&second).contains("schema"), "{}", stderr(&second));
 }
