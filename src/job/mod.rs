@@ -85,57 +85,43 @@ pub type Records = Box<dyn Iterator<Item = Result<Result<Record, InvalidRecord>,
 
 /// Opens `path` and streams its records.
 pub fn read(path: &Path, format: JobFormat) -> Result<Records, JobError> {
-    if format == JobFormat::Parquet {
-        return Ok(Box::new(parquet_rows::ParquetRecords::open(path)?));
-    }
+    Ok(match format {
+        JobFormat::Jsonl => Box::new(jsonl::JsonlRecords::new(buffered(path)?, path)),
+        JobFormat::Csv => Box::new(csv_rows::CsvRecords::new(buffered(path)?, path)?),
+        JobFormat::Parquet => Box::new(parquet_rows::ParquetRecords::open(path)?),
+    })
+}
+
+/// The job file, opened with a large buffer (the text formats are read line by line).
+fn buffered(path: &Path) -> Result<BufReader<File>, JobError> {
     let file = File::open(path).map_err(|source| JobError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let reader = BufReader::with_capacity(256 * 1024, file);
-    Ok(match format {
-        JobFormat::Jsonl => Box::new(jsonl::JsonlRecords::new(reader, path)),
-        JobFormat::Csv => Box::new(csv_rows::CsvRecords::new(reader, path)?),
-        JobFormat::Parquet => unreachable!("Parquet files are opened above"),
-    })
+    Ok(BufReader::with_capacity(256 * 1024, file))
 }
 
 /// Counts the records of a job file quickly (no JSON parsing), for progress totals.
 pub fn count(path: &Path, format: JobFormat) -> Result<u64, JobError> {
-    if format == JobFormat::Parquet {
-        return parquet_rows::count(path);
-    }
-    let file = File::open(path).map_err(|source| JobError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = BufReader::with_capacity(256 * 1024, file);
     match format {
-        JobFormat::Jsonl => jsonl::count(reader, path),
-        JobFormat::Csv => csv_rows::count(reader, path),
-        JobFormat::Parquet => unreachable!("Parquet files are counted above"),
+        JobFormat::Jsonl => jsonl::count(buffered(path)?, path),
+        JobFormat::Csv => csv_rows::count(buffered(path)?, path),
+        JobFormat::Parquet => parquet_rows::count(path),
     }
 }
 
 /// The field names of a job file in file order: the CSV header, the Parquet columns read,
 /// or the keys of JSONL records in order of first appearance (a pass over the file).
 pub fn field_names(path: &Path, format: JobFormat) -> Result<Vec<String>, JobError> {
-    let open = || {
-        File::open(path).map_err(|source| JobError::Open {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
     match format {
-        JobFormat::Csv => {
-            let reader = BufReader::new(open()?);
-            Ok(csv_rows::CsvRecords::new(reader, path)?.headers().to_vec())
-        }
+        JobFormat::Csv => Ok(csv_rows::CsvRecords::new(buffered(path)?, path)?
+            .headers()
+            .to_vec()),
         JobFormat::Parquet => Ok(parquet_rows::ParquetRecords::open(path)?.names().to_vec()),
         JobFormat::Jsonl => {
             use std::io::BufRead;
             let mut names: Vec<String> = Vec::new();
-            for line in BufReader::with_capacity(256 * 1024, open()?).split(b'\n') {
+            for line in buffered(path)?.split(b'\n') {
                 let line = line.map_err(|source| JobError::Read {
                     path: path.to_path_buf(),
                     source,

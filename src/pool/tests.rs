@@ -406,3 +406,15 @@ async fn a_quota_that_admits_nothing_stalls_the_run_without_failing_records() {
     let attempts: u64 = outcomes.iter().map(|o| o.attempts as u64).sum();
     assert_eq!(attempts, service.seen().requests);
 }
+
+#[test]
+fn a_model_error_or_a_schema_mismatch_gets_one_more_try() {
+    for kind in [ErrorKind::ModelError, ErrorKind::SchemaMismatch] {
+        assert!(once_more(kind, &[]));
+        assert!(once_more(kind, &[ErrorKind::Throttling]));
+        assert!(!once_more(kind, &[kind]), "{kind:?} twice is the outcome");
+    }
+    assert!(once_more(ErrorKind::SchemaMismatch, &[ErrorKind::ModelError]));
+    assert!(!once_more(ErrorKind::Validation, &[]));
+    assert!(!ErrorKind::SchemaMismatch.retryable());
+}
