@@ -1,5 +1,5 @@
 //! Record order over results.jsonl, whose lines come in completion order: one pass keeps
-//! each line's record number, offset and length (16 bytes a line: 16 MB for a million),
+//! each line's record number, offset and length (24 bytes a line: 24 MB for a million),
 //! sorted by record, so the write pass reads lines in record order without holding them.
 
 use std::fs::File;
