@@ -125,6 +125,7 @@ impl ParquetRecords {
         }
         Record {
             number: self.number,
+            // A Parquet file has no lines: messages name the 1-based row instead.
             line: self.number,
             fields,
         }

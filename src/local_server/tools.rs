@@ -225,9 +225,13 @@ impl Generator<'_> {
                     .get("maximum")
                     .and_then(Value::as_f64)
                     .unwrap_or(min + 100.0);
-                let span = (max - min).floor().max(0.0) as usize;
-                let n = min.ceil() as i64 + self.pick(path, span + 1) as i64;
-                json!(n.min(max.floor() as i64))
+                if kind == "number" {
+                    // A point between the bounds, on a grid of a thousandth of the range.
+                    let share = self.pick(path, 1001) as f64 / 1000.0;
+                    return json!(min + (max - min).max(0.0) * share);
+                }
+                let span = (max.floor() - min.ceil()).max(0.0) as usize;
+                json!(min.ceil() as i64 + self.pick(path, span + 1) as i64)
             }
             "boolean" => json!(self.pick(path, 2) == 1),
             "null" => Value::Null,
@@ -284,7 +288,8 @@ mod tests {
                 "urgency": {"type": "integer", "minimum": 1, "maximum": 5},
                 "summary": {"type": "string", "maxLength": 20},
                 "tags": {"type": "array", "items": {"type": "string"}},
-                "refund": {"type": "boolean"}
+                "refund": {"type": "boolean"},
+                "score": {"type": "number", "minimum": 0.25, "maximum": 0.75}
             },
             "required": ["category", "urgency", "summary"]
         })
