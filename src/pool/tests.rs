@@ -414,7 +414,10 @@ fn a_model_error_or_a_schema_mismatch_gets_one_more_try() {
         assert!(once_more(kind, &[ErrorKind::Throttling]));
         assert!(!once_more(kind, &[kind]), "{kind:?} twice is the outcome");
     }
-    assert!(once_more(ErrorKind::SchemaMismatch, &[ErrorKind::ModelError]));
+    assert!(once_more(
+        ErrorKind::SchemaMismatch,
+        &[ErrorKind::ModelError]
+    ));
     assert!(!once_more(ErrorKind::Validation, &[]));
     assert!(!ErrorKind::SchemaMismatch.retryable());
 }
