@@ -65,6 +65,18 @@ pub enum Command {
     /// Show a run's progress from its RUN_DIR: done, failed and pending records, tokens,
     /// whether a run is active. Calls nothing.
     Status(StatusArgs),
+    /// Write a run's results as one table, one row per record in record order.
+    ///
+    /// Columns: id, record, status, model, output, stop_reason, input_tokens,
+    /// output_tokens, cache_read_input_tokens, cache_write_input_tokens, latency_ms,
+    /// attempts, error_kind, error_message, then data.<name> for each field of the run's
+    /// --schema, embedding, and with --with-input the job file's fields as input.<name>.
+    ///
+    /// Examples:
+    ///   bedrock-batch export runs/tickets --format parquet --out tickets.parquet --with-input
+    ///   bedrock-batch export runs/tickets --format csv --out -
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
     /// One table of requests, tokens and cost across run directories, by model (or by day
     /// or run): for nightly cost reports.
     ///
@@ -139,6 +151,21 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run directory given to `run --out`.
+    pub run_dir: PathBuf,
+    /// csv, parquet (typed columns; embeddings as list<float32>) or jsonl (flat objects).
+    #[arg(long, value_enum)]
+    pub format: crate::export::ExportFormat,
+    /// Where to write (default RUN_DIR/export.<format>; `-` is stdout for csv and jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Add the job file's fields as `input.<name>` columns, joined on the record number.
+    #[arg(long)]
+    pub with_input: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The run directory given to `run --out`.
     pub run_dir: PathBuf,
@@ -206,6 +233,10 @@ pub struct RunArgs {
     /// results are the same, plus the time to first token.
     #[arg(long, help_heading = "Prompt")]
     pub stream: bool,
+    /// Structured output: a JSON Schema (an object at the top). The model is forced to
+    /// answer through one tool with this input schema; ok lines carry it as `data`.
+    #[arg(long, help_heading = "Prompt", value_name = "FILE")]
+    pub schema: Option<PathBuf>,
 
     /// Titan Text Embeddings v2 output size: 256, 512 or 1024.
     #[arg(long, help_heading = "Embeddings")]
@@ -402,6 +433,9 @@ pub struct LocalServerArgs {
     /// Share of streams cut halfway by a throttlingException frame.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub stream_throttle_rate: f64,
+    /// Share of forced tool answers whose input breaks the tool's schema.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub schema_violation_rate: f64,
     /// Answer AccessDeniedException for model ids matching PATTERN (`*` wildcards; matched
     /// against the id as sent and its base model). Repeatable.
     #[arg(long, value_name = "PATTERN")]

@@ -15,6 +15,7 @@ use crate::job::template::Template;
 use crate::local_server::{FaultRates, ServerConfig};
 use crate::model_id::{Family, could_be_bedrock_id};
 use crate::report::prices::PriceTable;
+use crate::schema::OutputSchema;
 use crate::store::run_dir::RetryFailed;
 use crate::store::state::RunParams;
 use crate::vocab::{Mode, Shard};
@@ -100,6 +101,7 @@ impl RunConfig {
             input_type: r.input_type.clone(),
             shared_documents: r.shared_document_paths.clone(),
             shard: self.shard,
+            schema: r.schema.as_ref().map(|s| s.fingerprint()),
         }
     }
 
@@ -108,7 +110,7 @@ impl RunConfig {
             Some(format) => format,
             None => JobFormat::from_path(&args.job_file).ok_or_else(|| {
                 format!(
-                    "cannot tell the format of {} from its extension: name it .jsonl or .csv, or pass --format jsonl|csv",
+                    "cannot tell the format of {} from its extension: name it .jsonl, .csv or .parquet, or pass --format jsonl|csv|parquet",
                     args.job_file.display()
                 )
             })?,
@@ -146,6 +148,15 @@ impl RunConfig {
         };
         let template =
             Template::parse(&template_text).map_err(|err| format!("--prompt-template: {err}"))?;
+        let schema = match &args.schema {
+            Some(_) if mode != Mode::Converse => {
+                return Err("--schema needs --mode converse (structured output is a forced tool call on Converse)".into());
+            }
+            Some(path) => Some(Arc::new(
+                OutputSchema::read(path).map_err(|err| format!("--schema: {err}"))?,
+            )),
+            None => None,
+        };
         for (flag, value) in [
             ("--grace", args.grace),
             ("--stall-timeout", args.stall_timeout),
@@ -292,6 +303,7 @@ impl RunConfig {
                     .collect(),
                 cache_prompt: args.cache_prompt,
                 stream: args.stream,
+                schema,
             },
             concurrency,
             min_concurrency: args.min_concurrency,
@@ -343,6 +355,7 @@ pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestS
         shared_document_paths: vec![],
         cache_prompt: false,
         stream: false,
+        schema: None,
     }
 }
 
@@ -468,6 +481,7 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
             garbage: args.garbage_rate,
             model_error: args.model_error_rate,
             stream_throttle: args.stream_throttle_rate,
+            schema_violation: args.schema_violation_rate,
         },
         deny_models: args.deny_model.clone(),
         retry_after: args.retry_after_ms.map(Duration::from_millis),

@@ -7,7 +7,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bedrock_batch::cli::{
-    Cli, Command, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs, RunArgs, StatusArgs,
+    Cli, Command, ExportArgs, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs, RunArgs,
+    StatusArgs,
 };
 use bedrock_batch::config::{RunConfig, server_config};
 use bedrock_batch::exit;
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run(*args).await,
             Command::LocalServer(args) => local_server(args).await.map(|()| exit::OK),
             Command::Status(args) => status(args),
+            Command::Export(args) => export(args),
             Command::Report(args) => report(args),
             Command::Prices(args) => prices(args),
             Command::Merge(args) => merge(args),
@@ -170,6 +172,26 @@ fn merge(args: MergeArgs) -> Result<u8, Failure> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+fn export(args: ExportArgs) -> Result<u8, Failure> {
+    use bedrock_batch::export::{ExportOptions, export};
+    let exported = export(&ExportOptions {
+        run_dir: args.run_dir,
+        format: args.format,
+        out: args.out,
+        with_input: args.with_input,
+    })
+    .map_err(|err| Failure::usage(err.to_string()))?;
+    if exported.out.as_os_str() != "-" {
+        eprintln!(
+            "wrote {} rows, {} columns to {}",
+            exported.rows,
+            exported.columns,
+            exported.out.display()
+        );
+    }
+    Ok(exit::OK)
 }
 
 fn status(args: StatusArgs) -> Result<u8, Failure> {

@@ -57,10 +57,7 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
     let failed_retryable = checkpoint
         .as_ref()
         .map_or(0, |c| RecordSet::from_ranges(&c.failed_retryable).len());
-    let format = match manifest.params.format.as_str() {
-        "csv" => JobFormat::Csv,
-        _ => JobFormat::Jsonl,
-    };
+    let format = JobFormat::from_name(&manifest.params.format);
     let shard = manifest.params.shard;
     let records = [&manifest.job.absolute_path, &manifest.job.path]
         .iter()

@@ -4,6 +4,7 @@
 //! throttle is seen.
 
 pub mod errors;
+mod tool;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,13 +19,15 @@ use aws_sdk_bedrockruntime::config::{
 };
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    CachePointBlock, CachePointType, CacheTtl, ContentBlock, ContentBlockDelta, ConversationRole,
-    ConverseStreamOutput, DocumentBlock, DocumentFormat, DocumentSource, ImageBlock, ImageFormat,
-    ImageSource, InferenceConfiguration, Message, SystemContentBlock,
+    CachePointBlock, CachePointType, CacheTtl, ContentBlock, ContentBlockDelta, ContentBlockStart,
+    ConversationRole, ConverseStreamOutput, DocumentBlock, DocumentFormat, DocumentSource,
+    ImageBlock, ImageFormat, ImageSource, InferenceConfiguration, Message, SystemContentBlock,
+    ToolConfiguration,
 };
 use serde_json::{Value, json};
 
 use crate::model_id::Family;
+use crate::schema::OutputSchema;
 use crate::vocab::{Answer, DocumentInput, Usage};
 use crate::vocab::{CallError, ErrorKind};
 use crate::vocab::{ConverseInput, Payload, Prompt};
@@ -40,6 +43,8 @@ pub struct CallOptions {
     pub shared_documents: Vec<DocumentInput>,
     pub cache_prompt: bool,
     pub stream: bool,
+    /// `--schema`: every Converse call forces one tool with this input schema.
+    pub schema: Option<Arc<OutputSchema>>,
 }
 
 #[derive(Clone)]
@@ -312,6 +317,14 @@ impl Bedrock {
         Ok((messages, system))
     }
 
+    fn tool_config(&self) -> Result<Option<ToolConfiguration>, CallError> {
+        self.options
+            .schema
+            .as_deref()
+            .map(tool::configuration)
+            .transpose()
+    }
+
     fn inference_config(input: &ConverseInput) -> Option<InferenceConfiguration> {
         (input.max_tokens.is_some()
             || input.temperature.is_some()
@@ -339,23 +352,34 @@ impl Bedrock {
             .set_messages(Some(messages))
             .set_system((!system.is_empty()).then_some(system))
             .set_inference_config(Self::inference_config(input))
+            .set_tool_config(self.tool_config()?)
             .send()
             .await
             .map_err(classify)?;
-        let output = out
+        let content = out
             .output()
             .and_then(|o| o.as_message().ok())
-            .map(|m| {
-                m.content()
-                    .iter()
-                    .filter_map(|b| b.as_text().ok())
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("")
-            })
+            .map(|m| m.content())
             .unwrap_or_default();
+        let output = content
+            .iter()
+            .filter_map(|b| b.as_text().ok())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("");
+        let data = match &self.options.schema {
+            Some(schema) => {
+                let input = content
+                    .iter()
+                    .find_map(|b| b.as_tool_use().ok())
+                    .map(|tool_use| tool::from_document(tool_use.input()));
+                Some(tool::checked(schema, input)?)
+            }
+            None => None,
+        };
         Ok(Answer::Text {
             output,
+            data,
             stop_reason: out.stop_reason().as_str().to_string(),
             usage: out.usage().map(usage_of).unwrap_or_default(),
             ttft_ms: None,
@@ -377,22 +401,37 @@ impl Bedrock {
             .set_messages(Some(messages))
             .set_system((!system.is_empty()).then_some(system))
             .set_inference_config(Self::inference_config(input))
+            .set_tool_config(self.tool_config()?)
             .send()
             .await
             .map_err(classify)?;
         let mut stream = out.stream;
         let (mut output, mut stop_reason, mut usage, mut ttft_ms) =
             (String::new(), String::new(), Usage::default(), None);
+        // The tool input arrives as pieces of JSON text, after a block start naming the tool.
+        let mut tool_input: Option<String> = None;
         loop {
             let event = stream.recv().await.map_err(classify_stream)?;
             match event {
                 None => break,
-                Some(ConverseStreamOutput::ContentBlockDelta(delta)) => {
-                    if let Some(ContentBlockDelta::Text(piece)) = delta.delta() {
+                Some(ConverseStreamOutput::ContentBlockStart(start)) => {
+                    if let Some(ContentBlockStart::ToolUse(_)) = start.start() {
+                        tool_input.get_or_insert_with(String::new);
+                    }
+                }
+                Some(ConverseStreamOutput::ContentBlockDelta(delta)) => match delta.delta() {
+                    Some(ContentBlockDelta::Text(piece)) => {
                         ttft_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
                         output.push_str(piece);
                     }
-                }
+                    Some(ContentBlockDelta::ToolUse(piece)) => {
+                        ttft_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+                        tool_input
+                            .get_or_insert_with(String::new)
+                            .push_str(piece.input());
+                    }
+                    _ => {}
+                },
                 Some(ConverseStreamOutput::MessageStop(stop)) => {
                     stop_reason = stop.stop_reason().as_str().to_string();
                 }
@@ -408,8 +447,19 @@ impl Bedrock {
                 "the stream ended without a messageStop event",
             ));
         }
+        let data = match &self.options.schema {
+            Some(schema) => {
+                let input = tool_input
+                    .as_deref()
+                    .map(tool::streamed_input)
+                    .transpose()?;
+                Some(tool::checked(schema, input)?)
+            }
+            None => None,
+        };
         Ok(Answer::Text {
             output,
+            data,
             stop_reason,
             usage,
             ttft_ms,

@@ -50,6 +50,13 @@ impl<R> LineCounter<R> {
     }
 }
 
+/// The one place CSV writers are configured (for `export`).
+pub fn writer<W: std::io::Write>(output: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(output)
+}
+
 /// The one place CSV readers are configured.
 fn reader<R: Read>(input: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
@@ -68,6 +75,11 @@ pub struct CsvRecords<R> {
 }
 
 impl<R: Read> CsvRecords<R> {
+    /// The column names, in file order.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
     pub fn new(input: R, path: &Path) -> Result<Self, JobError> {
         let mut reader = reader(LineCounter {
             inner: input,

@@ -3,12 +3,15 @@
 //! fields kept for the result line. Everything that can be wrong with a record is found
 //! here, before any call and in `--dry-run`.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::Record;
 use super::media::{MediaLoader, check_document_count};
 use super::messages::{messages_from_json, text_len};
 use crate::job::template::Template;
+use crate::schema::OutputSchema;
 use crate::vocab::{
     ConverseInput, DocumentInput, InvalidRecord, Mode, Payload, Prepared, Prompt, RecordMeta,
 };
@@ -259,6 +262,11 @@ pub fn prepare(
             })
             .collect()
     });
+    // The schema rides along with every Converse call as the tool's input schema.
+    let schema_chars = match (&settings.schema, settings.mode) {
+        (Some(schema), Mode::Converse) => schema.chars(),
+        _ => 0,
+    };
     Ok(Prepared {
         meta: RecordMeta {
             number: record.number,
@@ -269,7 +277,7 @@ pub fn prepare(
         },
         model,
         payload,
-        estimated_input_tokens: estimate(estimated_chars),
+        estimated_input_tokens: estimate(estimated_chars + schema_chars),
     })
 }
 
@@ -433,4 +441,6 @@ pub struct RequestSettings {
     pub shared_document_paths: Vec<String>,
     pub cache_prompt: bool,
     pub stream: bool,
+    /// `--schema`: sent with every Converse call, so counted in every input estimate.
+    pub schema: Option<Arc<OutputSchema>>,
 }

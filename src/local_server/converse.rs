@@ -8,6 +8,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::api_error::ApiError;
 use super::attachments::{Attachment, check_counts, check_document, check_image, decode_base64};
 use super::text::count_tokens;
+use super::tools::{self, ForcedTool};
 
 /// A prefix of the request that ends at a `cachePoint` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub struct ConverseRequest {
     /// Prefixes ending at each `cachePoint`, in order.
     pub cache_prefixes: Vec<CachePrefix>,
     pub attachments: Vec<Attachment>,
+    /// The tool the model must call (`toolChoice` `tool`, or `any` with the first tool).
+    pub forced_tool: Option<ForcedTool>,
 }
 
 /// Walks the request in order, counting tokens and hashing the content so far.
@@ -38,6 +41,8 @@ struct Walk {
     hasher: Xxh3,
     cache_prefixes: Vec<CachePrefix>,
     attachments: Vec<Attachment>,
+    /// A `toolUse` or `toolResult` block was seen (they need a `toolConfig`).
+    tool_blocks: bool,
 }
 
 impl Walk {
@@ -168,6 +173,7 @@ fn absorb_block(
             walk.cache_point();
         }
         _ => {
+            walk.tool_blocks |= key == "toolUse" || key == "toolResult";
             let size = serde_json::to_string(value).map(|s| s.len()).unwrap_or(0);
             walk.absorb(block, (size as u64).div_ceil(4));
         }
@@ -234,6 +240,21 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
         hasher: Xxh3::new(),
         cache_prefixes: Vec::new(),
         attachments: Vec::new(),
+        tool_blocks: false,
+    };
+
+    // Tools come first in the prompt, so in every cached prefix, as on Bedrock.
+    let tool_config = request.get("toolConfig");
+    let forced_tool = match tool_config {
+        Some(config) => tools::parse(config, &mut |tool: &Value| {
+            if tool.get("cachePoint").is_some() {
+                walk.cache_point();
+            } else {
+                let size = serde_json::to_string(tool).map(|s| s.len()).unwrap_or(0);
+                walk.absorb(tool, (size as u64).div_ceil(4));
+            }
+        })?,
+        None => None,
     };
 
     if let Some(system) = request.get("system") {
@@ -303,6 +324,11 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
     }
     check_counts(&walk.attachments)?;
     let (max_tokens, stop_sequences) = inference_config(request.get("inferenceConfig"))?;
+    if walk.tool_blocks && tool_config.is_none() {
+        return Err(ApiError::validation(
+            "The toolConfig field must be defined when using toolUse and toolResult content blocks.",
+        ));
+    }
 
     Ok(ConverseRequest {
         input_tokens: walk.tokens,
@@ -311,6 +337,7 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
         prompt,
         cache_prefixes: walk.cache_prefixes,
         attachments: walk.attachments,
+        forced_tool,
     })
 }
 

@@ -22,6 +22,7 @@ use super::request_id;
 
 use super::state::{CacheUse, Delivered, Shared, body_hash};
 use super::text::{Generation, generate, stream_pieces};
+use super::tools::{self, ForcedTool};
 use crate::model_id::{Family, base_model_id};
 
 /// What Converse reserves when the request sets no `maxTokens`.
@@ -65,6 +66,46 @@ struct Work {
     cache: CacheUse,
     attachments: Vec<Attachment>,
     answer: Answer,
+    /// The forced tool call that replaces the text in a Converse answer.
+    tool_use: Option<ToolUse>,
+}
+
+/// A forced tool call: the tool's name and its input, conforming to the tool's schema
+/// or, under the schema-violation fault, breaking it.
+struct ToolUse {
+    id: String,
+    name: String,
+    conforming: Value,
+    violating: Value,
+    violate: bool,
+}
+
+impl ToolUse {
+    fn new(tool: ForcedTool, prompt: &str) -> ToolUse {
+        ToolUse {
+            id: format!(
+                "tooluse_{:016x}",
+                xxhash_rust::xxh3::xxh3_64(prompt.as_bytes())
+            ),
+            conforming: tools::conforming(&tool.schema, prompt),
+            violating: tools::violating(&tool.schema, prompt),
+            name: tool.name,
+            violate: false,
+        }
+    }
+
+    fn input(&self) -> &Value {
+        if self.violate {
+            &self.violating
+        } else {
+            &self.conforming
+        }
+    }
+
+    /// The input as the model writes it out, for output tokens and stream deltas.
+    fn input_text(&self) -> String {
+        serde_json::to_string(self.input()).unwrap_or_default()
+    }
 }
 
 enum Answer {
@@ -75,6 +116,10 @@ enum Answer {
 impl Work {
     fn output_tokens(&self) -> u64 {
         match &self.answer {
+            Answer::Text(_) if self.tool_use.is_some() => self
+                .tool_use
+                .as_ref()
+                .map_or(0, |tool| (tool.input_text().len() as u64).div_ceil(4)),
             Answer::Text(generation) => generation.output_tokens,
             Answer::Embedding(_) => 0,
         }
@@ -205,7 +250,7 @@ impl Call<'_> {
         }
         let family = Family::of(model_id)
             .ok_or_else(|| ApiError::validation("The provided model identifier is invalid."))?;
-        let work = self.prepare(family, body)?;
+        let mut work = self.prepare(family, body)?;
 
         let hash = body_hash(self.route.name(), model_id, body);
         let reservation = Reservation {
@@ -229,6 +274,9 @@ impl Call<'_> {
                 ));
             }
         };
+        if let Some(tool_use) = &mut work.tool_use {
+            tool_use.violate = self.shared.schema_violated(hash, arrival);
+        }
         if fault != Fault::None {
             return self
                 .inject(fault, &work, reservation, abort, in_flight)
@@ -260,6 +308,7 @@ impl Call<'_> {
             cache: CacheUse::default(),
             attachments,
             answer,
+            tool_use: None,
         };
         match self.route {
             Route::Converse | Route::ConverseStream => {
@@ -281,6 +330,9 @@ impl Call<'_> {
                     .shared
                     .cache_use(self.model_id, &request.cache_prefixes);
                 prepared.cache_prefixes = request.cache_prefixes;
+                prepared.tool_use = request
+                    .forced_tool
+                    .map(|tool| ToolUse::new(tool, &request.prompt));
                 Ok(prepared)
             }
             Route::Invoke | Route::InvokeStream => {
@@ -390,9 +442,19 @@ impl Call<'_> {
         let latency_ms = self.elapsed_ms();
         match (&work.answer, self.route) {
             (Answer::Text(generation), Route::Converse) => {
+                let (content, stop_reason) = match &work.tool_use {
+                    Some(tool) => (
+                        json!([{"toolUse": {"toolUseId": tool.id, "name": tool.name, "input": tool.input()}}]),
+                        "tool_use",
+                    ),
+                    None => (
+                        json!([{"text": generation.text}]),
+                        generation.stop_reason.converse_name(),
+                    ),
+                };
                 let body = json!({
-                    "output": {"message": {"role": "assistant", "content": [{"text": generation.text}]}},
-                    "stopReason": generation.stop_reason.converse_name(),
+                    "output": {"message": {"role": "assistant", "content": content}},
+                    "stopReason": stop_reason,
                     "usage": work.converse_usage(),
                     "metrics": {"latencyMs": latency_ms},
                 });
@@ -443,10 +505,31 @@ impl Call<'_> {
                 return;
             };
             let pieces = stream_pieces(&generation.text, STREAM_PIECE_TOKENS);
+            let tool_text = work.tool_use.as_ref().map(ToolUse::input_text);
             // InvokeModel streams carry the invocation metrics in their last chunk.
             let mut last_chunk = None;
-            let (opening, body) = match route {
-                Route::ConverseStream => (
+            let (opening, body) = match (route, &work.tool_use, &tool_text) {
+                // A tool call streams as Bedrock streams it: a block start naming the tool,
+                // then its input as pieces of JSON text.
+                (Route::ConverseStream, Some(tool), Some(text)) => (
+                    vec![
+                        eventstream::event("messageStart", &json!({"role": "assistant"})),
+                        eventstream::event(
+                            "contentBlockStart",
+                            &json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": tool.id, "name": tool.name}}}),
+                        ),
+                    ],
+                    stream_pieces(text, STREAM_PIECE_TOKENS)
+                        .iter()
+                        .map(|piece| {
+                            eventstream::event(
+                                "contentBlockDelta",
+                                &json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": piece}}}),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                (Route::ConverseStream, _, _) => (
                     vec![eventstream::event(
                         "messageStart",
                         &json!({"role": "assistant"}),
@@ -513,7 +596,11 @@ impl Call<'_> {
                     eventstream::event("contentBlockStop", &json!({"contentBlockIndex": 0})),
                     eventstream::event(
                         "messageStop",
-                        &json!({"stopReason": generation.stop_reason.converse_name()}),
+                        &json!({"stopReason": if work.tool_use.is_some() {
+                            "tool_use"
+                        } else {
+                            generation.stop_reason.converse_name()
+                        }}),
                     ),
                     eventstream::event(
                         "metadata",

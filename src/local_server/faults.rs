@@ -19,6 +19,8 @@ pub struct FaultRates {
     pub model_error: f64,
     /// A stream cut after its first deltas by a `throttlingException` frame.
     pub stream_throttle: f64,
+    /// A forced tool call answered with input that breaks the tool's schema.
+    pub schema_violation: f64,
 }
 
 impl FaultRates {
@@ -31,6 +33,7 @@ impl FaultRates {
             ("--garbage-rate", self.garbage),
             ("--model-error-rate", self.model_error),
             ("--stream-throttle-rate", self.stream_throttle),
+            ("--schema-violation-rate", self.schema_violation),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
@@ -103,6 +106,11 @@ pub fn stream_throttled(rates: &FaultRates, seed: u64, body_hash: u64, occurrenc
     rates.stream_throttle > 0.0 && unit(seed, body_hash, occurrence, 2) < rates.stream_throttle
 }
 
+/// Whether a forced tool answer to this request breaks the tool's schema.
+pub fn schema_violated(rates: &FaultRates, seed: u64, body_hash: u64, occurrence: u32) -> bool {
+    rates.schema_violation > 0.0 && unit(seed, body_hash, occurrence, 3) < rates.schema_violation
+}
+
 /// `*`-wildcard match of a `--deny-model` pattern.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -139,6 +147,7 @@ mod tests {
             garbage: 0.1,
             model_error: 0.05,
             stream_throttle: 0.0,
+            schema_violation: 0.0,
         };
         let draws: Vec<Fault> = (0..10_000u64).map(|i| draw(&rates, 7, i, 0)).collect();
         let again: Vec<Fault> = (0..10_000u64).map(|i| draw(&rates, 7, i, 0)).collect();

@@ -28,6 +28,7 @@ mod server;
 mod state;
 mod stats;
 mod text;
+mod tools;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

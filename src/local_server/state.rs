@@ -291,6 +291,11 @@ impl Shared {
             .errors += 1;
     }
 
+    /// Whether a forced tool answer for this body arrival breaks the tool's schema.
+    pub fn schema_violated(&self, body_hash: u64, arrival: u32) -> bool {
+        faults::schema_violated(&self.config.faults, self.config.seed, body_hash, arrival)
+    }
+
     /// Whether a stream for this body arrival is cut by a throttling frame.
     pub fn stream_throttled(&self, body_hash: u64, arrival: u32) -> bool {
         faults::stream_throttled(&self.config.faults, self.config.seed, body_hash, arrival)

@@ -63,6 +63,12 @@ fn demand(task: &Task) -> Demand {
 }
 
 /// The usage of a call's answers.
+/// A model error or an answer that breaks `--schema` may be a fluke: one more try, then
+/// it is the record's outcome.
+fn once_more(kind: ErrorKind, retries: &[ErrorKind]) -> bool {
+    matches!(kind, ErrorKind::ModelError | ErrorKind::SchemaMismatch) && !retries.contains(&kind)
+}
+
 fn used(result: &Result<Vec<Answer>, CallError>) -> Usage {
     let mut usage = Usage::default();
     if let Ok(answers) = result {
@@ -410,13 +416,7 @@ impl<S: Service> Dispatcher<S> {
                         self.controls.stops.stop();
                         Next::Done(Err(err))
                     }
-                    Err(err)
-                        if err.kind.retryable()
-                            || (err.kind == ErrorKind::ModelError
-                                && !call.retries.contains(&ErrorKind::ModelError)) =>
-                    {
-                        // A model error may be a fluke: one more try, then it is the
-                        // record's outcome.
+                    Err(err) if err.kind.retryable() || once_more(err.kind, &call.retries) => {
                         match call.backoff.next() {
                             Some(delay) => {
                                 let delay = err.retry_after.map_or(delay, |hint| hint.max(delay));

@@ -122,6 +122,7 @@ impl Service for Bedrockish {
             }
             Ok(vec![Answer::Text {
                 output: "ok".into(),
+                data: None,
                 stop_reason: "end_turn".into(),
                 usage: Usage {
                     input_tokens: input,
@@ -555,4 +556,19 @@ async fn when_every_region_denies_the_model_the_run_stops() {
             .is_err_and(|e| e.kind == ErrorKind::AccessDenied)),
         "the last region's denial is fatal"
     );
+}
+
+#[test]
+fn a_model_error_or_a_schema_mismatch_gets_one_more_try() {
+    for kind in [ErrorKind::ModelError, ErrorKind::SchemaMismatch] {
+        assert!(once_more(kind, &[]));
+        assert!(once_more(kind, &[ErrorKind::Throttling]));
+        assert!(!once_more(kind, &[kind]), "{kind:?} twice is the outcome");
+    }
+    assert!(once_more(
+        ErrorKind::SchemaMismatch,
+        &[ErrorKind::ModelError]
+    ));
+    assert!(!once_more(ErrorKind::Validation, &[]));
+    assert!(!ErrorKind::SchemaMismatch.retryable());
 }

@@ -145,6 +145,10 @@ fn open_run_dir(config: &RunConfig) -> Result<OpenRunDir, RunError> {
         RunDirError::Refused(message) => RunError::Usage(message),
         RunDirError::Store(err) => RunError::Store(err),
     })?;
+    // `export` reads the schema back for its `data.<name>` columns.
+    if let Some(schema) = &config.request.schema {
+        store::write_atomically(&config.out_dir, crate::vocab::SCHEMA_FILE, schema.source())?;
+    }
     if !config.quiet {
         if let Some(aside) = &opened.moved_aside {
             eprintln!("--fresh: the earlier run was moved to {}", aside.display());

@@ -33,6 +33,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
         shared_documents: request.shared_documents.clone(),
         cache_prompt: request.cache_prompt,
         stream: request.stream,
+        schema: request.schema.clone(),
     };
     let several = config.lanes.len() > 1;
     let mut lanes = Vec::new();

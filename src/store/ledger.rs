@@ -171,11 +171,13 @@ impl Ledger {
                     match answer {
                         Answer::Text {
                             output,
+                            data,
                             stop_reason,
                             ttft_ms,
                             ..
                         } => {
                             line.output = Some(output);
+                            line.data = data.as_ref();
                             line.stop_reason = Some(stop_reason);
                             line.ttft_ms = *ttft_ms;
                             if let Some(ttft) = ttft_ms {

@@ -40,6 +40,9 @@ pub struct ResultLine<'a> {
     pub model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<&'a str>,
+    /// With `--schema`: the tool input, validated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +78,7 @@ impl<'a> ResultLine<'a> {
             status: "ok",
             model,
             output: None,
+            data: None,
             embedding: None,
             response: None,
             stop_reason: None,
@@ -178,14 +182,24 @@ pub fn write_json_atomically<T: Serialize>(
     name: &str,
     value: &T,
 ) -> Result<(), StoreError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError {
+        path: dir.join(name),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write_atomically(dir, name, &bytes)
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename, so a reader never
+/// sees half of it.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let path = dir.join(name);
     let error = |source| StoreError {
         path: path.clone(),
         source,
     };
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
-    serde_json::to_writer_pretty(&mut file, value).map_err(|e| error(std::io::Error::other(e)))?;
-    file.write_all(b"\n").map_err(error)?;
+    file.write_all(bytes).map_err(error)?;
     file.as_file().sync_all().map_err(error)?;
     file.persist(&path).map_err(|e| error(e.error))?;
     // The rename itself survives a power loss once the directory is synced.

@@ -121,6 +121,9 @@ pub struct RunParams {
     /// The part of the job file this run directory holds (`--shard`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// A fingerprint of `--schema`, absent without one (so older runs read the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 impl RunParams {

@@ -51,6 +51,8 @@ impl Usage {
 pub enum Answer {
     Text {
         output: String,
+        /// With `--schema`: the tool input, validated against the schema.
+        data: Option<Value>,
         stop_reason: String,
         usage: Usage,
         /// Time to first token, for streamed calls.

@@ -10,7 +10,9 @@ mod request;
 
 pub use answer::{Answer, Usage};
 pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord, RegionTries};
-pub use reports::{FilesRead, LearnedQuota, LimiterReport, RESULTS_FILE, SUMMARY_FILE, unix_now};
+pub use reports::{
+    FilesRead, LearnedQuota, LimiterReport, RESULTS_FILE, SCHEMA_FILE, SUMMARY_FILE, unix_now,
+};
 pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,
     Prompt, RecordMeta, Shard, Task,

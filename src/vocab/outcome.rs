@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Connection,
     Timeout,
     BadResponse,
+    /// The model's answer does not validate against `--schema`, twice.
+    SchemaMismatch,
     /// The run stopped before this call could finish (fatal error elsewhere, Ctrl-C).
     Cancelled,
     Other,
@@ -47,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Connection => "connection",
             ErrorKind::Timeout => "timeout",
             ErrorKind::BadResponse => "bad_response",
+            ErrorKind::SchemaMismatch => "schema_mismatch",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Other => "other",
         }

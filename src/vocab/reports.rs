@@ -50,3 +50,6 @@ impl FilesRead {
 pub const RESULTS_FILE: &str = "results.jsonl";
 
 pub const SUMMARY_FILE: &str = "summary.json";
+
+/// The `--schema` of a run, kept in RUN_DIR for `export`.
+pub const SCHEMA_FILE: &str = "schema.json";

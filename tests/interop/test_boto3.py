@@ -853,3 +853,172 @@ def test_stats_add_up_to_what_boto3_reported(start_server):
         UNKNOWN_MODEL: {"requests": 1, "ok": 0, "throttled": 0, "errors": 1,
                         "input_tokens": 0, "output_tokens": 0},
     }
+
+
+# --------------------------------------------------------------------------------------
+# Tool use (the --schema path) and export read back with pyarrow
+# --------------------------------------------------------------------------------------
+
+TICKET_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "category": {"type": "string", "enum": ["billing", "bug", "question"]},
+        "urgency": {"type": "integer", "minimum": 1, "maximum": 5},
+        "summary": {"type": "string", "maxLength": 60},
+        "needs_human": {"type": "boolean"},
+    },
+    "required": ["category", "urgency", "summary", "needs_human"],
+}
+
+
+def tool_config(schema=TICKET_SCHEMA, name="record_output", choice=None) -> dict:
+    return {
+        "tools": [{"toolSpec": {"name": name, "inputSchema": {"json": schema}}}],
+        "toolChoice": choice or {"tool": {"name": name}},
+    }
+
+
+def assert_ticket(data: dict) -> None:
+    assert set(data) == set(TICKET_SCHEMA["properties"]), data
+    assert data["category"] in ("billing", "bug", "question")
+    assert isinstance(data["urgency"], int) and 1 <= data["urgency"] <= 5
+    assert isinstance(data["summary"], str) and len(data["summary"]) <= 60
+    assert isinstance(data["needs_human"], bool)
+
+
+def test_forced_tool_answers_with_conforming_input(client):
+    request = dict(modelId=HAIKU, messages=[user(PROMPT)], toolConfig=tool_config())
+    response = client.converse(**request)
+    assert response["stopReason"] == "tool_use"
+    (block,) = response["output"]["message"]["content"]
+    tool_use = block["toolUse"]
+    assert tool_use["name"] == "record_output"
+    assert tool_use["toolUseId"].startswith("tooluse_")
+    assert_ticket(tool_use["input"])
+    # Deterministic: the same text gives the same input.
+    again = client.converse(**request)["output"]["message"]["content"][0]["toolUse"]["input"]
+    assert again == tool_use["input"]
+
+    events = collect_converse_stream(client.converse_stream(**request))
+    kinds = [kind for kind, _ in events]
+    assert kinds[:2] == ["messageStart", "contentBlockStart"], kinds
+    start = events[1][1]["start"]["toolUse"]
+    assert start == {"toolUseId": tool_use["toolUseId"], "name": "record_output"}
+    pieces = [p["delta"]["toolUse"]["input"] for k, p in events if k == "contentBlockDelta"]
+    assert len(pieces) >= 2
+    assert json.loads("".join(pieces)) == tool_use["input"]
+    assert dict(events)["messageStop"]["stopReason"] == "tool_use"
+
+
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        (tool_config(choice={"tool": {"name": "other"}}), "does not name a tool"),
+        (tool_config(name="has space"), "regular expression"),
+        ({"tools": [{"toolSpec": {"name": "x", "inputSchema": {"json": {"type": "string"}}}}]},
+         "\"type\": \"object\""),
+    ],
+)
+def test_tool_config_validation(client, config, fragment):
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client.converse(modelId=HAIKU, messages=[user(PROMPT)], toolConfig=config)
+    error = caught.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert fragment in error["Message"], error["Message"]
+
+
+def test_schema_violation_rate_breaks_the_input(start_server):
+    server = start_server("--schema-violation-rate", "1")
+    client = make_client(server.url)
+    response = client.converse(modelId=HAIKU, messages=[user(PROMPT)], toolConfig=tool_config())
+    data = response["output"]["message"]["content"][0]["toolUse"]["input"]
+    assert "category" not in data, "the first required field is dropped"
+
+
+def run_binary(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_EC2_METADATA_DISABLED="true")
+    env.pop("AWS_PROFILE", None)
+    return subprocess.run([str(server_binary()), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_export_reads_back_in_pyarrow(url, tmp_path):
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.parquet as pq
+
+    tickets = [f"Ticket {i}: the invoice of order {i} was charged twice." for i in range(25)]
+    (tmp_path / "tickets.jsonl").write_text(
+        "".join(json.dumps({"id": f"t{i}", "text": t}) + "\n" for i, t in enumerate(tickets)))
+    (tmp_path / "schema.json").write_text(json.dumps(TICKET_SCHEMA))
+    ran = run_binary("run", "tickets.jsonl", "--model", HAIKU, "--endpoint-url", url,
+                     "--schema", "schema.json", "--out", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    exported = run_binary("export", "run", "--format", "parquet", "--out", "t.parquet",
+                          "--with-input", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert table.column_names == [
+        "id", "record", "status", "model", "output", "stop_reason", "input_tokens",
+        "output_tokens", "cache_read_input_tokens", "cache_write_input_tokens", "latency_ms",
+        "attempts", "error_kind", "error_message", "data.category", "data.urgency",
+        "data.summary", "data.needs_human", "input.id", "input.text",
+    ]
+    assert table.schema.field("record").type == pa.uint64()
+    assert table.schema.field("data.urgency").type == pa.int64()
+    assert table.schema.field("data.needs_human").type == pa.bool_()
+    assert table.schema.field("data.category").type == pa.string()
+    rows = table.to_pylist()
+    assert [r["record"] for r in rows] == list(range(1, 26))
+    assert [r["input.text"] for r in rows] == tickets
+    for row in rows:
+        assert_ticket({k[5:]: v for k, v in row.items() if k.startswith("data.")})
+
+    exported = run_binary("export", "run", "--format", "csv", "--out", "t.csv", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    csv_table = pyarrow.csv.read_csv(tmp_path / "t.csv")
+    assert csv_table.column_names == table.column_names[:18]
+    assert csv_table.column("record").to_pylist() == list(range(1, 26))
+    assert csv_table.column("data.urgency").to_pylist() == table.column("data.urgency").to_pylist()
+
+
+def test_embeddings_export_as_float32_lists_in_pyarrow(url, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "docs.jsonl").write_text(
+        "".join(json.dumps({"text": f"Document {i} about rivers."}) + "\n" for i in range(10)))
+    ran = run_binary("run", "docs.jsonl", "--model", TITAN_V2, "--dimensions", "256",
+                     "--endpoint-url", url, "--out", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    exported = run_binary("export", "run", "--format", "parquet", "--out", "v.parquet",
+                          cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    table = pq.read_table(tmp_path / "v.parquet")
+    assert table.schema.field("embedding").type == pa.list_(pa.float32())
+    vectors = table.column("embedding").to_pylist()
+    assert len(vectors) == 10 and all(len(v) == 256 for v in vectors)
+
+
+def test_parquet_job_file_written_by_pyarrow(url, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [f"Note {i}: the river rises in spring and floods the lower town." for i in range(12)]
+    pq.write_table(pa.table({"id": [f"n{i}" for i in range(12)], "text": texts,
+                             "score": [float(i) / 2 for i in range(12)]}),
+                   tmp_path / "notes.parquet")
+    (tmp_path / "notes.jsonl").write_text(
+        "".join(json.dumps({"id": f"n{i}", "text": t, "score": i / 2}) + "\n"
+                for i, t in enumerate(texts)))
+    outputs = {}
+    for job in ("notes.parquet", "notes.jsonl"):
+        ran = run_binary("run", job, "--model", HAIKU, "--endpoint-url", url,
+                         "--prompt-template", "{text} (score {score})", "--out", f"run-{job}",
+                         cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        lines = [json.loads(line) for line in (tmp_path / f"run-{job}" / "results.jsonl").read_text().splitlines()]
+        outputs[job] = sorted((line["id"], line["output"], line["usage"]["input_tokens"]) for line in lines)
+    assert outputs["notes.parquet"] == outputs["notes.jsonl"]
