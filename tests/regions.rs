@@ -10,7 +10,8 @@ use bedrock_batch::local_server::ServerConfig;
 use common::*;
 use serde_json::json;
 
-#[tokio::test]
+// The servers get threads of their own, so a busy test machine slows them less than the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_endpoints_add_their_quotas_up() {
     let work = tempfile::tempdir().unwrap();
     let sentence = "The parcel arrived late and the box was torn at one corner. ";

@@ -242,6 +242,11 @@ impl Gauge {
         self.refund(amount, now);
         if self.sync.is_some() && sent <= self.since {
             // Sent before the last throttle was known: the same empty bucket, nothing new.
+            tracing::debug!(
+                amount,
+                level = self.level,
+                "throttle: of the wave already learned from"
+            );
             return;
         }
         let elapsed = sent.saturating_duration_since(self.started).as_secs_f64();
@@ -302,11 +307,19 @@ impl Gauge {
         self.best = (best.max(rate), now);
         self.sync = Some((sent, consumed_before, amount));
         self.since = now;
-        // The bucket was empty when the attempt arrived; since then it refilled and what was
-        // sent after it took its share.
-        let since_sent = now.saturating_duration_since(sent).as_secs_f64();
-        self.level = rate * since_sent - (self.consumed - consumed_before);
+        // The bucket was empty when the attempt arrived, which may be any time between its
+        // sending and now: a loaded machine or network can hold a request for hundreds of
+        // milliseconds. Counting the refill from the sending would credit tokens the service
+        // never had, again at every throttle; count it from now. What was sent after the
+        // attempt takes its share (and comes back if it is throttled too).
+        self.level = -(self.consumed - consumed_before);
         self.updated = now;
+        tracing::debug!(
+            rate,
+            level = self.level,
+            probing,
+            "throttle: the bucket was empty; pacing at the rate learned"
+        );
     }
 }
 
