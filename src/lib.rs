@@ -3,7 +3,7 @@
 //! usage and totals land in a run directory.
 //!
 //! Data flows one way: job file -> records ([`job`]) -> pool ([`pool`]) -> Bedrock client
-//! ([`bedrock`]) -> outcomes -> results and summary ([`store`], [`report`]). The
+//! ([`bedrock`], or [`knowledge_base`] for Knowledge Bases) -> outcomes -> results and summary ([`store`], [`report`]). The
 //! Bedrock-compatible [`local_server`] stands in for AWS in tests, benchmarks and `--local`.
 
 pub mod bedrock;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod exit;
 pub mod job;
+pub mod knowledge_base;
 pub mod local_server;
 pub mod media;
 pub mod model_id;

@@ -17,10 +17,9 @@ use super::converse::{self, CachePrefix};
 use super::eventstream;
 use super::faults::{Fault, glob_match};
 use super::native::{self, NativeRequest};
-use super::quota::Shortage;
 use super::request_id;
 
-use super::state::{CacheUse, Delivered, Shared, body_hash};
+use super::state::{CacheUse, Delivered, InFlight, Shared, body_hash};
 use super::text::{Generation, generate, stream_pieces};
 use crate::model_id::{Family, base_model_id};
 
@@ -101,16 +100,6 @@ impl Work {
             usage["cacheWriteInputTokens"] = json!(self.cache.write);
         }
         usage
-    }
-}
-
-/// Keeps the in-flight count honest however the request ends (answered, cancelled by the
-/// client, or its connection closed by a reset fault).
-struct InFlight(Arc<Shared>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.depart();
     }
 }
 
@@ -220,13 +209,7 @@ impl Call<'_> {
             Err(shortage) => {
                 // Over a network a throttle takes a round trip to come back.
                 tokio::time::sleep(self.shared.config.throttle_delay).await;
-                return Err(ApiError::new(
-                    ErrorKind::Throttling,
-                    match shortage {
-                        Shortage::Tokens => "Too many tokens, please wait before trying again.",
-                        Shortage::Requests => "Too many requests, please wait before trying again.",
-                    },
-                ));
+                return Err(ApiError::new(ErrorKind::Throttling, shortage.message()));
             }
         };
         if fault != Fault::None {
