@@ -20,7 +20,7 @@ use aws_sdk_bedrockagentruntime::types::{
 };
 use bedrock_batch::local_server::ServerConfig;
 use common::{
-    CLAUDE, bb, command, read_lines, read_summary, run_fresh, server, stderr, write_jsonl,
+    CLAUDE, bb, read_lines, read_summary, run_fresh, run_interrupted, server, stderr, write_jsonl,
 };
 use serde_json::{Value, json};
 
@@ -512,14 +512,7 @@ async fn a_retrieve_run_resumes_after_ctrl_c() {
         "--max-concurrency",
         "8",
     ];
-    let child = command(work.path(), &args).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().await.unwrap();
+    let output = run_interrupted(work.path(), &args, Duration::from_millis(1200), "INT").await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let run_dir = work.path().join("run");
     let done_then = read_summary(&run_dir)["records"]["total"].as_u64().unwrap();
