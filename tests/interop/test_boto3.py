@@ -863,7 +863,9 @@ KB_FILES = {
     "returns.md": "# Returns\n\nRefunds reach the original card within five business days. Gift cards cannot be returned.",
     "shipping.txt": "Parcels leave the Lisbon warehouse every weekday. Express delivery costs nine euros.",
 }
-KB_BUCKET = "s3://knowledge-base-kb1/"
+# botocore checks ids client-side: ten letters and digits, as Bedrock makes them.
+KB_ID = "KBTEST0001"
+KB_BUCKET = "s3://knowledge-base-kbtest0001/"
 
 
 @pytest.fixture(scope="session")
@@ -871,7 +873,7 @@ def kb_server(start_server, tmp_path_factory):
     corpus = tmp_path_factory.mktemp("kb")
     for name, text in KB_FILES.items():
         (corpus / name).write_text(text)
-    return start_server("--knowledge-base", f"KB1={corpus}")
+    return start_server("--knowledge-base", f"{KB_ID}={corpus}")
 
 
 @pytest.fixture(scope="session")
@@ -898,7 +900,7 @@ HAIKU_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"
 
 def test_retrieve_ranks_chunks(agent):
     response = agent.retrieve(
-        knowledgeBaseId="KB1",
+        knowledgeBaseId=KB_ID,
         retrievalQuery={"text": "how many days until refunds reach my card"},
         retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 1}},
     )
@@ -913,7 +915,7 @@ def test_retrieve_and_generate_cites_its_sources(agent):
     response = agent.retrieve_and_generate(
         input={"text": "What does express delivery cost?"},
         retrieveAndGenerateConfiguration=rag_config(
-            "KB1", HAIKU_ARN, generationConfiguration={"inferenceConfig": {"textInferenceConfig": {"maxTokens": 100}}}
+            KB_ID, HAIKU_ARN, generationConfiguration={"inferenceConfig": {"textInferenceConfig": {"maxTokens": 100}}}
         ),
     )
     assert response["sessionId"]
@@ -935,14 +937,14 @@ def test_knowledge_base_errors(agent, kb_server):
     with pytest.raises(agent.exceptions.ValidationException) as excinfo:
         agent.retrieve_and_generate(
             input={"text": "x"},
-            retrieveAndGenerateConfiguration=rag_config("KB1", "arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1"),
+            retrieveAndGenerateConfiguration=rag_config(KB_ID, "arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1"),
         )
     assert error_of(excinfo) == ("ValidationException", INVALID_MODEL_MESSAGE, 400)
     with pytest.raises(agent.exceptions.ValidationException):
         agent.retrieve_and_generate(
             input={"text": "x"},
             retrieveAndGenerateConfiguration=rag_config(
-                "KB1", HAIKU_ARN, generationConfiguration={"promptTemplate": {"textPromptTemplate": "no variable"}}
+                KB_ID, HAIKU_ARN, generationConfiguration={"promptTemplate": {"textPromptTemplate": "no variable"}}
             ),
         )
     stats = kb_server.settled_stats()
