@@ -186,7 +186,13 @@ impl RunConfig {
         let knowledge_base = knowledge_base(args, mode)?;
         // A retrieval calls no model: its calls are paced and counted under the knowledge base.
         let model = match (&args.model, &knowledge_base) {
-            (_, Some(kb)) if mode == Mode::Retrieve => kb.id.clone(),
+            (Some(_), Some(_)) if mode == Mode::Retrieve => {
+                return Err(
+                    "--mode retrieve calls no model: drop --model (--mode rag generates with one)"
+                        .into(),
+                );
+            }
+            (None, Some(kb)) if mode == Mode::Retrieve => kb.id.clone(),
             (Some(model), _) => model.trim().to_string(),
             (None, _) => return Err(format!("--mode {} needs --model", mode_flag(mode))),
         };

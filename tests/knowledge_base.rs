@@ -536,3 +536,72 @@ async fn a_retrieve_run_resumes_after_ctrl_c() {
     assert_eq!(hits, n, "every query names the refund document");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn knowledge_base_flags_are_checked_and_dry_run_needs_no_service() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write_jsonl(work.path(), "q.jsonl", &[json!({"text": "a question"})]);
+    for (args, fragment) in [
+        (vec!["--mode", "retrieve"], "needs --knowledge-base-id"),
+        (
+            vec![
+                "--mode",
+                "retrieve",
+                "--knowledge-base-id",
+                "KB1",
+                "--model",
+                CLAUDE,
+            ],
+            "calls no model",
+        ),
+        (
+            vec!["--mode", "rag", "--knowledge-base-id", "KB1"],
+            "needs --model",
+        ),
+        (
+            vec![
+                "--mode",
+                "rag",
+                "--knowledge-base-id",
+                "KB1",
+                "--model",
+                CLAUDE,
+                "--generation-template",
+                "x",
+            ],
+            "$search_results$",
+        ),
+        (
+            vec!["--model", CLAUDE, "--expected-field", "e"],
+            "--expected-field applies",
+        ),
+    ] {
+        let mut full = vec![job.as_str()];
+        full.extend(args.iter().copied());
+        let run = run_fresh(work.path(), &full).await;
+        assert_eq!(run.code(), 2, "{args:?}: {}", run.stderr());
+        assert!(
+            run.stderr().contains(fragment),
+            "{args:?}: {}",
+            run.stderr()
+        );
+    }
+    let run = run_fresh(
+        work.path(),
+        &[
+            &job,
+            "--mode",
+            "retrieve",
+            "--knowledge-base-id",
+            "KB1",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("estimated cost: unknown"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -74,6 +74,8 @@ pub fn prepare(
     let fields = &record.fields;
     let mut warnings = Vec::new();
     let model = match optional(fields, "model") {
+        // A retrieval is counted and paced under its knowledge base, whatever the record says.
+        _ if settings.mode == Mode::Retrieve => settings.model.clone(),
         None => settings.model.clone(),
         Some(Value::String(m)) => m.trim().to_string(),
         Some(other) => {
