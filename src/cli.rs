@@ -179,12 +179,14 @@ pub struct RunArgs {
     /// The job file: JSONL (one object a line) or CSV (header row first).
     pub job_file: PathBuf,
     /// Model id, inference profile id (us.anthropic...) or ARN. Records may override it.
+    /// Not needed with --mode retrieve.
     #[arg(long, short = 'm')]
-    pub model: String,
+    pub model: Option<String>,
     /// The run directory: results.jsonl and summary.json land here.
     #[arg(long, short = 'o', value_name = "RUN_DIR")]
     pub out: PathBuf,
-    /// converse (default), embed (default for embedding models) or invoke.
+    /// converse (default), embed (default for embedding models), invoke, retrieve (a
+    /// knowledge base's passages) or rag (a knowledge base's answer with citations).
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
     /// Job file format, when the extension does not say (.jsonl, .ndjson, .csv).
@@ -250,6 +252,30 @@ pub struct RunArgs {
     /// Records per Cohere Embed call (at most 96).
     #[arg(long, help_heading = "Embeddings", default_value_t = 96)]
     pub batch_size: usize,
+
+    /// The knowledge base to query, with --mode retrieve or rag (`local` with --local).
+    #[arg(long, help_heading = "Knowledge bases", value_name = "KB")]
+    pub knowledge_base_id: Option<String>,
+    /// Passages retrieved per query (Bedrock's numberOfResults, 1 to 100).
+    #[arg(
+        long,
+        help_heading = "Knowledge bases",
+        default_value_t = 5,
+        value_name = "N"
+    )]
+    pub top_k: u32,
+    /// With --mode rag, the generation prompt; it must contain $search_results$ (Bedrock's
+    /// promptTemplate; default: the knowledge base's own).
+    #[arg(long, help_heading = "Knowledge bases", value_name = "TEXT")]
+    pub generation_template: Option<String>,
+    /// The record field with the source URI (or list of URIs) a good answer retrieves or
+    /// cites: result lines get `hit` and `rank`, summary.json `retrieval {k, hit_rate, mrr}`.
+    #[arg(long, help_heading = "Knowledge bases", value_name = "NAME")]
+    pub expected_field: Option<String>,
+    /// With --local: serve a knowledge base built from DIR's .txt and .md files as KB id
+    /// `local`.
+    #[arg(long, help_heading = "Knowledge bases", value_name = "DIR")]
+    pub knowledge_base_dir: Option<PathBuf>,
 
     /// Copy these input fields into each result line, under "fields" (comma-separated,
     /// repeatable), so results join back to the input.
@@ -447,4 +473,18 @@ pub struct LocalServerArgs {
     /// Seed of the fault draws: the same seed gives the same faults to the same requests.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Serve a knowledge base with id ID built from DIR's .txt and .md files (Retrieve and
+    /// RetrieveAndGenerate). Repeatable.
+    #[arg(long, value_name = "ID=DIR", value_parser = parse_knowledge_base)]
+    pub knowledge_base: Vec<(String, PathBuf)>,
+}
+
+/// `ID=DIR` of `--knowledge-base`.
+fn parse_knowledge_base(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((id, dir)) if !id.trim().is_empty() && !dir.is_empty() => {
+            Ok((id.trim().to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(format!("expected ID=DIR, got {text:?}")),
+    }
 }

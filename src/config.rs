@@ -53,6 +53,84 @@ pub struct RunConfig {
     pub checkpoint_interval: Duration,
     pub prices: Arc<PriceTable>,
     pub budget_usd: Option<f64>,
+    /// With --mode retrieve or rag: the knowledge base and how to query it.
+    pub knowledge_base: Option<KnowledgeBaseSettings>,
+}
+
+/// The knowledge base a retrieve or rag run queries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnowledgeBaseSettings {
+    pub id: String,
+    /// Passages retrieved per query.
+    pub top_k: u32,
+    /// RetrieveAndGenerate's prompt template (with `$search_results$`).
+    pub generation_template: Option<String>,
+    /// With --local: the directory the local server builds KB `local` from.
+    pub local_dir: Option<PathBuf>,
+}
+
+/// The knowledge-base id `run --local --knowledge-base-dir DIR` serves.
+pub const LOCAL_KNOWLEDGE_BASE: &str = "local";
+
+/// The knowledge-base settings of a retrieve or rag run (`None` for other modes), checked.
+fn knowledge_base(args: &RunArgs, mode: Mode) -> Result<Option<KnowledgeBaseSettings>, String> {
+    let kb_mode = matches!(mode, Mode::Retrieve | Mode::Rag);
+    if !kb_mode {
+        if args.knowledge_base_id.is_some() || args.knowledge_base_dir.is_some() {
+            return Err(
+                "--knowledge-base-id and --knowledge-base-dir apply to --mode retrieve or rag"
+                    .into(),
+            );
+        }
+        if args.generation_template.is_some() {
+            return Err("--generation-template applies to --mode rag".into());
+        }
+        return Ok(None);
+    }
+    if mode == Mode::Retrieve && args.generation_template.is_some() {
+        return Err("--generation-template applies to --mode rag, not retrieve".into());
+    }
+    if let Some(template) = &args.generation_template
+        && !template.contains("$search_results$")
+    {
+        return Err(
+            "--generation-template must contain $search_results$, where Bedrock puts the retrieved passages"
+                .into(),
+        );
+    }
+    if !(1..=100).contains(&args.top_k) {
+        return Err(format!(
+            "--top-k must be between 1 and 100, got {}",
+            args.top_k
+        ));
+    }
+    if args.system.is_some() {
+        return Err(
+            "--system does not apply to knowledge-base modes: RetrieveAndGenerate takes instructions in --generation-template".into(),
+        );
+    }
+    if args.knowledge_base_dir.is_some() && !args.local {
+        return Err("--knowledge-base-dir needs --local (the built-in server serves it)".into());
+    }
+    let id = match (&args.knowledge_base_id, &args.knowledge_base_dir) {
+        (Some(id), _) => id.trim().to_string(),
+        (None, Some(_)) => LOCAL_KNOWLEDGE_BASE.to_string(),
+        (None, None) => {
+            return Err(format!(
+                "--mode {} needs --knowledge-base-id KB (or --local --knowledge-base-dir DIR)",
+                if mode == Mode::Rag { "rag" } else { "retrieve" }
+            ));
+        }
+    };
+    if id.is_empty() {
+        return Err("--knowledge-base-id is empty".into());
+    }
+    Ok(Some(KnowledgeBaseSettings {
+        id,
+        top_k: args.top_k,
+        generation_template: args.generation_template.clone(),
+        local_dir: args.knowledge_base_dir.clone(),
+    }))
 }
 
 fn check_unit(flag: &str, value: Option<f32>) -> Result<Option<f32>, String> {
@@ -102,6 +180,12 @@ impl RunConfig {
             shared_documents: r.shared_document_paths.clone(),
             shard: self.shard,
             schema: r.schema.as_ref().map(|s| s.fingerprint()),
+            knowledge_base: self.knowledge_base.as_ref().map(|kb| kb.id.clone()),
+            top_k: self.knowledge_base.as_ref().map(|kb| kb.top_k),
+            generation_template: self
+                .knowledge_base
+                .as_ref()
+                .and_then(|kb| kb.generation_template.clone()),
         }
     }
 
@@ -115,23 +199,37 @@ impl RunConfig {
                 )
             })?,
         };
-        let family = Family::of(&args.model);
+        let family = args.model.as_deref().and_then(Family::of);
         let mode = match args.mode {
             Some(mode) => mode,
             None if family.is_some_and(Family::is_embedding) => Mode::Embed,
             None => Mode::Converse,
         };
+        let knowledge_base = knowledge_base(args, mode)?;
+        // A retrieval calls no model: its calls are paced and counted under the knowledge base.
+        let model = match (&args.model, &knowledge_base) {
+            (Some(_), Some(_)) if mode == Mode::Retrieve => {
+                return Err(
+                    "--mode retrieve calls no model: drop --model (--mode rag generates with one)"
+                        .into(),
+                );
+            }
+            (None, Some(kb)) if mode == Mode::Retrieve => kb.id.clone(),
+            (Some(model), _) => model.trim().to_string(),
+            (None, _) => return Err(format!("--mode {} needs --model", mode_flag(mode))),
+        };
         if mode == Mode::Embed && !family.is_some_and(Family::is_embedding) {
             return Err(format!(
-                "--mode embed needs an embedding model (amazon.titan-embed-text-v1, amazon.titan-embed-text-v2:0, cohere.embed-english-v3, cohere.embed-multilingual-v3); {} is not one",
-                args.model
+                "--mode embed needs an embedding model (amazon.titan-embed-text-v1, amazon.titan-embed-text-v2:0, cohere.embed-english-v3, cohere.embed-multilingual-v3); {model} is not one"
             ));
         }
-        if mode == Mode::Converse && family.is_some_and(Family::is_embedding) {
+        if matches!(mode, Mode::Converse | Mode::Rag) && family.is_some_and(Family::is_embedding) {
             return Err(format!(
-                "{} is an embedding model: use --mode embed (the default for embedding models)",
-                args.model
+                "{model} is an embedding model: use --mode embed (the default for embedding models)"
             ));
+        }
+        if args.expected_field.is_some() && knowledge_base.is_none() {
+            return Err("--expected-field applies to --mode retrieve or rag".into());
         }
         let template_text = match (&args.prompt_template, &args.prompt_template_file) {
             (Some(_), Some(_)) => {
@@ -227,8 +325,10 @@ impl RunConfig {
             Some(path) => PriceTable::with_file(path).map_err(|err| err.to_string())?,
             None => PriceTable::built_in(),
         };
-        if !could_be_bedrock_id(&args.model) {
-            return Err(not_a_model_id(&args.model, &prices));
+        if let Some(model) = &args.model
+            && !could_be_bedrock_id(model)
+        {
+            return Err(not_a_model_id(model, &prices));
         }
         if let Some(budget) = args.budget_usd {
             if !(budget.is_finite() && budget > 0.0) {
@@ -236,10 +336,14 @@ impl RunConfig {
                     "--budget-usd must be a positive number of dollars, got {budget}"
                 ));
             }
-            if prices.price(&args.model).is_none() {
+            if knowledge_base.is_some() {
+                return Err(
+                    "--budget-usd cannot apply to knowledge-base modes: the service reports no token usage to price".into(),
+                );
+            }
+            if prices.price(&model).is_none() {
                 return Err(format!(
-                    "--budget-usd needs the price of {}, which is not in the built-in table: give it with --prices FILE",
-                    args.model
+                    "--budget-usd needs the price of {model}, which is not in the built-in table: give it with --prices FILE"
                 ));
             }
         }
@@ -276,7 +380,7 @@ impl RunConfig {
             format,
             out_dir: args.out.clone(),
             request: RequestSettings {
-                model: args.model.clone(),
+                model,
                 mode,
                 template,
                 template_text,
@@ -304,6 +408,7 @@ impl RunConfig {
                 cache_prompt: args.cache_prompt,
                 stream: args.stream,
                 schema,
+                expected_field: args.expected_field.clone(),
             },
             concurrency,
             min_concurrency: args.min_concurrency,
@@ -327,7 +432,19 @@ impl RunConfig {
             checkpoint_interval: Duration::from_secs_f64(args.checkpoint_secs.max(0.05)),
             prices: Arc::new(prices),
             budget_usd: args.budget_usd,
+            knowledge_base,
         })
+    }
+}
+
+/// How `--mode` spells a mode.
+pub fn mode_flag(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Converse => "converse",
+        Mode::Embed => "embed",
+        Mode::Invoke => "invoke",
+        Mode::Retrieve => "retrieve",
+        Mode::Rag => "rag",
     }
 }
 
@@ -356,6 +473,7 @@ pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestS
         cache_prompt: false,
         stream: false,
         schema: None,
+        expected_field: None,
     }
 }
 
@@ -486,6 +604,7 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
         deny_models: args.deny_model.clone(),
         retry_after: args.retry_after_ms.map(Duration::from_millis),
         seed: args.seed,
+        knowledge_bases: args.knowledge_base.clone(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! usage and totals land in a run directory.
 //!
 //! Data flows one way: job file -> records ([`job`]) -> pool ([`pool`]) -> Bedrock client
-//! ([`bedrock`]) -> outcomes -> results and summary ([`store`], [`report`]). The
+//! ([`bedrock`], or [`knowledge_base`] for Knowledge Bases) -> outcomes -> results and summary ([`store`], [`report`]). The
 //! Bedrock-compatible [`local_server`] stands in for AWS in tests, benchmarks and `--local`.
 
 pub mod bedrock;
@@ -14,6 +14,7 @@ pub mod engine;
 pub mod exit;
 pub mod export;
 pub mod job;
+pub mod knowledge_base;
 pub mod local_server;
 pub mod media;
 pub mod merge;

@@ -160,11 +160,7 @@ async fn sigint_saves_state_and_prints_the_resume_command() {
         "--max-concurrency",
         "8",
     ];
-    let child = command(work.path(), &args).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let pid = child.id().unwrap() as i32;
-    unsafe_kill(pid, "INT");
-    let output = child.wait_with_output().await.unwrap();
+    let output = run_interrupted(work.path(), &args, Duration::from_millis(1200), "INT").await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(
@@ -203,15 +199,6 @@ async fn sigint_saves_state_and_prints_the_resume_command() {
         "resent {resent}, only {} were pending",
         400 - done_then
     );
-}
-
-/// Sends a signal with the `kill` command (no libc dependency in tests).
-fn unsafe_kill(pid: i32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test]
@@ -492,10 +479,7 @@ async fn sigterm_stops_like_ctrl_c() {
         "--max-concurrency",
         "4",
     ];
-    let child = command(work.path(), &args).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    unsafe_kill(child.id().unwrap() as i32, "TERM");
-    let output = child.wait_with_output().await.unwrap();
+    let output = run_interrupted(work.path(), &args, Duration::from_millis(800), "TERM").await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let resumed = run(work.path(), &args).await;
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
@@ -531,9 +515,9 @@ async fn a_second_sigint_quits_at_once_and_stays_resumable() {
     tokio::time::sleep(Duration::from_millis(4000)).await;
     let pid = child.id().unwrap() as i32;
     let started = std::time::Instant::now();
-    unsafe_kill(pid, "INT");
+    send_signal(pid, "INT");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    unsafe_kill(pid, "INT");
+    send_signal(pid, "INT");
     let output = child.wait_with_output().await.unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(

@@ -113,12 +113,7 @@ async fn an_interrupted_run_counts_the_attempts_of_unfinished_records() {
     .unwrap();
     // Well into the throttled part: records wait to retry and calls are in flight.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    send_signal(child.id().unwrap() as i32, "INT");
     let output = child.wait_with_output().await.unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let summary = read_summary(&work.path().join("run"));

@@ -82,6 +82,17 @@ pub struct Connection<'a> {
 
 /// Builds the SDK client; returns it with the region it resolved.
 pub async fn connect(connection: Connection<'_>) -> Result<(Client, String), String> {
+    let (sdk_config, region) = shared_config(connection).await?;
+    Ok((Client::new(&sdk_config), region))
+}
+
+/// The configuration every SDK client of a run is built from (bedrock-runtime here, the
+/// knowledge-base client in `knowledge_base`): the endpoint, credentials, region and
+/// timeouts, with SDK retries off so the pool sees every throttle. Returns it with the
+/// region it resolved; the configuration always carries that region.
+pub async fn shared_config(
+    connection: Connection<'_>,
+) -> Result<(aws_config::SdkConfig, String), String> {
     let Connection {
         endpoint,
         local_url,
@@ -122,20 +133,23 @@ pub async fn connect(connection: Connection<'_>) -> Result<(Client, String), Str
         Endpoint::Aws => {}
     }
     let sdk_config = loader.load().await;
-    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&sdk_config);
-    let region = match sdk_config.region() {
-        Some(region) => region.to_string(),
-        None if matches!(endpoint, Endpoint::Url(_)) => {
-            builder = builder.region(Region::new("us-east-1"));
-            "us-east-1".to_string()
+    match sdk_config.region() {
+        Some(region) => {
+            let region = region.to_string();
+            Ok((sdk_config, region))
         }
-        None => {
-            return Err(
-                "no AWS region is configured: pass --region (e.g. --region us-east-1), set AWS_REGION, or set region in your AWS profile".into(),
-            );
-        }
-    };
-    Ok((Client::from_conf(builder.build()), region))
+        // Any endpoint other than AWS still signs with a region: any will do.
+        None if matches!(endpoint, Endpoint::Url(_)) => Ok((
+            sdk_config
+                .into_builder()
+                .region(Region::new("us-east-1"))
+                .build(),
+            "us-east-1".to_string(),
+        )),
+        None => Err(
+            "no AWS region is configured: pass --region (e.g. --region us-east-1), set AWS_REGION, or set region in your AWS profile".into(),
+        ),
+    }
 }
 
 /// Input and output token counts from Bedrock's response headers, when present.

@@ -77,6 +77,8 @@ pub fn prepare(
     let fields = &record.fields;
     let mut warnings = Vec::new();
     let model = match optional(fields, "model") {
+        // A retrieval is counted and paced under its knowledge base, whatever the record says.
+        _ if settings.mode == Mode::Retrieve => settings.model.clone(),
         None => settings.model.clone(),
         Some(Value::String(m)) => m.trim().to_string(),
         Some(other) => {
@@ -249,6 +251,22 @@ pub fn prepare(
             let chars = bytes.len();
             (Payload::Invoke { body: bytes }, chars)
         }
+        Mode::Retrieve | Mode::Rag => {
+            let query = render()?;
+            if query.trim().is_empty() {
+                return Err(invalid("empty_prompt", "the query is empty".to_string()));
+            }
+            let chars = query.chars().count();
+            let payload = match settings.mode {
+                Mode::Rag => Payload::Rag { query },
+                _ => Payload::Retrieve { query },
+            };
+            (payload, chars)
+        }
+    };
+    let expected = match &settings.expected_field {
+        Some(name) => expected_uris(fields, name).map_err(|e| invalid("invalid_field", e))?,
+        None => None,
     };
     let kept = (!settings.keep_fields.is_empty()).then(|| {
         settings
@@ -274,11 +292,44 @@ pub fn prepare(
             id,
             kept,
             warnings,
+            expected,
         },
         model,
         payload,
         estimated_input_tokens: estimate(estimated_chars + schema_chars),
     })
+}
+
+/// The source URIs of `--expected-field`: one URI, a JSON list of them, or (in CSV) URIs
+/// separated by `;`. `None` when the record leaves the field empty.
+fn expected_uris(fields: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, String> {
+    let split = |text: &str| -> Vec<String> {
+        text.split(';')
+            .map(str::trim)
+            .filter(|uri| !uri.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    match optional(fields, name) {
+        None => Ok(None),
+        Some(Value::String(text)) => match serde_json::from_str::<Vec<String>>(text) {
+            Ok(list) => Ok(Some(list)),
+            Err(_) => Ok(Some(split(text))),
+        },
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(uri) => Ok(uri.trim().to_string()),
+                other => Err(format!(
+                    "field {name:?} must list source URIs as strings, got {other}"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(other) => Err(format!(
+            "field {name:?} must be a source URI or a list of them, got {other}"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -373,6 +424,57 @@ mod tests {
     }
 
     #[test]
+    fn knowledge_base_queries_and_expected_sources() {
+        let s = RequestSettings {
+            expected_field: Some("expected".into()),
+            ..settings(Mode::Retrieve, "{question}")
+        };
+        let p = prepare(
+            &record(json!({"question": "How long do refunds take?", "expected": "s3://b/a.md"})),
+            &s,
+            &mut media(),
+        )
+        .unwrap();
+        assert!(
+            matches!(p.payload, Payload::Retrieve { ref query } if query == "How long do refunds take?")
+        );
+        assert_eq!(p.meta.expected, Some(vec!["s3://b/a.md".to_string()]));
+        let p = prepare(
+            &record(json!({"question": "q", "expected": ["s3://b/a.md", "s3://b/c.md"]})),
+            &RequestSettings {
+                mode: Mode::Rag,
+                ..s.clone()
+            },
+            &mut media(),
+        )
+        .unwrap();
+        assert!(matches!(p.payload, Payload::Rag { .. }));
+        assert_eq!(p.meta.expected.map(|e| e.len()), Some(2));
+        // A CSV cell lists several with ";"; an empty one leaves the record unscored.
+        let p = prepare(
+            &record(json!({"question": "q", "expected": "s3://b/a.md; s3://b/c.md"})),
+            &s,
+            &mut media(),
+        )
+        .unwrap();
+        assert_eq!(p.meta.expected.map(|e| e.len()), Some(2));
+        let p = prepare(
+            &record(json!({"question": "q", "expected": ""})),
+            &s,
+            &mut media(),
+        )
+        .unwrap();
+        assert_eq!(p.meta.expected, None);
+        let err = prepare(
+            &record(json!({"question": "q", "expected": 3})),
+            &s,
+            &mut media(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, "invalid_field");
+    }
+
+    #[test]
     fn embed_and_invoke() {
         let p = prepare(
             &record(json!({"id": 3, "text": "vector me"})),
@@ -443,4 +545,6 @@ pub struct RequestSettings {
     pub stream: bool,
     /// `--schema`: sent with every Converse call, so counted in every input estimate.
     pub schema: Option<Arc<OutputSchema>>,
+    /// The record field naming the sources a good knowledge-base answer retrieves or cites.
+    pub expected_field: Option<String>,
 }

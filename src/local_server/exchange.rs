@@ -17,10 +17,9 @@ use super::converse::{self, CachePrefix};
 use super::eventstream;
 use super::faults::{Fault, glob_match};
 use super::native::{self, NativeRequest};
-use super::quota::Shortage;
 use super::request_id;
 
-use super::state::{CacheUse, Delivered, Shared, body_hash};
+use super::state::{CacheUse, Delivered, InFlight, Shared, body_hash};
 use super::text::{Generation, generate, stream_pieces};
 use super::tools::{self, ForcedTool};
 use crate::model_id::{Family, base_model_id};
@@ -149,16 +148,6 @@ impl Work {
     }
 }
 
-/// Keeps the in-flight count honest however the request ends (answered, cancelled by the
-/// client, or its connection closed by a reset fault).
-struct InFlight(Arc<Shared>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.depart();
-    }
-}
-
 /// One call's quota reservation and how many tokens it will really use.
 #[derive(Clone, Copy)]
 struct Reservation {
@@ -265,13 +254,7 @@ impl Call<'_> {
             Err(shortage) => {
                 // Over a network a throttle takes a round trip to come back.
                 tokio::time::sleep(self.shared.config.throttle_delay).await;
-                return Err(ApiError::new(
-                    ErrorKind::Throttling,
-                    match shortage {
-                        Shortage::Tokens => "Too many tokens, please wait before trying again.",
-                        Shortage::Requests => "Too many requests, please wait before trying again.",
-                    },
-                ));
+                return Err(ApiError::new(ErrorKind::Throttling, shortage.message()));
             }
         };
         if let Some(tool_use) = &mut work.tool_use {

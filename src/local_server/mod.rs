@@ -1,7 +1,8 @@
 //! A Bedrock Runtime server that speaks the real restJson1 wire protocol, so the real
 //! `aws-sdk-bedrockruntime` client (and boto3) talk to it unchanged. It answers Converse,
 //! ConverseStream, InvokeModel and InvokeModelWithResponseStream with a deterministic fake
-//! model, meters per-model quotas the way Bedrock does, injects seeded faults, and counts
+//! model (and, for knowledge bases built from local files, Retrieve and
+//! RetrieveAndGenerate), meters per-model quotas the way Bedrock does, injects seeded faults, and counts
 //! what it saw. It backs `bedrock-batch local-server`, `run --local`, every test and every
 //! benchmark.
 //!
@@ -18,10 +19,12 @@
 mod api_error;
 mod attachments;
 mod converse;
+mod corpus;
 mod embed;
 mod eventstream;
 mod exchange;
 mod faults;
+mod knowledge_base;
 mod native;
 mod quota;
 mod server;
@@ -70,6 +73,8 @@ pub struct ServerConfig {
     pub retry_after: Option<Duration>,
     /// Seed of the fault draws.
     pub seed: u64,
+    /// Knowledge bases to serve: id and the directory of .txt and .md files to build it from.
+    pub knowledge_bases: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +92,7 @@ impl Default for ServerConfig {
             deny_models: Vec::new(),
             retry_after: None,
             seed: 0,
+            knowledge_bases: Vec::new(),
         }
     }
 }
@@ -129,9 +135,11 @@ impl LocalServer {
         config
             .validate()
             .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
+        let knowledge_bases = corpus::load_all(&config.knowledge_bases)
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config));
+        let shared = Arc::new(Shared::new(config, knowledge_bases));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
         Ok(LocalServer {

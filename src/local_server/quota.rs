@@ -13,6 +13,16 @@ pub enum Shortage {
     Requests,
 }
 
+impl Shortage {
+    /// The message of the ThrottlingException Bedrock sends for it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Shortage::Tokens => "Too many tokens, please wait before trying again.",
+            Shortage::Requests => "Too many requests, please wait before trying again.",
+        }
+    }
+}
+
 /// One model's quotas.
 #[derive(Debug, Clone)]
 pub struct Quota {

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tower_service::Service;
 
 use super::exchange::{self, ConnectionAbort, Route};
+use super::knowledge_base;
 use super::state::Shared;
 
 /// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
@@ -72,6 +73,20 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route(
             "/model/{model_id}/invoke-with-response-stream",
             model_route(Route::InvokeStream),
+        )
+        .route(
+            "/knowledgebases/{knowledge_base_id}/retrieve",
+            post(
+                |State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes| {
+                    knowledge_base::retrieve(shared, id, body)
+                },
+            ),
+        )
+        .route(
+            "/retrieveAndGenerate",
+            post(|State(shared): State<Arc<Shared>>, body: Bytes| {
+                knowledge_base::retrieve_and_generate(shared, body)
+            }),
         )
         .route("/_local/stats", get(stats))
         .route("/_local/reset", post(reset))

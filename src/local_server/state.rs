@@ -3,7 +3,7 @@
 //! Every critical section is short and never awaits.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
@@ -11,6 +11,7 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 use super::ServerConfig;
 use super::attachments::{Attachment, AttachmentKind};
 use super::converse::CachePrefix;
+use super::corpus::KnowledgeBase;
 use super::faults::{self, Fault};
 use super::quota::{Quota, Shortage};
 use super::stats::Stats;
@@ -55,7 +56,19 @@ pub struct Delivered {
 
 pub struct Shared {
     pub config: ServerConfig,
+    /// Built at start and never changed: read without the lock.
+    pub knowledge_bases: HashMap<String, KnowledgeBase>,
     state: Mutex<State>,
+}
+
+/// Keeps the in-flight count honest however the request ends (answered, cancelled by the
+/// client, or its connection closed by a reset fault).
+pub struct InFlight(pub Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.depart();
+    }
 }
 
 /// Identifies a request body for fault draws and duplicate detection.
@@ -70,9 +83,10 @@ pub fn body_hash(route: &str, model_id: &str, body: &[u8]) -> u64 {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig) -> Shared {
+    pub fn new(config: ServerConfig, knowledge_bases: HashMap<String, KnowledgeBase>) -> Shared {
         Shared {
             config,
+            knowledge_bases,
             state: Mutex::new(State::default()),
         }
     }

@@ -55,8 +55,9 @@ fn demand(task: &Task) -> Demand {
             Payload::Converse(input) => input
                 .max_tokens
                 .map_or(DEFAULT_QUOTA_RESERVE, |m| m.max(0) as u64),
-            Payload::Embed { .. } => 0,
-            Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
+            // A retrieval is limited by requests: it generates nothing.
+            Payload::Embed { .. } | Payload::Retrieve { .. } => 0,
+            Payload::Invoke { .. } | Payload::Rag { .. } => DEFAULT_OUTPUT_RESERVE,
         };
     }
     demand

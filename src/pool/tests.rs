@@ -154,6 +154,7 @@ fn tasks(n: usize, min: usize, max: usize, max_tokens: i32) -> Vec<Task> {
                         id: Value::from(i as u64 + 1),
                         kept: None,
                         warnings: Vec::new(),
+                        expected: None,
                     },
                     model: MODEL.into(),
                     estimated_input_tokens: (len as u64).div_ceil(4),

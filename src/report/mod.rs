@@ -1,8 +1,9 @@
 //! What the user sees: running totals, the summary written to summary.json and printed at
-//! the end, and the progress display on stderr.
+//! the end, the progress display on stderr, and the retrieval scores of knowledge-base runs.
 
 pub mod prices;
 pub mod progress;
+pub mod retrieval;
 pub mod runs;
 pub mod summary;
 pub mod table;

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::report::prices::{Charge, PriceTable};
+use crate::report::retrieval::{Retrieval, Scored};
 use crate::vocab::FilesRead;
 use crate::vocab::LearnedQuota;
 use crate::vocab::LimiterReport;
@@ -156,7 +157,19 @@ pub struct Summary {
     pub finished_unix: u64,
     pub elapsed_s: f64,
     pub records_per_s: f64,
+    /// `false` when the service reports no token usage (Knowledge Bases): `usage` then
+    /// counts nothing and costs are `null` (unknown), not measured zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_reported: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_note: Option<String>,
+    /// With --expected-field: how often, and how high, the expected sources came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<Retrieval>,
 }
+
+/// The variant of the lines whose usage the service did not report: no price applies.
+pub const USAGE_NOT_REPORTED: &str = "usage_not_reported";
 
 /// Totals kept while the run goes.
 pub struct Totals {
@@ -300,6 +313,25 @@ impl Totals {
             latency: new_histogram(),
             ttft: new_histogram(),
             earlier_elapsed,
+        }
+    }
+
+    /// Totals of a knowledge-base run: no usage reported, and with `scored`, retrieval
+    /// scores at `k`.
+    pub fn for_knowledge_base(mut self, k: u32, scored: bool) -> Totals {
+        let s = &mut self.summary;
+        s.usage_reported = Some(false);
+        s.usage_note = Some(
+            "Knowledge Bases (Retrieve, RetrieveAndGenerate) report no token usage: usage stays 0 and cost is null (unknown); see the knowledge base's own costs (vector store, embedding and generation models) in AWS Cost Explorer".into(),
+        );
+        s.retrieval = scored.then(|| Retrieval::new(k));
+        self
+    }
+
+    /// Counts one scored line of a run with `--expected-field`.
+    pub fn scored(&mut self, scored: Scored) {
+        if let Some(retrieval) = &mut self.summary.retrieval {
+            retrieval.add(scored);
         }
     }
 
@@ -537,8 +569,23 @@ pub fn render(summary: &Summary) -> String {
         thousands(r.ok),
         thousands(r.failed)
     );
-    out += &format!("tokens: {}\n", usage_text(&summary.usage));
-    out += &format!("cost: {}\n", cost_text(summary));
+    if summary.usage_reported == Some(false) {
+        out += "tokens: not reported by Knowledge Bases\n";
+        out += "cost: unknown (no token usage to price)\n";
+    } else {
+        out += &format!("tokens: {}\n", usage_text(&summary.usage));
+        out += &format!("cost: {}\n", cost_text(summary));
+    }
+    if let Some(r) = &summary.retrieval
+        && let (Some(hit_rate), Some(mrr)) = (r.hit_rate, r.mrr)
+    {
+        out += &format!(
+            "retrieval: hit rate {:.1}%, MRR {mrr:.3} at k={} ({} records scored)\n",
+            hit_rate * 100.0,
+            r.k,
+            thousands(r.scored)
+        );
+    }
     out += &format!(
         "calls: {} ({} retries, {} throttled), latency p50 {} ms, p99 {} ms\n",
         thousands(summary.calls),

@@ -84,7 +84,12 @@ pub async fn drive(
                             kind: err.kind.name().to_string(),
                             model: outcome.model.clone(),
                             message: err.message.clone(),
-                            hint: hint(err.kind, &outcome.model, region),
+                            hint: hint(
+                                err.kind,
+                                &outcome.model,
+                                region,
+                                config.knowledge_base.as_ref(),
+                            ),
                         });
                     }
                     ledger.outcome(outcome)?

@@ -106,7 +106,7 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
                     let model = prepared.model.clone();
                     let worst = Task {
                         model: model.clone(),
-                        records: vec![prepared],
+                        records: vec![*prepared],
                     }
                     .worst_case();
                     estimate
@@ -131,6 +131,13 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
     .await
     .map_err(|err| RunError::Usage(format!("the dry run stopped: {err}")))??;
     total_estimates(&mut estimate);
+    if config.knowledge_base.is_some() {
+        // Knowledge-base calls report no token usage: no estimate is better than a guess.
+        for model in estimate.by_model.values_mut() {
+            (model.input_cost_usd, model.cost_ceiling_usd) = (None, None);
+        }
+        (estimate.input_cost_usd, estimate.cost_ceiling_usd) = (None, None);
+    }
 
     if !config.quiet {
         eprintln!(
@@ -144,7 +151,7 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
             "estimated input tokens: {} (about 4 characters a token)",
             thousands(estimate.estimated_input_tokens)
         );
-        if config.request.mode != Mode::Embed {
+        if !matches!(config.request.mode, Mode::Embed | Mode::Retrieve) {
             eprintln!(
                 "output ceiling: {} tokens from max_tokens{}",
                 thousands(estimate.max_output_tokens),
@@ -158,6 +165,9 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
             );
         }
         match (estimate.input_cost_usd, estimate.cost_ceiling_usd) {
+            _ if config.knowledge_base.is_some() => eprintln!(
+                "estimated cost: unknown (Knowledge Bases report no token usage to price)"
+            ),
             (Some(input), Some(ceiling)) => eprintln!(
                 "estimated cost: ${input:.4} of input, at most ${ceiling:.4} with every output ceiling reached"
             ),

@@ -26,7 +26,8 @@ use crate::vocab::{Shard, Task};
 /// What the feed produces for each record.
 #[derive(Debug)]
 pub enum Fed {
-    Ready(Prepared),
+    /// Boxed: a prepared record is several times the size of an invalid one.
+    Ready(Box<Prepared>),
     Invalid(InvalidRecord),
 }
 
@@ -138,7 +139,7 @@ impl Iterator for Feed {
             Ok(prepared) => {
                 let line = prepared.meta.line;
                 if self.ids.insert(id_key(&prepared.meta.id)) {
-                    Fed::Ready(prepared)
+                    Fed::Ready(Box::new(prepared))
                 } else {
                     Fed::Invalid(InvalidRecord {
                         number: prepared.meta.number,
@@ -251,7 +252,7 @@ pub fn spawn(
         while let Some(fed) = feed.next() {
             let sent = match fed? {
                 Fed::Ready(prepared) => batcher
-                    .push(prepared)
+                    .push(*prepared)
                     .into_iter()
                     .all(|task| tasks.blocking_send(task).is_ok()),
                 Fed::Invalid(record) => invalid.blocking_send(record).is_ok(),
@@ -363,7 +364,7 @@ mod tests {
             let Fed::Ready(p) = fed.unwrap() else {
                 panic!()
             };
-            tasks.extend(batcher.push(p));
+            tasks.extend(batcher.push(*p));
         }
         tasks.extend(batcher.flush());
         let sizes: Vec<(String, usize)> = tasks
@@ -396,7 +397,7 @@ mod tests {
             let Fed::Ready(p) = fed.unwrap() else {
                 panic!()
             };
-            tasks.extend(batcher.push(p));
+            tasks.extend(batcher.push(*p));
         }
         assert_eq!(tasks.len(), 2);
         assert!(batcher.flush().is_empty());

@@ -2,7 +2,7 @@
 //! start), build the engine, let the records flow through it into the ledger ([`drive`]),
 //! then write summary.json, print the human summary and choose the exit code.
 
-use crate::config::RunConfig;
+use crate::config::{KnowledgeBaseSettings, RunConfig};
 use crate::engine::{Engine, Halt, Stops};
 use crate::exit;
 use crate::job::{self, JobError};
@@ -11,7 +11,7 @@ use crate::report::summary::{self, Aborted, BudgetStop, Summary, Totals, thousan
 use crate::store::ledger::Ledger;
 use crate::store::run_dir::{self, OpenRunDir, RunDirError};
 use crate::store::{self, StoreError};
-use crate::vocab::{ErrorKind, Mode};
+use crate::vocab::ErrorKind;
 
 mod drive;
 mod dry_run;
@@ -37,14 +37,6 @@ impl RunError {
     }
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Converse => "converse",
-        Mode::Embed => "embed",
-        Mode::Invoke => "invoke",
-    }
-}
-
 /// Runs the job; returns the exit code.
 pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let records = job::read(&config.job_path, config.format)?;
@@ -58,17 +50,21 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         &opened,
         config.prices.clone(),
         || {
-            Totals::new(
+            let totals = Totals::new(
                 &config.job_path.display().to_string(),
                 &request.model,
-                mode_name(request.mode),
-            )
+                crate::config::mode_flag(request.mode),
+            );
+            match &config.knowledge_base {
+                Some(kb) => totals.for_knowledge_base(kb.top_k, request.expected_field.is_some()),
+                None => totals,
+            }
         },
     )?;
     ledger.totals.summary.shard = config.shard;
     let stops = Stops::default();
     let built = on_demand::build(&config, &stops).await?;
-    let engine: &dyn Engine = &built.engine;
+    let engine: &dyn Engine = built.engine.as_ref();
     let ended = drive::drive(
         &config,
         records,
@@ -183,7 +179,10 @@ fn stalled(model: &str, region: &str, after_secs: f64) -> Aborted {
 }
 
 /// What to do about a fatal error.
-fn hint(kind: ErrorKind, model: &str, region: &str) -> String {
+fn hint(kind: ErrorKind, model: &str, region: &str, kb: Option<&KnowledgeBaseSettings>) -> String {
+    if let Some(kb) = kb {
+        return knowledge_base_hint(kind, model, region, &kb.id);
+    }
     match kind {
         ErrorKind::AccessDenied => format!(
             "Enable access to {model} in the Bedrock console (Model access) for {region}, and check that your IAM policy allows bedrock:InvokeModel on it; then rerun."
@@ -194,6 +193,26 @@ fn hint(kind: ErrorKind, model: &str, region: &str) -> String {
         ),
         ErrorKind::Credentials => "No usable AWS credentials: run `aws configure` or `aws sso login`, choose a profile with --profile or AWS_PROFILE, or try --local. With -v, the SDK says what each credential source answered.".to_string(),
         _ => "Fix the cause and rerun.".to_string(),
+    }
+}
+
+/// What to do about a fatal error of a knowledge-base run (`model` is the knowledge base
+/// itself for retrieve).
+fn knowledge_base_hint(kind: ErrorKind, model: &str, region: &str, kb: &str) -> String {
+    let and_model = if model == kb {
+        String::new()
+    } else {
+        format!(", and that the model {model} is offered and enabled there (Model access)")
+    };
+    match kind {
+        ErrorKind::ResourceNotFound => format!(
+            "Check the knowledge base id {kb} and the region {region} (`aws bedrock-agent list-knowledge-bases --region {region}` lists the ones there){and_model}; then rerun."
+        ),
+        ErrorKind::AccessDenied => format!(
+            "Check that your IAM policy allows bedrock:Retrieve and bedrock:RetrieveAndGenerate on the knowledge base {kb} in {region}{and_model}; then rerun."
+        ),
+        ErrorKind::Credentials => "No usable AWS credentials: run `aws configure` or `aws sso login`, choose a profile with --profile or AWS_PROFILE, or try --local --knowledge-base-dir DIR.".to_string(),
+        _ => format!("Fix the cause for the knowledge base {kb} and rerun."),
     }
 }
 

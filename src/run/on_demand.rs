@@ -1,80 +1,152 @@
 //! Building the on-demand engine for a run: one lane per region or endpoint, each with its
-//! bedrock-runtime client (against AWS, any endpoint, or a built-in local server started
-//! here), its own limiter and its own pacer; the retry policy and the budget are shared.
+//! own client, limiter and pacer, all in one pool; the retry policy and the budget are
+//! shared. The service a lane calls is bedrock-runtime, or a knowledge base through
+//! bedrock-agent-runtime for `--mode retrieve|rag`, against AWS, any endpoint, or a built-in
+//! local server started here (one per region with `--local`).
 
 use std::sync::Arc;
 
 use crate::bedrock::{self, Bedrock, CallOptions, Connection, Endpoint};
-use crate::config::RunConfig;
-use crate::engine::Stops;
+use crate::config::{LOCAL_KNOWLEDGE_BASE, LaneSpec, RunConfig};
+use crate::engine::{Engine, Stops};
+use crate::knowledge_base::{self, Generation, KnowledgeBase};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::pool::budget::Budget;
 use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
-use crate::pool::{Controls, Lane, OnDemand};
+use crate::pool::{Controls, Lane, OnDemand, Service};
 
 use super::RunError;
 
 /// The engine, the names of its regions (or endpoints), and the local servers it talks to
 /// (with `--local`), to shut down at the end.
 pub struct Built {
-    pub engine: OnDemand<Bedrock>,
+    pub engine: Box<dyn Engine>,
     pub regions: Vec<String>,
     pub servers: Vec<LocalServer>,
 }
 
 pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError> {
-    let request = &config.request;
-    let options = CallOptions {
-        dimensions: request.dimensions,
-        normalize: request.normalize,
-        input_type: request.input_type.clone(),
-        shared_documents: request.shared_documents.clone(),
-        cache_prompt: request.cache_prompt,
-        stream: request.stream,
-        schema: request.schema.clone(),
-    };
-    let several = config.lanes.len() > 1;
-    let mut lanes = Vec::new();
     let mut servers = Vec::new();
+    let mut local_urls = Vec::new();
     for spec in &config.lanes {
-        let local_url = match spec.endpoint {
+        local_urls.push(match spec.endpoint {
             Endpoint::Local => {
-                let server = LocalServer::start(ServerConfig::default())
-                    .await
-                    .map_err(RunError::LocalServer)?;
+                let knowledge_bases = config
+                    .knowledge_base
+                    .as_ref()
+                    .and_then(|kb| kb.local_dir.clone())
+                    .map(|dir| vec![(LOCAL_KNOWLEDGE_BASE.to_string(), dir)])
+                    .unwrap_or_default();
+                let server = LocalServer::start(ServerConfig {
+                    knowledge_bases,
+                    ..ServerConfig::default()
+                })
+                .await
+                .map_err(RunError::LocalServer)?;
                 let url = server.url();
                 servers.push(server);
                 Some(url)
             }
             _ => None,
-        };
-        let (client, region) = bedrock::connect(Connection {
-            endpoint: &spec.endpoint,
-            local_url: local_url.as_deref(),
-            region: spec.region.as_deref(),
-            profile: config.profile.as_deref(),
-            connect_timeout: config.connect_timeout,
-        })
-        .await
-        .map_err(RunError::Usage)?;
-        // Several endpoints in one region are told apart by their URL.
-        let name = match &spec.endpoint {
-            Endpoint::Url(url) if several && spec.region.is_none() => url.clone(),
-            _ => region,
-        };
-        lanes.push(Lane::new(
-            &name,
-            Bedrock::new(client, options.clone()),
-            Limiter::new(
-                config.concurrency,
-                config.min_concurrency,
-                config.max_concurrency,
-            ),
-            Pacer::new(config.tpm, config.rpm),
-        ));
+        });
     }
+    let request = &config.request;
+    let mut regions = Vec::new();
+    let engine: Box<dyn Engine> = match &config.knowledge_base {
+        Some(kb) => {
+            let mut lanes = Vec::new();
+            for (spec, local_url) in config.lanes.iter().zip(&local_urls) {
+                let connection = connection(config, spec, local_url.as_deref());
+                let (sdk_config, region) = bedrock::shared_config(connection)
+                    .await
+                    .map_err(RunError::Usage)?;
+                let service = KnowledgeBase::new(
+                    &sdk_config,
+                    knowledge_base::Settings {
+                        id: kb.id.clone(),
+                        region: region.clone(),
+                        top_k: kb.top_k,
+                        generation: Generation {
+                            template: kb.generation_template.clone(),
+                            max_tokens: request.max_tokens,
+                            temperature: request.temperature,
+                            top_p: request.top_p,
+                            stop: request.stop.clone(),
+                        },
+                    },
+                );
+                lanes.push(lane(config, spec, region, service));
+            }
+            regions.extend(lanes.iter().map(|l| l.name.to_string()));
+            Box::new(engine(config, stops, lanes))
+        }
+        None => {
+            let options = CallOptions {
+                dimensions: request.dimensions,
+                normalize: request.normalize,
+                input_type: request.input_type.clone(),
+                shared_documents: request.shared_documents.clone(),
+                cache_prompt: request.cache_prompt,
+                stream: request.stream,
+                schema: request.schema.clone(),
+            };
+            let mut lanes = Vec::new();
+            for (spec, local_url) in config.lanes.iter().zip(&local_urls) {
+                let connection = connection(config, spec, local_url.as_deref());
+                let (client, region) = bedrock::connect(connection)
+                    .await
+                    .map_err(RunError::Usage)?;
+                let service = Bedrock::new(client, options.clone());
+                lanes.push(lane(config, spec, region, service));
+            }
+            regions.extend(lanes.iter().map(|l| l.name.to_string()));
+            Box::new(engine(config, stops, lanes))
+        }
+    };
+    Ok(Built {
+        engine,
+        regions,
+        servers,
+    })
+}
+
+fn connection<'a>(
+    config: &'a RunConfig,
+    spec: &'a LaneSpec,
+    local_url: Option<&'a str>,
+) -> Connection<'a> {
+    Connection {
+        endpoint: &spec.endpoint,
+        local_url,
+        region: spec.region.as_deref(),
+        profile: config.profile.as_deref(),
+        connect_timeout: config.connect_timeout,
+    }
+}
+
+/// A lane for `service` in `region`, with the run's limits and quota knowledge. Several
+/// endpoints in one region are told apart by their URL.
+fn lane<S>(config: &RunConfig, spec: &LaneSpec, region: String, service: S) -> Lane<S> {
+    let name = match &spec.endpoint {
+        Endpoint::Url(url) if config.lanes.len() > 1 && spec.region.is_none() => url.clone(),
+        _ => region,
+    };
+    Lane::new(
+        &name,
+        service,
+        Limiter::new(
+            config.concurrency,
+            config.min_concurrency,
+            config.max_concurrency,
+        ),
+        Pacer::new(config.tpm, config.rpm),
+    )
+}
+
+/// The pool over `lanes`, with the retry policy, budget and stop flags of the run.
+fn engine<S: Service>(config: &RunConfig, stops: &Stops, lanes: Vec<Lane<S>>) -> OnDemand<S> {
     let controls = Controls {
         policy: RetryPolicy::new(config.max_attempts),
         timeout: config.timeout,
@@ -86,14 +158,9 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
         over_budget: Arc::default(),
         stalled: Arc::default(),
     };
-    let regions = lanes.iter().map(|l| l.name.to_string()).collect();
-    Ok(Built {
-        engine: OnDemand {
-            lanes: Arc::new(lanes),
-            controls: Arc::new(controls),
-            alive: config.max_concurrency * 2 * config.lanes.len(),
-        },
-        regions,
-        servers,
-    })
+    OnDemand {
+        alive: config.max_concurrency * 2 * lanes.len(),
+        lanes: Arc::new(lanes),
+        controls: Arc::new(controls),
+    }
 }

@@ -14,8 +14,9 @@ use serde_json::Value;
 use super::run_dir::OpenRunDir;
 use super::state::{self, Checkpoint, RecordSet};
 use super::{LineError, ResultLine, ResultsWriter, StoreError};
-use crate::report::prices::{PriceTable, Route};
-use crate::report::summary::{Summary, Totals, apply_prices};
+use crate::report::prices::{Charge, PriceTable, Route};
+use crate::report::retrieval;
+use crate::report::summary::{Summary, Totals, USAGE_NOT_REPORTED, apply_prices};
 use crate::vocab::CallOutcome;
 use crate::vocab::ErrorKind;
 use crate::vocab::InvalidRecord;
@@ -86,9 +87,17 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Warns once for each model that has no price.
+    /// Whether the service reports token usage (not for Knowledge Bases).
+    fn usage_reported(&self) -> bool {
+        self.totals.summary.usage_reported != Some(false)
+    }
+
+    /// Warns once for each model that has no price (a price means nothing without usage).
     fn check_price(&mut self, model: &str) {
-        if self.prices.price(model).is_none() && self.unpriced.insert(model.to_string()) {
+        if self.usage_reported()
+            && self.prices.price(model).is_none()
+            && self.unpriced.insert(model.to_string())
+        {
             tracing::warn!(
                 "no price known for {model}: its cost is reported as null (unknown), not 0; give it with --prices FILE"
             );
@@ -103,6 +112,18 @@ impl Ledger {
         let charge = self.prices.charge(model, usage, Route::OnDemand);
         self.totals.charge(model, usage, &charge);
         charge.usd
+    }
+
+    /// Counts an ok line whose usage the service did not report: its cost is unknown, so
+    /// the model's stays `null` instead of a measured-looking 0.
+    fn count_unreported(&mut self, model: &str) {
+        let usage = Usage::default();
+        self.totals.record(model, &usage, None);
+        let charge = Charge {
+            variant: USAGE_NOT_REPORTED.to_string(),
+            usd: None,
+        };
+        self.totals.charge(model, &usage, &charge);
     }
 
     fn mark(&mut self, record: u64, error: Option<ErrorKind>) {
@@ -163,11 +184,21 @@ impl Ledger {
             Ok(answers) => {
                 for (meta, answer) in outcome.records.iter().zip(answers) {
                     let usage = *answer.usage();
-                    let usd = self.count(&outcome.model, &usage, None);
-                    self.totals.region_line(&outcome.region, &usage, usd);
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
-                    line.usage = usage;
                     line.region = region;
+                    if matches!(answer, Answer::Retrieved { .. } | Answer::Generated { .. }) {
+                        self.count_unreported(&outcome.model);
+                        line.usage = None;
+                    } else {
+                        let usd = self.count(&outcome.model, &usage, None);
+                        self.totals.region_line(&outcome.region, &usage, usd);
+                        line.usage = Some(usage);
+                    }
+                    if let Some(expected) = &meta.expected {
+                        let scored = retrieval::rank(expected, &answer.source_uris());
+                        self.totals.scored(scored);
+                        line.scored = Some(scored);
+                    }
                     match answer {
                         Answer::Text {
                             output,
@@ -186,6 +217,11 @@ impl Ledger {
                         }
                         Answer::Embedding { vector, .. } => line.embedding = Some(vector),
                         Answer::Invoke { response, .. } => line.response = Some(response),
+                        Answer::Retrieved { passages } => line.retrieved = Some(passages),
+                        Answer::Generated { output, citations } => {
+                            line.output = Some(output);
+                            line.citations = Some(citations);
+                        }
                     }
                     self.writer.write(&line)?;
                     self.mark(meta.number, None);

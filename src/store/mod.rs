@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::report::retrieval::Scored;
 use crate::vocab::RESULTS_FILE;
 use crate::vocab::Usage;
+use crate::vocab::{Citation, Passage};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
@@ -47,9 +49,20 @@ pub struct ResultLine<'a> {
     pub embedding: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<&'a Value>,
+    /// Retrieve's passages, best first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieved: Option<&'a [Passage]>,
+    /// RetrieveAndGenerate's citations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citations: Option<&'a [Citation]>,
+    /// With --expected-field: `hit` and `rank`.
+    #[serde(flatten)]
+    pub scored: Option<Scored>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<&'a str>,
-    pub usage: Usage,
+    /// Absent when the service reports none (Knowledge Bases), rather than zeros.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
     pub latency_ms: u64,
     /// Time to first token, with --stream.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,8 +94,11 @@ impl<'a> ResultLine<'a> {
             data: None,
             embedding: None,
             response: None,
+            retrieved: None,
+            citations: None,
+            scored: None,
             stop_reason: None,
-            usage: Usage::default(),
+            usage: Some(Usage::default()),
             latency_ms: 0,
             ttft_ms: None,
             attempts: 0,
@@ -223,11 +239,11 @@ mod tests {
             .write(&ResultLine {
                 output: Some("hi"),
                 stop_reason: Some("end_turn"),
-                usage: Usage {
+                usage: Some(Usage {
                     input_tokens: 1,
                     output_tokens: 2,
                     ..Usage::default()
-                },
+                }),
                 latency_ms: 3,
                 attempts: 1,
                 ..ResultLine::new(&id, 1, "m")

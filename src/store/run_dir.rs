@@ -83,6 +83,8 @@ fn move_aside(run_dir: &Path) -> Result<Option<PathBuf>, StoreError> {
 struct LineHead {
     record: u64,
     model: String,
+    /// Absent from lines whose usage the service did not report.
+    #[serde(default)]
     usage: Usage,
     #[serde(default)]
     error: Option<LineErrorHead>,

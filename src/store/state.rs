@@ -124,6 +124,13 @@ pub struct RunParams {
     /// A fingerprint of `--schema`, absent without one (so older runs read the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// Knowledge-base runs only, so earlier runs' parameters read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge_base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_template: Option<String>,
 }
 
 impl RunParams {

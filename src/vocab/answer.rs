@@ -1,5 +1,7 @@
 //! What a call brings back: one [`Answer`] per record, and the token [`Usage`] that
-//! results, summaries, prices and the pacer all count in.
+//! results, summaries, prices and the pacer all count in. Knowledge-base answers carry the
+//! passages retrieved or cited ([`Passage`], [`Citation`]) and no usage: the service
+//! reports none.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -46,6 +48,60 @@ impl Usage {
     }
 }
 
+/// No usage: what knowledge-base answers report.
+static NO_USAGE: Usage = Usage {
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_input_tokens: 0,
+    cache_write_input_tokens: 0,
+    cache_write_1h_input_tokens: 0,
+};
+
+/// A passage a knowledge base retrieved, as result lines show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Passage {
+    pub text: String,
+    /// The relevance score, when the vector store gives one.
+    pub score: Option<f64>,
+    /// Where the passage comes from (`s3://...`), when the source has a URI.
+    pub uri: Option<String>,
+}
+
+/// A source a part of a generated answer cites.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Source {
+    pub uri: Option<String>,
+    pub text: String,
+}
+
+/// A part of a generated answer and the sources it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Citation {
+    pub text: String,
+    pub sources: Vec<Source>,
+}
+
+impl Answer {
+    /// The source URIs of a knowledge-base answer in rank order, each once: the passages
+    /// retrieved, or the sources cited (in the order the answer cites them). Empty for
+    /// other answers.
+    pub fn source_uris(&self) -> Vec<&str> {
+        let uris: Vec<&str> = match self {
+            Answer::Retrieved { passages } => {
+                passages.iter().filter_map(|p| p.uri.as_deref()).collect()
+            }
+            Answer::Generated { citations, .. } => citations
+                .iter()
+                .flat_map(|c| &c.sources)
+                .filter_map(|s| s.uri.as_deref())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        uris.into_iter().filter(|uri| seen.insert(*uri)).collect()
+    }
+}
+
 /// One record's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
@@ -66,6 +122,15 @@ pub enum Answer {
         response: Value,
         usage: Usage,
     },
+    /// What Retrieve found, best first.
+    Retrieved {
+        passages: Vec<Passage>,
+    },
+    /// What RetrieveAndGenerate answered.
+    Generated {
+        output: String,
+        citations: Vec<Citation>,
+    },
 }
 
 impl Answer {
@@ -74,6 +139,7 @@ impl Answer {
             Answer::Text { usage, .. }
             | Answer::Embedding { usage, .. }
             | Answer::Invoke { usage, .. } => usage,
+            Answer::Retrieved { .. } | Answer::Generated { .. } => &NO_USAGE,
         }
     }
 }

@@ -8,7 +8,7 @@ mod outcome;
 mod reports;
 mod request;
 
-pub use answer::{Answer, Usage};
+pub use answer::{Answer, Citation, Passage, Source, Usage};
 pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord, RegionTries};
 pub use reports::{
     FilesRead, LearnedQuota, LimiterReport, RESULTS_FILE, SCHEMA_FILE, SUMMARY_FILE, unix_now,

@@ -1,6 +1,6 @@
 //! What a record becomes on its way to the service: the [`Mode`] of the run, the
 //! [`Payload`] of one request (a Converse prompt with its images and documents, a text to
-//! embed, or a native body), the [`Prepared`] record with its [`RecordMeta`], and the
+//! embed, a native body, or a question for a knowledge base), the [`Prepared`] record with its [`RecordMeta`], and the
 //! [`Task`] of one call (one record, or a batch of texts for Cohere Embed).
 
 use std::sync::Arc;
@@ -20,6 +20,10 @@ pub enum Mode {
     Embed,
     /// InvokeModel with the record's native `body` (or `modelInput`) sent as-is.
     Invoke,
+    /// Knowledge Bases Retrieve: the prompt is the query, the ranked passages come back.
+    Retrieve,
+    /// Knowledge Bases RetrieveAndGenerate: an answer with its citations.
+    Rag,
 }
 
 /// Who a result line belongs to.
@@ -33,6 +37,9 @@ pub struct RecordMeta {
     pub kept: Option<Map<String, Value>>,
     /// Things corrected before sending (a mislabeled image, a renamed document).
     pub warnings: Vec<String>,
+    /// With `--expected-field`: the source URIs a good answer retrieves or cites (`None`
+    /// when the record has no such field, so it is left out of the retrieval scores).
+    pub expected: Option<Vec<String>>,
 }
 
 /// A Converse prompt: a rendered template or the record's own messages.
@@ -58,8 +65,20 @@ pub struct ConverseInput {
 #[derive(Debug, Clone)]
 pub enum Payload {
     Converse(ConverseInput),
-    Embed { text: String },
-    Invoke { body: Vec<u8> },
+    Embed {
+        text: String,
+    },
+    Invoke {
+        body: Vec<u8>,
+    },
+    /// A query for Retrieve.
+    Retrieve {
+        query: String,
+    },
+    /// A question for RetrieveAndGenerate.
+    Rag {
+        query: String,
+    },
 }
 
 /// A record ready to send.
@@ -104,8 +123,8 @@ impl Task {
                 Payload::Converse(input) => input
                     .max_tokens
                     .map_or(DEFAULT_OUTPUT_RESERVE, |m| m.max(0) as u64),
-                Payload::Embed { .. } => 0,
-                Payload::Invoke { .. } => DEFAULT_OUTPUT_RESERVE,
+                Payload::Embed { .. } | Payload::Retrieve { .. } => 0,
+                Payload::Invoke { .. } | Payload::Rag { .. } => DEFAULT_OUTPUT_RESERVE,
             };
         }
         usage

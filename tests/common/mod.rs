@@ -147,6 +147,28 @@ pub fn command(work: &std::path::Path, args: &[&str]) -> tokio::process::Command
     command
 }
 
+/// Sends a signal (`INT`, `TERM`) with the `kill` command (no libc dependency in tests).
+pub fn send_signal(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Runs `bedrock-batch ARGS` in `work`, sends it `signal` after `after`, and waits for it.
+pub async fn run_interrupted(
+    work: &std::path::Path,
+    args: &[&str],
+    after: std::time::Duration,
+    signal: &str,
+) -> std::process::Output {
+    let child = command(work, args).spawn().unwrap();
+    tokio::time::sleep(after).await;
+    send_signal(child.id().unwrap() as i32, signal);
+    child.wait_with_output().await.unwrap()
+}
+
 /// Runs `bedrock-batch ARGS` in `work` to completion.
 pub async fn bb(work: &std::path::Path, args: &[&str]) -> std::process::Output {
     command(work, args).output().await.unwrap()

@@ -1022,3 +1022,100 @@ def test_parquet_job_file_written_by_pyarrow(url, tmp_path):
         lines = [json.loads(line) for line in (tmp_path / f"run-{job}" / "results.jsonl").read_text().splitlines()]
         outputs[job] = sorted((line["id"], line["output"], line["usage"]["input_tokens"]) for line in lines)
     assert outputs["notes.parquet"] == outputs["notes.jsonl"]
+
+
+# --------------------------------------------------------------------------------------
+# Knowledge Bases (bedrock-agent-runtime)
+# --------------------------------------------------------------------------------------
+
+KB_FILES = {
+    "returns.md": "# Returns\n\nRefunds reach the original card within five business days. Gift cards cannot be returned.",
+    "shipping.txt": "Parcels leave the Lisbon warehouse every weekday. Express delivery costs nine euros.",
+}
+# botocore checks ids client-side: ten letters and digits, as Bedrock makes them.
+KB_ID = "KBTEST0001"
+KB_BUCKET = "s3://knowledge-base-kbtest0001/"
+
+
+@pytest.fixture(scope="session")
+def kb_server(start_server, tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("kb")
+    for name, text in KB_FILES.items():
+        (corpus / name).write_text(text)
+    return start_server("--knowledge-base", f"{KB_ID}={corpus}")
+
+
+@pytest.fixture(scope="session")
+def agent(kb_server):
+    return boto3.client(
+        "bedrock-agent-runtime",
+        region_name="us-east-1",
+        endpoint_url=kb_server.url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def rag_config(kb_id: str, model_arn: str, **extra) -> dict:
+    return {
+        "type": "KNOWLEDGE_BASE",
+        "knowledgeBaseConfiguration": {"knowledgeBaseId": kb_id, "modelArn": model_arn, **extra},
+    }
+
+
+HAIKU_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"
+
+
+def test_retrieve_ranks_chunks(agent):
+    response = agent.retrieve(
+        knowledgeBaseId=KB_ID,
+        retrievalQuery={"text": "how many days until refunds reach my card"},
+        retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 1}},
+    )
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    (result,) = response["retrievalResults"]
+    assert result["content"]["text"] == KB_FILES["returns.md"]
+    assert result["location"] == {"type": "S3", "s3Location": {"uri": KB_BUCKET + "returns.md"}}
+    assert 0 < result["score"] <= 1
+
+
+def test_retrieve_and_generate_cites_its_sources(agent):
+    response = agent.retrieve_and_generate(
+        input={"text": "What does express delivery cost?"},
+        retrieveAndGenerateConfiguration=rag_config(
+            KB_ID, HAIKU_ARN, generationConfiguration={"inferenceConfig": {"textInferenceConfig": {"maxTokens": 100}}}
+        ),
+    )
+    assert response["sessionId"]
+    output = response["output"]["text"]
+    first = response["citations"][0]
+    part = first["generatedResponsePart"]["textResponsePart"]["text"]
+    assert part in output
+    reference = first["retrievedReferences"][0]
+    assert reference["location"]["s3Location"]["uri"] == KB_BUCKET + "shipping.txt"
+    assert part in reference["content"]["text"]
+
+
+def test_knowledge_base_errors(agent, kb_server):
+    with pytest.raises(agent.exceptions.ResourceNotFoundException) as excinfo:
+        agent.retrieve(knowledgeBaseId="NOPE123456", retrievalQuery={"text": "x"})
+    code, message, status = error_of(excinfo)
+    assert (code, status) == ("ResourceNotFoundException", 404)
+    assert "NOPE123456" in message
+    with pytest.raises(agent.exceptions.ValidationException) as excinfo:
+        agent.retrieve_and_generate(
+            input={"text": "x"},
+            retrieveAndGenerateConfiguration=rag_config(KB_ID, "arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1"),
+        )
+    assert error_of(excinfo) == ("ValidationException", INVALID_MODEL_MESSAGE, 400)
+    with pytest.raises(agent.exceptions.ValidationException):
+        agent.retrieve_and_generate(
+            input={"text": "x"},
+            retrieveAndGenerateConfiguration=rag_config(
+                KB_ID, HAIKU_ARN, generationConfiguration={"promptTemplate": {"textPromptTemplate": "no variable"}}
+            ),
+        )
+    stats = kb_server.settled_stats()
+    assert stats["by_route"]["retrieve"] >= 2
+    assert stats["by_route"]["retrieve-and-generate"] >= 3
