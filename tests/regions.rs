@@ -57,14 +57,7 @@ async fn three_endpoints_add_their_quotas_up() {
     let window = Duration::from_secs(90);
     tokio::time::sleep(window).await;
     let admitted: u64 = servers.iter().map(|s| s.stats().admitted_tokens).sum();
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    send_signal(child.id().unwrap() as i32, "INT");
     let output = child.wait_with_output().await.unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
 

@@ -91,7 +91,8 @@ async fn an_interrupted_run_counts_the_attempts_of_unfinished_records() {
     })
     .await;
     let url = server.url();
-    let child = command(
+    // Well into the throttled part: records wait to retry and calls are in flight.
+    let output = run_interrupted(
         work.path(),
         &[
             "run",
@@ -108,13 +109,10 @@ async fn an_interrupted_run_counts_the_attempts_of_unfinished_records() {
             "10",
             "--quiet",
         ],
+        Duration::from_secs(6),
+        "INT",
     )
-    .spawn()
-    .unwrap();
-    // Well into the throttled part: records wait to retry and calls are in flight.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    send_signal(child.id().unwrap() as i32, "INT");
-    let output = child.wait_with_output().await.unwrap();
+    .await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let summary = read_summary(&work.path().join("run"));
     let stats = server.stats();
