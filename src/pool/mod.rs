@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
 use crate::bedrock::Bedrock;
@@ -207,6 +207,8 @@ struct Dispatcher<S: Service> {
     /// With an attempt in flight.
     flying: HashMap<u64, Call>,
     attempts: JoinSet<Attempted>,
+    /// The call each attempt task belongs to, to find it if the task fails.
+    task_calls: HashMap<tokio::task::Id, u64>,
     next_seq: u64,
     /// The last answer that was not a throttle.
     last_progress: Instant,
@@ -352,7 +354,7 @@ impl<S: Service> Dispatcher<S> {
         self.flying.insert(seq, call);
         let service = lane.service.clone();
         let timeout = self.controls.timeout;
-        self.attempts.spawn(attempt(
+        let handle = self.attempts.spawn(attempt(
             service,
             task,
             timeout,
@@ -360,7 +362,32 @@ impl<S: Service> Dispatcher<S> {
             permit,
             reservation,
         ));
+        self.task_calls.insert(handle.id(), seq);
         Ok(())
+    }
+
+    /// Takes a finished attempt task. A task that failed (a bug, not an answer) ends its
+    /// call with an error line rather than leaving it held forever.
+    async fn finished(&mut self, done: Result<(tokio::task::Id, Attempted), JoinError>) {
+        match done {
+            Ok((id, attempted)) => {
+                self.task_calls.remove(&id);
+                self.land(attempted).await;
+            }
+            Err(err) => {
+                let call = self
+                    .task_calls
+                    .remove(&err.id())
+                    .and_then(|seq| self.flying.remove(&seq));
+                if let Some(call) = call {
+                    let error = CallError::new(
+                        ErrorKind::Other,
+                        format!("the attempt failed inside bedrock-batch: {err}"),
+                    );
+                    self.emit(call, Err(error)).await;
+                }
+            }
+        }
     }
 
     /// Takes an attempt's answer: settles the pacer and decides what comes next.
@@ -620,6 +647,7 @@ pub async fn run<S: Service>(
         backing_off: BTreeMap::new(),
         flying: HashMap::new(),
         attempts: JoinSet::new(),
+        task_calls: HashMap::new(),
         next_seq: 0,
         last_progress: Instant::now(),
         next_lane: 0,
@@ -646,10 +674,8 @@ pub async fn run<S: Service>(
         }
         // Answers first: a throttle must reach the pacer before the next attempt goes out,
         // or a pacer that allows a burst would send all of it into an empty bucket.
-        while let Some(done) = pool.attempts.try_join_next() {
-            if let Ok(attempted) = done {
-                pool.land(attempted).await;
-            }
+        while let Some(done) = pool.attempts.try_join_next_with_id() {
+            pool.finished(done).await;
         }
         let now = Instant::now();
         let mut wake = pool.wake_backed_off(now);
@@ -668,10 +694,8 @@ pub async fn run<S: Service>(
         let wake = wake.map_or(tick, |w| w.min(tick));
         tokio::select! {
             biased;
-            Some(done) = pool.attempts.join_next(), if !pool.attempts.is_empty() => {
-                if let Ok(attempted) = done {
-                    pool.land(attempted).await;
-                }
+            Some(done) = pool.attempts.join_next_with_id(), if !pool.attempts.is_empty() => {
+                pool.finished(done).await;
             }
             task = tasks.recv(), if take => match task {
                 Some(task) => pool.admit(task),

@@ -573,3 +573,45 @@ fn a_model_error_or_a_schema_mismatch_gets_one_more_try() {
     assert!(!once_more(ErrorKind::Validation, &[]));
     assert!(!ErrorKind::SchemaMismatch.retryable());
 }
+
+/// A service with a bug: it panics on every call.
+#[derive(Clone)]
+struct Panicky;
+
+impl Service for Panicky {
+    async fn call(&self, _model: &str, _payloads: &[&Payload]) -> Result<Vec<Answer>, CallError> {
+        panic!("a bug in the service")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_panics_ends_its_record_instead_of_hanging_the_run() {
+    let lanes = Arc::new(vec![Lane::new(
+        "region-0",
+        Panicky,
+        Limiter::new(4, 1, 4),
+        Pacer::new(None, None),
+    )]);
+    let (task_tx, task_rx) = mpsc::channel(64);
+    let (outcome_tx, mut outcome_rx) = mpsc::channel(64);
+    let pool = tokio::spawn(run(lanes, controls(), 64, task_rx, outcome_tx));
+    for task in tasks(3, 10, 20, 10) {
+        task_tx.send(task).await.unwrap();
+    }
+    drop(task_tx);
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = outcome_rx.recv().await {
+        outcomes.push(outcome);
+    }
+    pool.await.unwrap();
+    assert_eq!(outcomes.len(), 3);
+    for outcome in outcomes {
+        let err = outcome.result.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert!(
+            err.message.contains("inside bedrock-batch"),
+            "{}",
+            err.message
+        );
+    }
+}
