@@ -11,11 +11,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use hdrhistogram::Histogram;
 use serde::Deserialize;
 
 use crate::report::prices::PriceTable;
-use crate::report::summary::{self, LatencyMs, Summary};
+use crate::report::summary::{self, Summary, new_histogram, percentiles, record_ms};
 use crate::store::state::{self, Checkpoint, LockState, Manifest, RecordSet, RunLock};
 use crate::store::{self, StoreError};
 use crate::vocab::{RESULTS_FILE, SUMMARY_FILE, Shard, unix_now};
@@ -173,19 +172,6 @@ struct LineTimes {
     ttft_ms: Option<u64>,
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid histogram bounds")
-}
-
-fn percentiles(h: &Histogram<u64>) -> LatencyMs {
-    LatencyMs {
-        p50: h.value_at_quantile(0.5),
-        p90: h.value_at_quantile(0.9),
-        p99: h.value_at_quantile(0.99),
-        max: h.max(),
-    }
-}
-
 /// Merges `dirs` into `out`; returns the merged summary.
 pub fn merge(dirs: &[PathBuf], out: &Path, prices: &PriceTable) -> Result<Summary, MergeError> {
     if dirs.is_empty() {
@@ -207,7 +193,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, prices: &PriceTable) -> Result<Summar
         source,
     })?;
 
-    let (mut latency, mut ttft) = (histogram(), histogram());
+    let (mut latency, mut ttft) = (new_histogram(), new_histogram());
     let results_path = out.join(RESULTS_FILE);
     let mut writer =
         BufWriter::new(
@@ -236,10 +222,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, prices: &PriceTable) -> Result<Summar
             let line = line.map_err(read_error)?;
             if let Ok(times) = serde_json::from_str::<LineTimes>(&line) {
                 if let Some(ms) = times.latency_ms {
-                    let _ = latency.record(ms.clamp(1, 3_600_000));
+                    record_ms(&mut latency, ms);
                 }
                 if let Some(ms) = times.ttft_ms {
-                    let _ = ttft.record(ms.clamp(1, 3_600_000));
+                    record_ms(&mut ttft, ms);
                 }
             }
             writeln!(writer, "{line}").map_err(read_error)?;

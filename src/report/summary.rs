@@ -208,6 +208,19 @@ pub fn apply_prices(summary: &mut Summary, prices: &PriceTable) {
     summary.unpriced_models = unpriced;
 }
 
+/// `region`'s totals, new ones costing 0 until a line without a price comes.
+fn region_totals<'a>(
+    by_region: &'a mut BTreeMap<String, RegionTotals>,
+    region: &str,
+) -> &'a mut RegionTotals {
+    by_region
+        .entry(region.to_string())
+        .or_insert_with(|| RegionTotals {
+            cost_usd: Some(0.0),
+            ..RegionTotals::default()
+        })
+}
+
 /// Adds `other`'s counts to `summary`: records, usage, models, regions, calls, retries,
 /// errors, files. Latency percentiles, timing and the limiter are not additive: the caller
 /// sets them.
@@ -245,13 +258,7 @@ pub fn add_counts(summary: &mut Summary, other: &Summary) {
         }
     }
     for (region, theirs) in &other.by_region {
-        let ours = summary
-            .by_region
-            .entry(region.clone())
-            .or_insert_with(|| RegionTotals {
-                cost_usd: Some(0.0),
-                ..RegionTotals::default()
-            });
+        let ours = region_totals(&mut summary.by_region, region);
         ours.requests += theirs.requests;
         ours.throttles += theirs.throttles;
         ours.usage.add(&theirs.usage);
@@ -421,8 +428,7 @@ impl Totals {
         let s = &mut self.summary;
         s.calls += 1;
         s.by_model.entry(model.to_string()).or_default().requests += 1;
-        let ms = (latency.as_millis() as u64).clamp(1, 3_600_000);
-        let _ = self.latency.record(ms);
+        record_ms(&mut self.latency, latency.as_millis() as u64);
     }
 
     /// Counts the attempts of a call the run stopped before it finished: they reached the
@@ -444,14 +450,7 @@ impl Totals {
     /// Counts a call's attempts and throttles in each region it went to.
     pub fn regions(&mut self, tries: &[RegionTries]) {
         for tries in tries {
-            let region = self
-                .summary
-                .by_region
-                .entry(tries.region.clone())
-                .or_insert_with(|| RegionTotals {
-                    cost_usd: Some(0.0),
-                    ..RegionTotals::default()
-                });
+            let region = region_totals(&mut self.summary.by_region, &tries.region);
             region.requests += tries.attempts as u64;
             region.throttles += tries.throttles as u64;
         }
@@ -462,33 +461,20 @@ impl Totals {
         if region.is_empty() {
             return;
         }
-        let region = self
-            .summary
-            .by_region
-            .entry(region.to_string())
-            .or_insert_with(|| RegionTotals {
-                cost_usd: Some(0.0),
-                ..RegionTotals::default()
-            });
+        let region = region_totals(&mut self.summary.by_region, region);
         region.usage.add(usage);
         region.cost_usd = region.cost_usd.zip(usd).map(|(sum, usd)| sum + usd);
     }
 
     /// Counts one streamed answer's time to first token.
     pub fn ttft(&mut self, ms: u64) {
-        let _ = self.ttft.record(ms.clamp(1, 3_600_000));
+        record_ms(&mut self.ttft, ms);
     }
 
     /// The summary as of `elapsed` into this run.
     pub fn snapshot(&self, elapsed: Duration) -> Summary {
         let elapsed = Duration::from_secs_f64(self.earlier_elapsed) + elapsed;
         let mut summary = self.summary.clone();
-        let percentiles = |h: &Histogram<u64>| LatencyMs {
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            max: h.max(),
-        };
         if !self.latency.is_empty() {
             summary.latency_ms = percentiles(&self.latency);
         }
@@ -507,8 +493,23 @@ impl Totals {
 }
 
 /// 1 ms to 1 hour at 3 significant figures: a few tens of KB, whatever the run size.
-fn new_histogram() -> Histogram<u64> {
+pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid histogram bounds")
+}
+
+/// Records `ms` in a [`new_histogram`], clamped to its bounds.
+pub fn record_ms(histogram: &mut Histogram<u64>, ms: u64) {
+    let _ = histogram.record(ms.clamp(1, 3_600_000));
+}
+
+/// The percentiles summary.json reports of a histogram.
+pub fn percentiles(histogram: &Histogram<u64>) -> LatencyMs {
+    LatencyMs {
+        p50: histogram.value_at_quantile(0.5),
+        p90: histogram.value_at_quantile(0.9),
+        p99: histogram.value_at_quantile(0.99),
+        max: histogram.max(),
+    }
 }
 
 /// `1234567` as `1,234,567`.
