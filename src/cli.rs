@@ -37,6 +37,8 @@ pub enum Command {
     ///   bedrock-batch run tickets.csv --model us.amazon.nova-lite-v1:0 --out runs/tickets \
     ///       --prompt-template "Classify this ticket: {subject}\n\n{body}" --keep-fields ticket_id
     ///   bedrock-batch run docs.jsonl --model amazon.titan-embed-text-v2:0 --dimensions 512 --out runs/vectors
+    ///   bedrock-batch run big.jsonl --model anthropic.claude-3-haiku-20240307-v1:0 --out runs/nightly \
+    ///       --via batch --s3 s3://my-bucket/bedrock-batch --role-arn arn:aws:iam::123456789012:role/BedrockBatch
     ///
     /// Throttles, timeouts, 5xx answers and broken connections are retried with backoff; the
     /// number of calls in flight adapts to the quota. Access denied, an unknown model or
@@ -101,6 +103,26 @@ pub enum Command {
     /// Example: bedrock-batch merge runs/shard-* --out runs/all
     #[command(verbatim_doc_comment)]
     Merge(MergeArgs),
+    /// Stop a `--via batch` run's Batch Inference jobs that have not ended
+    /// (StopModelInvocationJob), in the region and endpoint the run used. What they answered
+    /// before stopping is kept: rerun the run's command to collect it, and --retry-failed
+    /// (with --via on-demand to finish now) sends the rest.
+    ///
+    /// Example: bedrock-batch cancel runs/nightly
+    #[command(verbatim_doc_comment)]
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run directory of a `run --via batch`.
+    pub run_dir: PathBuf,
+    /// The Bedrock endpoint, when it is not the one the run used.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS profile from ~/.aws/config.
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -410,6 +432,44 @@ pub struct RunArgs {
     /// AWS profile from ~/.aws/config.
     #[arg(long, help_heading = "Connection")]
     pub profile: Option<String>,
+    /// S3 endpoint for --via batch (default: AWS_ENDPOINT_URL_S3, else AWS). Any custom S3
+    /// endpoint is addressed path-style. --local serves its own.
+    #[arg(long, help_heading = "Connection", value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
+
+    /// How records reach Bedrock: `on-demand` calls (default); `batch`, Bedrock Batch
+    /// Inference jobs (half the price, answers within hours, at least 100 records a job);
+    /// `auto`, batch when at least 100 records are left to send, else on-demand. A batch
+    /// run resumes like any other: rerun the same command to poll and collect its jobs.
+    #[arg(long, help_heading = "Batch Inference", value_enum, default_value = "on-demand")]
+    pub via: Via,
+    /// Where batch input and output go: s3://BUCKET/PREFIX (the run adds RUN_ID/input/ and
+    /// RUN_ID/output/ under it). With --local, the built-in S3's bucket `bedrock-batch-local`.
+    #[arg(long, help_heading = "Batch Inference", value_name = "S3_URI")]
+    pub s3: Option<String>,
+    /// The IAM service role Bedrock assumes to read the input and write the output
+    /// (arn:aws:iam::ACCOUNT:role/NAME; it must trust bedrock.amazonaws.com).
+    #[arg(long, help_heading = "Batch Inference", value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Records per job, 100 to 50,000 (Bedrock's limits); the last job is rebalanced so
+    /// none falls below 100.
+    #[arg(long, help_heading = "Batch Inference", default_value_t = 50_000, value_name = "N")]
+    pub records_per_job: u64,
+    /// Seconds between two looks at the jobs' status.
+    #[arg(long, help_heading = "Batch Inference", default_value_t = 60.0, value_name = "S")]
+    pub poll_secs: f64,
+    /// Hours a job may run before it expires (24 to 168); records it did not answer become
+    /// `batch_incomplete` lines that --retry-failed sends again.
+    #[arg(long, help_heading = "Batch Inference", default_value_t = 24, value_name = "H")]
+    pub batch_timeout_hours: i32,
+}
+
+/// How records reach Bedrock (`--via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    OnDemand,
+    Batch,
+    Auto,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,10 @@ pub struct RunConfig {
     pub budget_usd: Option<f64>,
     /// With --mode retrieve or rag: the knowledge base and how to query it.
     pub knowledge_base: Option<KnowledgeBaseSettings>,
+    /// `--via`: on-demand calls, Batch Inference jobs, or the one that fits.
+    pub via: crate::cli::Via,
+    /// With `--via batch` or `auto`: where and how the jobs run.
+    pub batch: Option<crate::batch::BatchSettings>,
 }
 
 /// The knowledge base a retrieve or rag run queries.
@@ -319,6 +323,7 @@ impl RunConfig {
                 args.timeout
             ));
         }
+        let batch = crate::batch::settings::from_args(args, mode)?;
         let lanes = lanes(args)?;
         let shard = shard(args, |name| std::env::var(name).ok())?;
         let prices = match &args.prices {
@@ -433,6 +438,8 @@ impl RunConfig {
             prices: Arc::new(prices),
             budget_usd: args.budget_usd,
             knowledge_base,
+            via: args.via,
+            batch,
         })
     }
 }

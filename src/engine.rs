@@ -4,8 +4,9 @@
 //! [`Task`]s from a channel and sends back one [`CallOutcome`] per task, counting every
 //! attempt it made, until the channel closes or the run stops it.
 //!
-//! The on-demand pool over bedrock-runtime (`pool::OnDemand`) is the first engine; Bedrock
-//! Batch Inference and Knowledge Bases are meant to sit beside it.
+//! The on-demand pool over bedrock-runtime (`pool::OnDemand`) is the first engine, and
+//! Knowledge Bases run as a service of it; Bedrock Batch Inference (`batch::BatchInference`)
+//! is the second.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::vocab::{CallOutcome, LearnedQuota, LimiterReport, Task};
+use crate::vocab::{BatchReport, CallOutcome, LearnedQuota, LimiterReport, Task};
 
 /// How the run tells an engine to stop: shared flags, so a signal handler can set them.
 #[derive(Debug, Clone, Default)]
@@ -44,12 +45,19 @@ impl Stops {
 }
 
 /// Why an engine stopped on its own, with records left (they stay for the next run).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Halt {
     /// Sending the next call could pass `--budget-usd`.
     Budget { limit_usd: f64, spent_usd: f64 },
     /// Nothing succeeded for `--stall-timeout` while every attempt was throttled.
     Stalled { after_secs: f64 },
+    /// The engine cannot go on (a job the service refused, a bucket it cannot write):
+    /// what happened and what to do. Records left stay for the next run.
+    Failed {
+        kind: String,
+        message: String,
+        hint: String,
+    },
 }
 
 /// What an engine shows of itself while it runs and leaves in summary.json.
@@ -60,6 +68,8 @@ pub struct EngineReport {
     pub learned_quota: BTreeMap<String, LearnedQuota>,
     /// Each region or endpoint: its name, its concurrency limit now, whether it is in use.
     pub lanes: Vec<(String, usize, bool)>,
+    /// Batch Inference jobs and timings, with `--via batch`.
+    pub batch: Option<BatchReport>,
 }
 
 /// Turns tasks into outcomes.
@@ -78,4 +88,9 @@ pub trait Engine: Send + Sync {
 
     /// Set when the engine stopped on its own.
     fn halted(&self) -> Option<Halt>;
+
+    /// A short word on the engine's own state for the progress line, when it has one.
+    fn status_line(&self) -> Option<String> {
+        None
+    }
 }

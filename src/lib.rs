@@ -6,6 +6,7 @@
 //! ([`bedrock`], or [`knowledge_base`] for Knowledge Bases) -> outcomes -> results and summary ([`store`], [`report`]). The
 //! Bedrock-compatible [`local_server`] stands in for AWS in tests, benchmarks and `--local`.
 
+pub mod batch;
 pub mod bedrock;
 pub mod bucket;
 pub mod cli;

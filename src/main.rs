@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bedrock_batch::cli::{
-    Cli, Command, ExportArgs, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs, RunArgs,
+    CancelArgs, Cli, Command, ExportArgs, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs, RunArgs,
     StatusArgs,
 };
 use bedrock_batch::config::{RunConfig, server_config};
@@ -73,6 +73,7 @@ fn main() -> ExitCode {
             Command::Report(args) => report(args),
             Command::Prices(args) => prices(args),
             Command::Merge(args) => merge(args),
+            Command::Cancel(args) => cancel(args).await,
         }
     });
     // Do not wait for blocking readers of an abandoned run.
@@ -192,6 +193,21 @@ fn export(args: ExportArgs) -> Result<u8, Failure> {
         );
     }
     Ok(exit::OK)
+}
+
+async fn cancel(args: CancelArgs) -> Result<u8, Failure> {
+    let done = bedrock_batch::batch::cancel::cancel(
+        &args.run_dir,
+        args.endpoint_url.as_deref(),
+        args.profile.as_deref(),
+    )
+    .await
+    .map_err(Failure::usage)?;
+    Ok(if done.failed == 0 {
+        exit::OK
+    } else {
+        exit::FATAL
+    })
 }
 
 fn status(args: StatusArgs) -> Result<u8, Failure> {

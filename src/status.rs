@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::job::{self, JobFormat};
 use crate::report::summary::{thousands, usage_text};
 use crate::store::state::{self, LockState, RecordSet, RunLock};
-use crate::vocab::{Shard, Usage};
+use crate::vocab::{BatchJobReport, Shard, Usage};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -32,6 +32,9 @@ pub struct Status {
     /// `pid N` of the run writing it now, if any.
     pub active: Option<String>,
     pub last_checkpoint_unix: Option<u64>,
+    /// A `--via batch` run's jobs, as last polled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batch_jobs: Vec<BatchJobReport>,
 }
 
 /// Reads the status of `run_dir`.
@@ -85,6 +88,10 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         runs: checkpoint.as_ref().map_or(0, |c| c.runs),
         active,
         last_checkpoint_unix: checkpoint.map(|c| c.updated_unix),
+        batch_jobs: crate::batch::state::read(run_dir)
+            .map_err(|err| err.to_string())?
+            .map(|batch| batch.reports())
+            .unwrap_or_default(),
     })
 }
 
@@ -114,6 +121,24 @@ pub fn render(status: &Status) -> String {
         out += &format!("pending {}\n", thousands(pending));
     }
     out += &format!("tokens: {}\n", usage_text(&status.usage));
+    if !status.batch_jobs.is_empty() {
+        out += "Batch Inference jobs (as last polled):\n";
+        for job in &status.batch_jobs {
+            let processed = job
+                .processed
+                .map_or(String::new(), |n| format!(", {} processed", thousands(n)));
+            let id = job.job_arn.rsplit('/').next().unwrap_or("-");
+            out += &format!(
+                "  {} {:<18} {} records{processed}, {} ok, {} failed  job {}\n",
+                job.part,
+                job.status,
+                thousands(job.records),
+                thousands(job.ok),
+                thousands(job.failed),
+                if id.is_empty() { "-" } else { id }
+            );
+        }
+    }
     out += &match status.cost_usd {
         Some(cost) => format!("cost so far: ${cost:.4}\n"),
         None => "cost so far: unknown (no price for this model)\n".to_string(),

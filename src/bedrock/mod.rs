@@ -5,6 +5,7 @@
 
 pub mod errors;
 mod tool;
+pub mod wire;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +25,7 @@ use aws_sdk_bedrockruntime::types::{
     ImageBlock, ImageFormat, ImageSource, InferenceConfiguration, Message, SystemContentBlock,
     ToolConfiguration,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::model_id::Family;
 use crate::schema::OutputSchema;
@@ -510,87 +511,41 @@ impl Bedrock {
     }
 
     async fn embed(&self, model: &str, texts: &[&str]) -> Result<Vec<Answer>, CallError> {
-        let family = Family::of(model);
-        if family == Some(Family::CohereEmbed) {
-            let body = json!({"texts": texts, "input_type": self.options.input_type});
-            let (response, (input, _)) = self
-                .invoke(model, serde_json::to_vec(&body).unwrap_or_default())
-                .await?;
-            let vectors = match response.get("embeddings") {
-                Some(Value::Array(list)) => list.clone(),
-                Some(Value::Object(by_type)) => by_type
-                    .get("float")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            if vectors.len() != texts.len() {
-                return Err(CallError::new(
-                    ErrorKind::BadResponse,
-                    format!(
-                        "asked for {} embeddings, got {}",
-                        texts.len(),
-                        vectors.len()
-                    ),
-                ));
-            }
+        let cohere = Family::of(model) == Some(Family::CohereEmbed);
+        if !cohere && texts.len() != 1 {
+            return Err(CallError::new(
+                ErrorKind::Other,
+                "Titan embeds one text per call",
+            ));
+        }
+        let body = wire::embed_request(&self.options, model, texts);
+        let (response, (input, _)) = self
+            .invoke(model, serde_json::to_vec(&body).unwrap_or_default())
+            .await?;
+        let input = input.or_else(|| u64_at(&response, &["inputTextTokenCount"]));
+        let vectors = wire::embedding_answers(model, response, texts.len())?;
+        let shares = if cohere {
             let total = input.unwrap_or_else(|| {
                 texts
                     .iter()
                     .map(|t| (t.chars().count() as u64).div_ceil(4))
                     .sum()
             });
-            let shares = split_tokens(total, texts);
-            return Ok(vectors
-                .into_iter()
-                .zip(shares)
-                .map(|(vector, input_tokens)| Answer::Embedding {
-                    vector,
-                    usage: Usage {
-                        input_tokens,
-                        ..Usage::default()
-                    },
-                })
-                .collect());
-        }
-        let [text] = texts else {
-            return Err(CallError::new(
-                ErrorKind::Other,
-                "Titan embeds one text per call",
-            ));
-        };
-        let body = if family == Some(Family::TitanEmbedV2) {
-            let mut body = json!({"inputText": text, "normalize": self.options.normalize});
-            if let Some(d) = self.options.dimensions {
-                body["dimensions"] = json!(d);
-            }
-            body
+            split_tokens(total, texts)
         } else {
-            json!({"inputText": text})
+            vec![input.unwrap_or(0)]
         };
-        let (mut response, (input, _)) = self
-            .invoke(model, serde_json::to_vec(&body).unwrap_or_default())
-            .await?;
-        let vector = match response.get_mut("embedding") {
-            Some(v @ Value::Array(_)) => v.take(),
-            _ => {
-                return Err(CallError::new(
-                    ErrorKind::BadResponse,
-                    "the response has no \"embedding\" array",
-                ));
-            }
-        };
-        let input_tokens = input
-            .or_else(|| u64_at(&response, &["inputTextTokenCount"]))
-            .unwrap_or(0);
-        Ok(vec![Answer::Embedding {
-            vector,
-            usage: Usage {
-                input_tokens,
-                ..Usage::default()
-            },
-        }])
+        Ok(vectors
+            .into_iter()
+            .zip(shares)
+            .map(|(vector, input_tokens)| Answer::Embedding {
+                vector,
+                usage: Usage {
+                    input_tokens,
+                    ..Usage::default()
+                },
+            })
+            .collect())
     }
 }
 

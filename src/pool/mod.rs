@@ -243,6 +243,7 @@ impl<S: Service> Dispatcher<S> {
             attempts: call.attempts,
             retries: call.retries,
             latency: call.latency,
+            batch_job: None,
         };
         let _ = self.outcomes.send(outcome).await;
     }
@@ -606,6 +607,7 @@ impl<S: Service> Engine for OnDemand<S> {
                 .iter()
                 .map(|l| (l.name.to_string(), l.limiter.limit(), l.live()))
                 .collect(),
+            batch: None,
         }
     }
 

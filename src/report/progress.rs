@@ -19,6 +19,8 @@ pub struct Progress {
     total: Option<u64>,
     started: Instant,
     last: Instant,
+    /// The engine's own word (a batch run's jobs), shown after the counts.
+    note: Option<String>,
 }
 
 impl Progress {
@@ -42,6 +44,7 @@ impl Progress {
             total: None,
             started: now,
             last: now,
+            note: None,
         }
     }
 
@@ -50,6 +53,11 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_length(total);
         }
+    }
+
+    /// What the engine says of itself (`None`: nothing).
+    pub fn set_note(&mut self, note: Option<String>) {
+        self.note = note;
     }
 
     fn message(&self, summary: &Summary, limit: usize) -> String {
@@ -86,6 +94,9 @@ impl Progress {
                 })
                 .collect();
             message.push_str(&format!(" | {}", regions.join(", ")));
+        }
+        if let Some(note) = &self.note {
+            message.push_str(&format!(" | {note}"));
         }
         message
     }

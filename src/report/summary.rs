@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::prices::{Charge, PriceTable};
 use crate::report::retrieval::{Retrieval, Scored};
+use crate::vocab::BatchReport;
 use crate::vocab::FilesRead;
 use crate::vocab::LearnedQuota;
 use crate::vocab::LimiterReport;
@@ -166,6 +167,9 @@ pub struct Summary {
     /// With --expected-field: how often, and how high, the expected sources came back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Retrieval>,
+    /// With `--via batch`: the run's Batch Inference jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchReport>,
 }
 
 /// The variant of the lines whose usage the service did not report: no price applies.
@@ -585,6 +589,25 @@ pub fn render(summary: &Summary) -> String {
             hit_rate * 100.0,
             r.k,
             thousands(r.scored)
+        );
+    }
+    if let Some(batch) = &summary.batch {
+        let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+        for job in &batch.jobs {
+            *by_status.entry(job.status.as_str()).or_default() += 1;
+        }
+        let statuses: Vec<String> = by_status
+            .iter()
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect();
+        out += &format!(
+            "batch jobs: {} ({}); at batch prices; prepare {:.1} s, submit {:.1} s, wait {:.1} s, collect {:.1} s\n",
+            batch.jobs.len(),
+            statuses.join(", "),
+            batch.prepare_s,
+            batch.submit_s,
+            batch.wait_s,
+            batch.collect_s
         );
     }
     out += &format!(

@@ -64,8 +64,12 @@ pub async fn drive(
     let mut total: Option<u64> = None;
     let mut aborted: Option<Aborted> = None;
     let mut grace_deadline: Option<tokio::time::Instant> = None;
+    // Batch jobs send nothing for hours: the progress line still moves.
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while invalid_open || outcomes_open {
         tokio::select! {
+            _ = ticker.tick() => {}
             invalid = invalid_rx.recv(), if invalid_open => match invalid {
                 Some(invalid) => ledger.invalid(&request.model, &invalid)?,
                 None => invalid_open = false,
@@ -118,6 +122,7 @@ pub async fn drive(
                 stops.abandon();
             }
         }
+        progress.set_note(engine.status_line());
         progress.update(&ledger.totals.summary, engine.concurrency());
         ledger.checkpoint_every(config.checkpoint_interval, || engine.report().limiter)?;
     }

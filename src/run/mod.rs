@@ -13,6 +13,7 @@ use crate::store::run_dir::{self, OpenRunDir, RunDirError};
 use crate::store::{self, StoreError};
 use crate::vocab::ErrorKind;
 
+mod batch;
 mod drive;
 mod dry_run;
 mod feed;
@@ -63,7 +64,12 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     )?;
     ledger.totals.summary.shard = config.shard;
     let stops = Stops::default();
-    let built = on_demand::build(&config, &stops).await?;
+    let built = match choose_batch(&config, &opened)? {
+        Some(settings) => {
+            batch::build(&config, settings, &stops, opened.retried_records.clone()).await?
+        }
+        None => on_demand::build(&config, &stops).await?,
+    };
     let engine: &dyn Engine = built.engine.as_ref();
     let ended = drive::drive(
         &config,
@@ -79,6 +85,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let report_of_engine = engine.report();
     let mut summary = ledger.summary(report_of_engine.limiter);
     summary.learned_quota = report_of_engine.learned_quota;
+    summary.batch = report_of_engine.batch;
     if let Ok(files) = &ended.fed {
         summary.files = files.clone();
     }
@@ -92,6 +99,18 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
                 limit_usd,
                 spent_usd,
             })
+        }
+        Some(Halt::Failed {
+            kind,
+            message,
+            hint,
+        }) if aborted.is_none() => {
+            aborted = Some(Aborted {
+                kind,
+                model: request.model.clone(),
+                message,
+                hint,
+            });
         }
         Some(Halt::Stalled { after_secs }) if aborted.is_none() => {
             aborted = Some(stalled(
@@ -124,6 +143,52 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+/// The batch settings when this run goes through Batch Inference: `--via batch`, or
+/// `--via auto` with at least a job's minimum of records left to send (or earlier jobs
+/// still to collect). Refuses `--via batch` below the minimum, and `--via on-demand` while
+/// earlier jobs are not collected (their records would be paid twice).
+fn choose_batch<'a>(
+    config: &'a RunConfig,
+    opened: &OpenRunDir,
+) -> Result<Option<&'a crate::batch::BatchSettings>, RunError> {
+    let earlier = crate::batch::state::read(&config.out_dir)?;
+    let unfinished = earlier.as_ref().map_or(0, |state| state.unfinished().len());
+    let Some(settings) = &config.batch else {
+        if unfinished > 0 {
+            return Err(RunError::Usage(format!(
+                "{} has {unfinished} Batch Inference jobs not collected yet: rerun with --via batch (and the same --s3 and --role-arn) to collect them, or `bedrock-batch cancel {}` first and then collect what they answered; sending their records on demand now would pay for them twice",
+                config.out_dir.display(),
+                config.out_dir.display()
+            )));
+        }
+        return Ok(None);
+    };
+    if unfinished > 0 {
+        return Ok(Some(settings));
+    }
+    let total = job::count(&config.job_path, config.format)?;
+    let total = config.limit.map_or(total, |limit| total.min(limit));
+    let total = config.shard.map_or(total, |shard| shard.records_of(total));
+    let to_send = total.saturating_sub(opened.done.len());
+    let minimum = crate::batch::parts::MIN_RECORDS;
+    match config.via {
+        crate::cli::Via::Batch if to_send < minimum => Err(RunError::Usage(format!(
+            "{} records to send: a Batch Inference job takes at least {minimum}; use --via auto (on-demand below {minimum}) or --via on-demand",
+            thousands(to_send)
+        ))),
+        crate::cli::Via::Auto if to_send < minimum => {
+            if !config.quiet {
+                eprintln!(
+                    "--via auto: {} records to send, below Batch Inference's {minimum} a job: calling on demand",
+                    thousands(to_send)
+                );
+            }
+            Ok(None)
+        }
+        _ => Ok(Some(settings)),
+    }
 }
 
 /// Opens (or resumes, or moves aside with `--fresh`) the run directory, and says so.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::bedrock::{self, Bedrock, CallOptions, Connection, Endpoint};
 use crate::config::{LOCAL_KNOWLEDGE_BASE, LaneSpec, RunConfig};
+use crate::job::prepare::RequestSettings;
 use crate::engine::{Engine, Stops};
 use crate::knowledge_base::{self, Generation, KnowledgeBase};
 use crate::local_server::{LocalServer, ServerConfig};
@@ -83,15 +84,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
             Box::new(engine(config, stops, lanes))
         }
         None => {
-            let options = CallOptions {
-                dimensions: request.dimensions,
-                normalize: request.normalize,
-                input_type: request.input_type.clone(),
-                shared_documents: request.shared_documents.clone(),
-                cache_prompt: request.cache_prompt,
-                stream: request.stream,
-                schema: request.schema.clone(),
-            };
+            let options = call_options(request);
             let mut lanes = Vec::new();
             for (spec, local_url) in config.lanes.iter().zip(&local_urls) {
                 let connection = connection(config, spec, local_url.as_deref());
@@ -112,7 +105,20 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
     })
 }
 
-fn connection<'a>(
+/// The options of every model call (or Batch Inference record) of a run.
+pub(super) fn call_options(request: &RequestSettings) -> CallOptions {
+    CallOptions {
+        dimensions: request.dimensions,
+        normalize: request.normalize,
+        input_type: request.input_type.clone(),
+        shared_documents: request.shared_documents.clone(),
+        cache_prompt: request.cache_prompt,
+        stream: request.stream,
+        schema: request.schema.clone(),
+    }
+}
+
+pub(super) fn connection<'a>(
     config: &'a RunConfig,
     spec: &'a LaneSpec,
     local_url: Option<&'a str>,

@@ -108,8 +108,19 @@ impl Ledger {
     /// batch splits one request's usage over its lines, and embeddings have no per-request
     /// rule), so the long-context tier is decided on each request, not on a sum.
     fn count(&mut self, model: &str, usage: &Usage, error: Option<&str>) -> Option<f64> {
+        self.count_via(model, usage, error, Route::OnDemand)
+    }
+
+    /// [`Ledger::count`] for a line that came by `route` (Batch Inference is priced apart).
+    fn count_via(
+        &mut self,
+        model: &str,
+        usage: &Usage,
+        error: Option<&str>,
+        route: Route,
+    ) -> Option<f64> {
         self.totals.record(model, usage, error);
-        let charge = self.prices.charge(model, usage, Route::OnDemand);
+        let charge = self.prices.charge(model, usage, route);
         self.totals.charge(model, usage, &charge);
         charge.usd
     }
@@ -180,17 +191,25 @@ impl Ledger {
         self.check_price(&outcome.model);
         let latency_ms = outcome.latency.as_millis() as u64;
         let region = (!outcome.region.is_empty()).then_some(outcome.region.as_str());
+        let batch_job = outcome.batch_job.as_deref();
+        let route = match batch_job {
+            Some(_) => Route::Batch,
+            None => Route::OnDemand,
+        };
+        let via = batch_job.map(|_| "batch");
         match &outcome.result {
             Ok(answers) => {
                 for (meta, answer) in outcome.records.iter().zip(answers) {
                     let usage = *answer.usage();
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
                     line.region = region;
+                    line.via = via;
+                    line.batch_job = batch_job;
                     if matches!(answer, Answer::Retrieved { .. } | Answer::Generated { .. }) {
                         self.count_unreported(&outcome.model);
                         line.usage = None;
                     } else {
-                        let usd = self.count(&outcome.model, &usage, None);
+                        let usd = self.count_via(&outcome.model, &usage, None, route);
                         self.totals.region_line(&outcome.region, &usage, usd);
                         line.usage = Some(usage);
                     }
@@ -229,9 +248,16 @@ impl Ledger {
             }
             Err(err) => {
                 for meta in &outcome.records {
-                    self.count(&outcome.model, &Usage::default(), Some(err.kind.name()));
+                    self.count_via(
+                        &outcome.model,
+                        &Usage::default(),
+                        Some(err.kind.name()),
+                        route,
+                    );
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
                     line.region = region;
+                    line.via = via;
+                    line.batch_job = batch_job;
                     line.status = "error";
                     line.line = Some(meta.line);
                     line.error = Some(LineError {

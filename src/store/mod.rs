@@ -71,6 +71,12 @@ pub struct ResultLine<'a> {
     /// The region (or endpoint) that answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<&'a str>,
+    /// `batch` when a Batch Inference job answered (absent on-demand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'static str>,
+    /// The Batch Inference job id that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_job: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +109,8 @@ impl<'a> ResultLine<'a> {
             ttft_ms: None,
             attempts: 0,
             region: None,
+            via: None,
+            batch_job: None,
             line: None,
             error: None,
             fields: None,

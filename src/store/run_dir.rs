@@ -34,6 +34,8 @@ pub struct OpenRunDir {
     pub discarded_bytes: u64,
     /// Records taken out by `--retry-failed`.
     pub retried: u64,
+    /// Which records those are.
+    pub retried_records: RecordSet,
 }
 
 /// Why a RUN_DIR cannot be used as asked: a usage error (exit 2).
@@ -251,6 +253,7 @@ pub fn open(config: Opening<'_>) -> Result<OpenRunDir, RunDirError> {
     let mut earlier = resumed.then(|| checkpoint.summary.clone());
 
     let mut retried = 0;
+    let mut retried_records = RecordSet::default();
     if let Some(which) = config.retry_failed {
         let mut retry = failed_retryable.clone();
         if which == RetryFailed::All {
@@ -262,6 +265,7 @@ pub fn open(config: Opening<'_>) -> Result<OpenRunDir, RunDirError> {
             let mut totals = Totals::resume(checkpoint.summary.clone());
             let (rewritten, dropped) = without_lines(&results, &retry, &mut totals, config.prices)?;
             retried = dropped;
+            retried_records = retry.clone();
             for n in retry.iter() {
                 done.remove(n);
                 failed_retryable.remove(n);
@@ -300,6 +304,7 @@ pub fn open(config: Opening<'_>) -> Result<OpenRunDir, RunDirError> {
         moved_aside,
         discarded_bytes,
         retried,
+        retried_records,
     })
 }
 

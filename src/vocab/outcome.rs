@@ -28,6 +28,9 @@ pub enum ErrorKind {
     BadResponse,
     /// The model's answer does not validate against `--schema`, twice.
     SchemaMismatch,
+    /// A Batch Inference job ended (failed, expired, stopped, partially completed) without
+    /// answering the record, or the record could not join a job.
+    BatchIncomplete,
     /// The run stopped before this call could finish (fatal error elsewhere, Ctrl-C).
     Cancelled,
     Other,
@@ -50,6 +53,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::SchemaMismatch => "schema_mismatch",
+            ErrorKind::BatchIncomplete => "batch_incomplete",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Other => "other",
         }
@@ -148,6 +152,8 @@ pub struct CallOutcome {
     pub retries: Vec<ErrorKind>,
     /// The last attempt's duration (waits excluded).
     pub latency: Duration,
+    /// The Batch Inference job that answered, when the call went through one.
+    pub batch_job: Option<String>,
 }
 
 /// A call's attempts in one region (or at one endpoint).

@@ -35,6 +35,42 @@ pub struct LearnedQuota {
     pub updates: u64,
 }
 
+/// One Batch Inference job of a run, as summary.json, `status` and the progress line show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchJobReport {
+    /// The input file's name in S3 (`part-00001`).
+    pub part: String,
+    pub model: String,
+    /// Empty until the job is created.
+    #[serde(default)]
+    pub job_arn: String,
+    /// Bedrock's status (`InProgress`, `Completed`...), or `Prepared` before the job exists.
+    pub status: String,
+    pub records: u64,
+    /// Records the service reports processed so far, while the job runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed: Option<u64>,
+    /// Lines collected: answered, and failed (error lines and records left unanswered).
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// The Batch Inference side of a run, for summary.json: its jobs, and where this run's
+/// time went (seconds): writing the input files, uploading them and creating the jobs,
+/// waiting for the jobs, reading their output into results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchReport {
+    pub jobs: Vec<BatchJobReport>,
+    #[serde(default)]
+    pub prepare_s: f64,
+    #[serde(default)]
+    pub submit_s: f64,
+    #[serde(default)]
+    pub wait_s: f64,
+    #[serde(default)]
+    pub collect_s: f64,
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -27,7 +27,7 @@ pub enum Mode {
 }
 
 /// Who a result line belongs to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecordMeta {
     pub number: u64,
     pub line: u64,

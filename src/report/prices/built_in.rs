@@ -283,9 +283,10 @@ pub fn entries() -> Vec<(&'static str, Price)> {
             "amazon.titan-embed-g1-text-02",
             tokens(0.10, 0.0, PAGE_2025_07),
         ),
+        // Titan Text Embeddings V2 is offered through Batch Inference at half price.
         (
             "amazon.titan-embed-text-v2:0",
-            tokens(0.02, 0.0, PAGE_2025_07),
+            tokens(0.02, 0.0, PAGE_2025_07).with_batch(0.01, 0.0),
         ),
         // Titan Multimodal Embeddings G1: text tokens at $0.0008 per thousand. Images are
         // billed per image ($0.00006 each), which a token price cannot express: a cost

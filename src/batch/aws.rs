@@ -1,0 +1,396 @@
+//! The AWS side of Batch Inference, through the real SDK clients: S3 (checking the bucket,
+//! uploading input files, multipart when large, listing and streaming job output) and the
+//! Bedrock control plane (creating, reading and stopping model invocation jobs). Errors come
+//! back as one line that says what failed, where, and the service's own words.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_bedrock::types::{
+    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig,
+    ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig,
+    ModelInvocationType, S3InputFormat,
+};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_types::retry::RetryConfig;
+use tokio::io::AsyncBufRead;
+
+/// `s3://BUCKET/PREFIX`, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Without leading or trailing `/`; may be empty.
+    pub prefix: String,
+}
+
+impl S3Location {
+    pub fn parse(uri: &str) -> Result<S3Location, String> {
+        let rest = uri.strip_prefix("s3://").ok_or_else(|| {
+            format!("--s3 takes s3://BUCKET/PREFIX (e.g. s3://my-bucket/bedrock-batch), got {uri:?}")
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid_bucket {
+            return Err(format!(
+                "--s3 {uri:?}: {bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens)"
+            ));
+        }
+        Ok(S3Location {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    /// The key `rest` under the prefix.
+    pub fn key(&self, rest: &str) -> String {
+        if self.prefix.is_empty() {
+            rest.to_string()
+        } else {
+            format!("{}/{rest}", self.prefix)
+        }
+    }
+
+    pub fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+}
+
+/// Input files above this size go up in parts.
+const MULTIPART_FROM: u64 = 64 * 1024 * 1024;
+const PART_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What `GetModelInvocationJob` says of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStatus {
+    pub status: String,
+    pub message: Option<String>,
+    pub processed: Option<u64>,
+    /// From submission to the end, once it ended.
+    pub elapsed: Option<Duration>,
+}
+
+/// The job a part becomes.
+pub struct NewJob<'a> {
+    pub name: &'a str,
+    pub token: &'a str,
+    pub model: &'a str,
+    pub role_arn: &'a str,
+    pub input_uri: &'a str,
+    pub output_uri: &'a str,
+    pub timeout_hours: i32,
+    pub converse: bool,
+}
+
+#[derive(Clone)]
+pub struct Clients {
+    pub bedrock: aws_sdk_bedrock::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// The service's own words for an SDK error: code and message when it answered.
+fn said<E, R>(err: &aws_sdk_bedrock::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_bedrock::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(service) => match (service.code(), service.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_string(),
+            _ => service.to_string(),
+        },
+        None => aws_sdk_bedrock::error::DisplayErrorContext(err).to_string(),
+    }
+}
+
+impl Clients {
+    /// Clients from the run's SDK configuration. The control plane and S3 retry on their
+    /// own (their calls are few, unlike bedrock-runtime's); S3 goes to `s3_endpoint` when
+    /// given (path-style, as any custom S3 endpoint), else to AWS_ENDPOINT_URL_S3 or AWS.
+    pub fn new(sdk: &aws_config::SdkConfig, s3_endpoint: Option<&str>) -> Clients {
+        let retry = RetryConfig::standard().with_max_attempts(5);
+        let bedrock = aws_sdk_bedrock::config::Builder::from(sdk)
+            .retry_config(retry.clone())
+            .build();
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).retry_config(retry);
+        let env_endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok();
+        match s3_endpoint.map(str::to_string).or(env_endpoint) {
+            Some(url) => s3 = s3.endpoint_url(url).force_path_style(true),
+            // A custom bedrock endpoint is no S3 endpoint.
+            None => {
+                s3.set_endpoint_url(None);
+            }
+        }
+        Clients {
+            bedrock: aws_sdk_bedrock::Client::from_conf(bedrock),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+        }
+    }
+
+    /// Checks the bucket exists and is ours to use.
+    pub async fn check_bucket(&self, location: &S3Location) -> Result<(), String> {
+        let bucket = &location.bucket;
+        match self.s3.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                Err(match status {
+                    Some(403) => format!(
+                        "access denied on s3://{bucket}: your credentials need s3:ListBucket, s3:PutObject and s3:GetObject on it (and the --role-arn role needs s3:GetObject, s3:ListBucket and s3:PutObject too)"
+                    ),
+                    Some(404) => format!(
+                        "the bucket s3://{bucket} does not exist (or is in another account): create it in the region of the run, or pass another --s3"
+                    ),
+                    _ => format!(
+                        "cannot reach s3://{bucket}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&err)
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Uploads `path` to `key`: one PUT, or a multipart upload for large files.
+    pub async fn upload(&self, bucket: &str, key: &str, path: &Path) -> Result<(), String> {
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|err| format!("{}: {err}", path.display()))?
+            .len();
+        let failed = |err: String| format!("uploading {} to s3://{bucket}/{key}: {err}", path.display());
+        if size < MULTIPART_FROM {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|err| failed(err.to_string()))?;
+            self.s3
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type("application/jsonl")
+                .body(body)
+                .send()
+                .await
+                .map_err(|err| failed(aws_sdk_s3::error::DisplayErrorContext(&err).to_string()))?;
+            return Ok(());
+        }
+        let upload = self
+            .s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| failed(aws_sdk_s3::error::DisplayErrorContext(&err).to_string()))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let parts = self.upload_parts(bucket, key, &upload_id, path, size).await;
+        match parts {
+            Ok(parts) => {
+                self.s3
+                    .complete_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        failed(aws_sdk_s3::error::DisplayErrorContext(&err).to_string())
+                    })?;
+                Ok(())
+            }
+            Err(err) => {
+                let _ = self
+                    .s3
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(failed(err))
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<Vec<CompletedPart>, String> {
+        let mut parts = Vec::new();
+        let mut offset = 0;
+        let mut number = 1;
+        while offset < size {
+            let length = PART_BYTES.min(size - offset);
+            let body = ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(length))
+                .build()
+                .await
+                .map_err(|err| err.to_string())?;
+            let part = self
+                .s3
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(body)
+                .send()
+                .await
+                .map_err(|err| aws_sdk_s3::error::DisplayErrorContext(&err).to_string())?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag().map(str::to_string))
+                    .build(),
+            );
+            offset += length;
+            number += 1;
+        }
+        Ok(parts)
+    }
+
+    /// Keys under `prefix`, every page.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| {
+                format!(
+                    "listing s3://{bucket}/{prefix}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&err)
+                )
+            })?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        }
+        Ok(keys)
+    }
+
+    /// The object at `key`, streamed.
+    pub async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<impl AsyncBufRead + Unpin + use<>, String> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                format!(
+                    "reading s3://{bucket}/{key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&err)
+                )
+            })?;
+        Ok(tokio::io::BufReader::with_capacity(
+            1 << 20,
+            object.body.into_async_read(),
+        ))
+    }
+
+    /// Creates the job (or, for a token already used, finds the one it made); its ARN.
+    pub async fn create_job(&self, job: &NewJob<'_>) -> Result<String, String> {
+        let input = ModelInvocationJobS3InputDataConfig::builder()
+            .s3_uri(job.input_uri)
+            .s3_input_format(S3InputFormat::Jsonl)
+            .build()
+            .map_err(|err| err.to_string())?;
+        let output = ModelInvocationJobS3OutputDataConfig::builder()
+            .s3_uri(job.output_uri)
+            .build()
+            .map_err(|err| err.to_string())?;
+        let kind = if job.converse {
+            ModelInvocationType::Converse
+        } else {
+            ModelInvocationType::InvokeModel
+        };
+        let created = self
+            .bedrock
+            .create_model_invocation_job()
+            .job_name(job.name)
+            .client_request_token(job.token)
+            .model_id(job.model)
+            .role_arn(job.role_arn)
+            .input_data_config(ModelInvocationJobInputDataConfig::S3InputDataConfig(input))
+            .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(output))
+            .timeout_duration_in_hours(job.timeout_hours)
+            .model_invocation_type(kind)
+            .send()
+            .await
+            .map_err(|err| said(&err))?;
+        Ok(created.job_arn().to_string())
+    }
+
+    pub async fn job_status(&self, arn: &str) -> Result<JobStatus, String> {
+        let job = self
+            .bedrock
+            .get_model_invocation_job()
+            .job_identifier(arn)
+            .send()
+            .await
+            .map_err(|err| said(&err))?;
+        let elapsed = job.end_time().map(|end| {
+            let secs = end.as_secs_f64() - job.submit_time().as_secs_f64();
+            Duration::from_secs_f64(secs.max(0.0))
+        });
+        Ok(JobStatus {
+            status: job
+                .status()
+                .map_or("Submitted".to_string(), |s| s.as_str().to_string()),
+            message: job.message().map(str::to_string),
+            processed: job.processed_record_count().map(|n| n.max(0) as u64),
+            elapsed,
+        })
+    }
+
+    pub async fn stop_job(&self, arn: &str) -> Result<(), String> {
+        self.bedrock
+            .stop_model_invocation_job()
+            .job_identifier(arn)
+            .send()
+            .await
+            .map_err(|err| said(&err))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_locations_parse_and_refuse_what_is_not_one() {
+        let at = S3Location::parse("s3://my-bucket/runs/nightly/").unwrap();
+        assert_eq!(at.bucket, "my-bucket");
+        assert_eq!(at.prefix, "runs/nightly");
+        assert_eq!(at.key("x/part-00001.jsonl"), "runs/nightly/x/part-00001.jsonl");
+        let bare = S3Location::parse("s3://my-bucket").unwrap();
+        assert_eq!(bare.key("a"), "a");
+        assert!(S3Location::parse("my-bucket/x").unwrap_err().contains("s3://BUCKET/PREFIX"));
+        assert!(S3Location::parse("s3://My_Bucket/x").unwrap_err().contains("bucket name"));
+        assert!(S3Location::parse("https://b/x").is_err());
+    }
+}
