@@ -62,8 +62,9 @@ impl HttpFetcher {
                 let client = self
                     .tls
                     .get_or_init(|| {
+                        let provider = rustls::crypto::aws_lc_rs::default_provider();
                         let tls = hyper_rustls::HttpsConnectorBuilder::new()
-                            .with_native_roots()
+                            .with_provider_and_native_roots(provider)
                             .map_err(|err| {
                                 format!("no trusted root certificates on this machine: {err}")
                             })?
