@@ -238,8 +238,8 @@ pub struct RunArgs {
     pub stop: Vec<String>,
 
     /// The field (JSONL) or column (CSV) that names a record's images: paths relative to
-    /// the job file, data: URIs, or objects {"path"|"base64", "format"}; in CSV, paths
-    /// separated by ";". Default "images".
+    /// the job file, https:// URLs, data: URIs, or objects {"path"|"url"|"base64",
+    /// "format"}; in CSV, paths or URLs separated by ";". Default "images".
     #[arg(long, help_heading = "Images and documents", value_name = "NAME")]
     pub image_column: Option<String>,
     /// Likewise for documents (pdf, csv, doc, docx, xls, xlsx, html, txt, md). Default
@@ -249,6 +249,35 @@ pub struct RunArgs {
     /// A document sent with every record, ahead of the record's own (repeatable).
     #[arg(long, help_heading = "Images and documents", value_name = "FILE")]
     pub document: Vec<PathBuf>,
+    /// Images and documents named by URL (Bedrock takes bytes only) are fetched by the
+    /// runner, at most this many at once, while calls go on. A URL named by many records
+    /// is fetched once.
+    #[arg(
+        long,
+        help_heading = "Images and documents",
+        default_value_t = 16,
+        value_name = "N"
+    )]
+    pub fetch_concurrency: usize,
+    /// Seconds one URL may take (connection, redirects and body); past it, the records
+    /// naming it get an error line (`fetch_failed`) and the run goes on.
+    #[arg(
+        long,
+        help_heading = "Images and documents",
+        default_value_t = 30.0,
+        value_name = "SECONDS"
+    )]
+    pub fetch_timeout: f64,
+    /// Bytes read from one URL at most: a larger body (by its Content-Length, or once
+    /// that much has arrived) is a record error. Default: Bedrock's document limit, 4.5 MB
+    /// (images are then held to their own 3.75 MB).
+    #[arg(
+        long,
+        help_heading = "Images and documents",
+        default_value_t = crate::media::MAX_DOCUMENT_BYTES,
+        value_name = "BYTES"
+    )]
+    pub max_media_bytes: usize,
     /// Put a cache point after the system prompt and the shared --document files, so the
     /// instructions repeated on every record are billed at the cache-read rate.
     #[arg(long, help_heading = "Prompt")]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::bedrock::Endpoint;
 use crate::cli::{LocalServerArgs, RunArgs};
+use crate::fetch::FetchSettings;
 use crate::job::JobFormat;
 use crate::job::media::{MediaLoader, check_document_count};
 use crate::job::prepare::RequestSettings;
@@ -59,6 +60,8 @@ pub struct RunConfig {
     pub via: crate::cli::Via,
     /// With `--via batch` or `auto`: where and how the jobs run.
     pub batch: Option<crate::batch::BatchSettings>,
+    /// How media named by URL are fetched.
+    pub fetch: FetchSettings,
 }
 
 /// The knowledge base a retrieve or rag run queries.
@@ -259,6 +262,15 @@ impl RunConfig {
             )),
             None => None,
         };
+        if args.fetch_concurrency == 0 {
+            return Err("--fetch-concurrency must be at least 1".into());
+        }
+        if !(args.fetch_timeout.is_finite() && args.fetch_timeout > 0.0) {
+            return Err(format!(
+                "--fetch-timeout must be a positive number of seconds, got {}",
+                args.fetch_timeout
+            ));
+        }
         for (flag, value) in [
             ("--grace", args.grace),
             ("--stall-timeout", args.stall_timeout),
@@ -440,6 +452,15 @@ impl RunConfig {
             knowledge_base,
             via: args.via,
             batch,
+            fetch: FetchSettings {
+                concurrency: args.fetch_concurrency,
+                max_bytes: args.max_media_bytes,
+                timeout: Duration::from_secs_f64(args.fetch_timeout),
+                connect_timeout: Duration::from_secs_f64(
+                    args.connect_timeout.min(args.fetch_timeout),
+                ),
+                ..FetchSettings::default()
+            },
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod exit;
 pub mod export;
+pub mod fetch;
 pub mod job;
 pub mod knowledge_base;
 pub mod local_server;

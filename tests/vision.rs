@@ -21,19 +21,6 @@ fn summary(work: &Path, dir: &str) -> Value {
     read_summary(&work.join(dir))
 }
 
-/// A JPEG header (SOI, JFIF, SOF0) of the given size.
-fn jpeg(width: u16, height: u16) -> Vec<u8> {
-    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
-    b.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
-    b.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
-    b.extend_from_slice(&height.to_be_bytes());
-    b.extend_from_slice(&width.to_be_bytes());
-    b.extend_from_slice(&[
-        0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xFF, 0xD9,
-    ]);
-    b
-}
-
 /// A WebP (VP8X) header of the given size.
 fn webp(width: u32, height: u32) -> Vec<u8> {
     let mut chunk = b"VP8X".to_vec();

@@ -1,8 +1,9 @@
 //! A record's images and documents, read and checked before any call: paths (relative to
-//! the job file), `data:` URIs or base64, the real format taken from the bytes' magic number
-//! (a declared format or extension that disagrees is corrected, with a warning), and
-//! Bedrock's limits. A file used by many records is read once: a bounded cache keeps recent
-//! files.
+//! the job file), URLs (fetched ahead by [`crate::fetch`], handed in with
+//! [`MediaLoader::set_fetched`]), `data:` URIs or base64, the real format taken from the
+//! bytes' magic number (a declared format or extension that disagrees is corrected, with a
+//! warning), and Bedrock's limits. A file used by many records is read once: a bounded cache
+//! keeps recent files.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::Value;
 
+use crate::fetch::{FetchFailure, Fetched, is_url};
 use crate::media::{
     DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE,
     MAX_IMAGES, document_name, image_format_name, image_size, sniff_image_format,
@@ -35,6 +37,41 @@ fn error(kind: &'static str, message: String) -> MediaError {
 enum Source {
     Path(String),
     Base64(String),
+    /// `https://...`, `s3://...`: fetched before the record is prepared.
+    Url(String),
+}
+
+impl Source {
+    /// How messages name an item: `images[0] (media/a.png)`.
+    fn describe(&self, field: &str, i: usize) -> String {
+        match self {
+            Source::Path(path) | Source::Url(path) => format!("{field}[{i}] ({path})"),
+            Source::Base64(_) => format!("{field}[{i}]"),
+        }
+    }
+
+    /// The file name a path or URL ends with.
+    fn file_name(&self) -> Option<String> {
+        match self {
+            Source::Path(path) => Path::new(path)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string),
+            Source::Url(url) => url::Url::parse(url)
+                .ok()?
+                .path_segments()?
+                .next_back()
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+            Source::Base64(_) => None,
+        }
+    }
+}
+
+/// What happens to URL media: fetched ahead and handed in, or left out (a dry run).
+enum Remote {
+    Fetched(HashMap<String, Fetched>),
+    NotFetched { skipped: u64 },
 }
 
 struct Spec {
@@ -52,6 +89,7 @@ pub struct MediaLoader {
     /// Files read from disk, and uses served from the cache.
     pub reads: u64,
     pub hits: u64,
+    remote: Remote,
 }
 
 impl MediaLoader {
@@ -63,6 +101,38 @@ impl MediaLoader {
             cached_bytes: 0,
             reads: 0,
             hits: 0,
+            remote: Remote::Fetched(HashMap::new()),
+        }
+    }
+
+    /// A loader that leaves URL media out instead of expecting their bodies (`--dry-run`
+    /// calls nothing, fetches included): see [`MediaLoader::not_fetched`].
+    pub fn without_fetching(mut self) -> MediaLoader {
+        self.remote = Remote::NotFetched { skipped: 0 };
+        self
+    }
+
+    /// The bodies of the next record's URLs, fetched ahead (see [`remote_urls`]).
+    pub fn set_fetched(&mut self, bodies: HashMap<String, Fetched>) {
+        self.remote = Remote::Fetched(bodies);
+    }
+
+    /// URL media left out by a loader made [`MediaLoader::without_fetching`].
+    pub fn not_fetched(&self) -> u64 {
+        match self.remote {
+            Remote::NotFetched { skipped } => skipped,
+            Remote::Fetched(_) => 0,
+        }
+    }
+
+    /// Whether `spec` is left out (counted) because nothing fetches in this run.
+    fn skips(&mut self, spec: &Spec) -> bool {
+        match (&spec.source, &mut self.remote) {
+            (Source::Url(_), Remote::NotFetched { skipped }) => {
+                *skipped += 1;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -94,8 +164,15 @@ impl MediaLoader {
         Ok(bytes)
     }
 
-    fn bytes(&mut self, spec: &Spec, what: &str) -> Result<Arc<Vec<u8>>, MediaError> {
-        match &spec.source {
+    /// The bytes of `spec`, and the Content-Type a server sent them with.
+    fn bytes(
+        &mut self,
+        spec: &Spec,
+        what: &str,
+        kind: &str,
+    ) -> Result<(Arc<Vec<u8>>, Option<String>), MediaError> {
+        let bytes = match &spec.source {
+            Source::Url(url) => return self.fetched(url, what, kind),
             Source::Path(path) => self.read(path, what),
             Source::Base64(data) => base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
@@ -106,6 +183,42 @@ impl MediaLoader {
                         format!("{what}: the base64 data is not valid: {err}"),
                     )
                 }),
+        };
+        bytes.map(|bytes| (bytes, None))
+    }
+
+    /// The fetched body of `url` (`kind`: "image" or "document", for a body over the cap).
+    fn fetched(
+        &self,
+        url: &str,
+        what: &str,
+        kind: &str,
+    ) -> Result<(Arc<Vec<u8>>, Option<String>), MediaError> {
+        let Remote::Fetched(bodies) = &self.remote else {
+            return Err(error("fetch_failed", format!("{what}: not fetched")));
+        };
+        match bodies.get(url) {
+            Some(Ok(body)) => Ok((body.bytes.clone(), body.content_type.clone())),
+            Some(Err(failure @ FetchFailure::TooLarge { .. })) => Err(error(
+                if kind == "image" {
+                    "image_too_large"
+                } else {
+                    "document_too_large"
+                },
+                format!(
+                    "{what}: {failure}; Bedrock takes {}",
+                    if kind == "image" {
+                        "images up to 3.75 MB"
+                    } else {
+                        "documents up to 4.5 MB"
+                    }
+                ),
+            )),
+            Some(Err(failure)) => Err(error("fetch_failed", format!("{what}: {failure}"))),
+            None => Err(error(
+                "fetch_failed",
+                format!("{what}: the URL was not fetched before the record was prepared"),
+            )),
         }
     }
 
@@ -114,6 +227,7 @@ impl MediaLoader {
         crate::vocab::FilesRead {
             read: self.reads,
             reused: self.hits,
+            ..Default::default()
         }
     }
 
@@ -135,23 +249,23 @@ impl MediaLoader {
         }
         let mut images = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            let what = match &spec.source {
-                Source::Path(path) => format!("images[{i}] ({path})"),
-                Source::Base64(_) => format!("images[{i}]"),
-            };
-            let bytes = self.bytes(spec, &what)?;
+            if self.skips(spec) {
+                continue;
+            }
+            let what = spec.source.describe("images", i);
+            let (bytes, content_type) = self.bytes(spec, &what, "image")?;
             let format = sniff_image_format(&bytes).ok_or_else(|| {
                 error(
                     "invalid_image",
-                    format!("{what}: not a png, jpeg, gif or webp image (unsupported format or corrupt bytes)"),
+                    format!(
+                        "{what}: not a png, jpeg, gif or webp image (unsupported format or corrupt bytes){}",
+                        sent_as(&content_type)
+                    ),
                 )
             })?;
-            let declared = spec.declared.clone().or_else(|| match &spec.source {
-                Source::Path(path) => Path::new(path)
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .map(str::to_string),
-                Source::Base64(_) => None,
+            let declared = spec.declared.clone().or_else(|| {
+                let name = spec.source.file_name()?;
+                name.rsplit_once('.').map(|(_, ext)| ext.to_string())
             });
             if let Some(declared) = declared
                 && image_format_name(&declared) != Some(format)
@@ -202,15 +316,19 @@ impl MediaLoader {
         let specs = specs(value, "documents")?;
         let mut documents: Vec<DocumentInput> = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            let (what, file_name) = match &spec.source {
-                Source::Path(path) => (
-                    format!("documents[{i}] ({path})"),
-                    Path::new(path)
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .map(str::to_string),
-                ),
-                Source::Base64(_) => (format!("documents[{i}]"), None),
+            if self.skips(spec) {
+                continue;
+            }
+            let what = spec.source.describe("documents", i);
+            let file_name = spec.source.file_name();
+            // A URL's body comes before its format: a name without an extension can still
+            // be known by its Content-Type.
+            let (fetched, content_type) = match spec.source {
+                Source::Url(_) => {
+                    let (bytes, content_type) = self.bytes(spec, &what, "document")?;
+                    (Some(bytes), content_type)
+                }
+                _ => (None, None),
             };
             let format = spec
                 .declared
@@ -220,7 +338,14 @@ impl MediaLoader {
                         .as_deref()
                         .and_then(|n| n.rsplit_once('.'))
                         .map(|(_, ext)| ext.to_string())
+                        // A URL's last segment may be a script ("download.php"): its
+                        // Content-Type says more.
+                        .filter(|ext| {
+                            fetched.is_none()
+                                || DOCUMENT_FORMATS.contains(&ext.to_ascii_lowercase().as_str())
+                        })
                 })
+                .or_else(|| content_type.as_deref().and_then(document_format_of))
                 .map(|f| f.to_ascii_lowercase())
                 .ok_or_else(|| {
                     error(
@@ -240,11 +365,17 @@ impl MediaLoader {
                     ),
                 ));
             }
-            let bytes = self.bytes(spec, &what)?;
+            let bytes = match fetched {
+                Some(bytes) => bytes,
+                None => self.bytes(spec, &what, "document")?.0,
+            };
             if format == "pdf" && !bytes.starts_with(b"%PDF") {
                 return Err(error(
                     "invalid_document",
-                    format!("{what}: not a PDF (no %PDF header)"),
+                    format!(
+                        "{what}: not a PDF (no %PDF header){}",
+                        sent_as(&content_type)
+                    ),
                 ));
             }
             if bytes.len() > MAX_DOCUMENT_BYTES {
@@ -285,6 +416,45 @@ impl MediaLoader {
         }
         Ok(documents)
     }
+}
+
+/// " (the server sent text/html)": why a fetched body may not be what was asked for.
+fn sent_as(content_type: &Option<String>) -> String {
+    match content_type {
+        Some(content_type) => format!(" (the server sent {content_type})"),
+        None => String::new(),
+    }
+}
+
+/// The document format a Content-Type names.
+fn document_format_of(content_type: &str) -> Option<String> {
+    let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
+    let format = match essence.as_str() {
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "text/html" => "html",
+        "text/plain" => "txt",
+        "text/markdown" => "md",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        _ => return None,
+    };
+    Some(format.to_string())
+}
+
+/// The URLs a record's `images` or `documents` field names, for fetching ahead (an item
+/// that cannot be read is left to [`MediaLoader`] to report).
+pub fn remote_urls(value: &Value, field: &str) -> Vec<String> {
+    specs(value, field)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|spec| match spec.source {
+            Source::Url(url) => Some(url),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Checks the count of documents (the record's and the shared ones together).
@@ -344,20 +514,28 @@ fn specs(value: &Value, field: &str) -> Result<Vec<Spec>, MediaError> {
                     }
                 }
                 None => Spec {
-                    source: Source::Path(text.clone()),
+                    source: if is_url(text) {
+                        Source::Url(text.clone())
+                    } else {
+                        Source::Path(text.clone())
+                    },
                     declared: None,
                     name: None,
                 },
             }),
             Value::Object(object) => {
                 let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_string);
-                let source = match (text("path"), text("base64")) {
-                    (Some(path), None) => Source::Path(path),
-                    (None, Some(data)) => Source::Base64(data),
+                let source = match (text("path"), text("url"), text("base64")) {
+                    (Some(path), None, None) if is_url(&path) => Source::Url(path),
+                    (Some(path), None, None) => Source::Path(path),
+                    (None, Some(url), None) => Source::Url(url),
+                    (None, None, Some(data)) => Source::Base64(data),
                     _ => {
                         return Err(error(
                             "invalid_media",
-                            format!("{field}[{i}]: give exactly one of \"path\" or \"base64\""),
+                            format!(
+                                "{field}[{i}]: give exactly one of \"path\", \"url\" or \"base64\""
+                            ),
                         ));
                     }
                 };
@@ -369,7 +547,9 @@ fn specs(value: &Value, field: &str) -> Result<Vec<Spec>, MediaError> {
             }
             other => Err(error(
                 "invalid_media",
-                format!("{field}[{i}]: expected a path, a data: URI or an object, got {other}"),
+                format!(
+                    "{field}[{i}]: expected a path, a URL, a data: URI or an object, got {other}"
+                ),
             )),
         })
         .collect()
@@ -436,6 +616,85 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn urls_use_the_bodies_fetched_ahead() {
+        use crate::fetch::Body;
+        let body = |bytes: Vec<u8>, content_type: &str| {
+            Ok(Body {
+                bytes: Arc::new(bytes),
+                content_type: Some(content_type.to_string()),
+            })
+        };
+        let value = json!(["https://h/a.jpg", {"url": "https://h/page"}]);
+        assert_eq!(
+            remote_urls(&value, "images"),
+            vec!["https://h/a.jpg".to_string(), "https://h/page".to_string()]
+        );
+        let mut loader = MediaLoader::new(Path::new("job.jsonl"));
+        loader.set_fetched(HashMap::from([
+            ("https://h/a.jpg".to_string(), body(png(4, 4), "image/png")),
+            (
+                "https://h/page".to_string(),
+                body(b"<html>".to_vec(), "text/html"),
+            ),
+            (
+                "https://h/big.png".to_string(),
+                Err(FetchFailure::TooLarge {
+                    limit: 10,
+                    declared: Some(11),
+                }),
+            ),
+            (
+                "https://h/gone.png".to_string(),
+                Err(FetchFailure::Failed("HTTP 404 Not Found".into())),
+            ),
+            (
+                "https://h/download".to_string(),
+                body(b"%PDF-1.7".to_vec(), "application/pdf; qs=1"),
+            ),
+        ]));
+        let mut warnings = Vec::new();
+        let images = loader
+            .images(&json!(["https://h/a.jpg"]), &mut warnings)
+            .unwrap();
+        assert_eq!(images[0].format, "png");
+        assert!(warnings[0].contains("declared as jpg"), "{warnings:?}");
+        let err = loader.images(&value, &mut warnings).unwrap_err();
+        assert_eq!(err.kind, "invalid_image");
+        assert!(
+            err.message
+                .starts_with("images[1] (https://h/page): not a png")
+                && err.message.ends_with("(the server sent text/html)"),
+            "{}",
+            err.message
+        );
+        let err = loader
+            .images(&json!("https://h/big.png"), &mut warnings)
+            .unwrap_err();
+        assert_eq!(err.kind, "image_too_large");
+        let err = loader
+            .documents(&json!(["https://h/gone.png"]), &mut warnings)
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (
+                "fetch_failed",
+                "documents[0] (https://h/gone.png): HTTP 404 Not Found"
+            )
+        );
+        let docs = loader
+            .documents(&json!(["https://h/download"]), &mut warnings)
+            .unwrap();
+        assert_eq!(
+            (docs[0].format.as_str(), docs[0].name.as_str()),
+            ("pdf", "download")
+        );
+
+        let mut dry = MediaLoader::new(Path::new("job.jsonl")).without_fetching();
+        assert!(dry.images(&value, &mut warnings).unwrap().is_empty());
+        assert_eq!(dry.not_fetched(), 2);
     }
 
     #[test]

@@ -280,6 +280,8 @@ pub fn add_counts(summary: &mut Summary, other: &Summary) {
     }
     summary.files.read += other.files.read;
     summary.files.reused += other.files.reused;
+    summary.files.urls_fetched += other.files.urls_fetched;
+    summary.files.urls_reused += other.files.urls_reused;
 }
 
 impl Totals {

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{RunError, feed, hint, interrupt};
 use crate::config::RunConfig;
 use crate::engine::{Engine, Stops};
+use crate::fetch::{Fetchers, RemoteMedia};
 use crate::job::media::MediaLoader;
 use crate::job::{self, JobError, Records};
 use crate::report::progress::Progress;
@@ -54,6 +55,7 @@ pub async fn drive(
             done,
         },
         MediaLoader::new(&config.job_path),
+        RemoteMedia::new(Fetchers::standard(&config.fetch), config.fetch.clone()),
         task_tx,
         invalid_tx,
     );

@@ -2,6 +2,8 @@
 //! records and, per model, the estimated input tokens (four characters a token), the output
 //! ceiling (`max_tokens`, or 1,024 where a record sets none) and what they would cost,
 //! priced record by record as the run would (a long request is billed at its own tier).
+//! Media named by URL are not fetched (fetching is calling): they are counted and left out
+//! of the checks and the estimate, and the report says so.
 
 use std::collections::BTreeMap;
 
@@ -60,6 +62,13 @@ struct Estimate {
     input_cost_usd: Option<f64>,
     cost_ceiling_usd: Option<f64>,
     errors: Vec<serde_json::Value>,
+    /// Images and documents named by URL: not fetched, so neither checked nor estimated.
+    #[serde(skip_serializing_if = "is_zero")]
+    media_urls_not_fetched: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ModelEstimate {
@@ -93,8 +102,9 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
     let prices = config.prices.clone();
     let mut estimate = tokio::task::spawn_blocking(move || -> Result<Estimate, JobError> {
         let mut estimate = Estimate::default();
-        let media = MediaLoader::new(&job_path);
-        for fed in Feed::new(records, settings, limit, RecordSet::default(), media).in_shard(shard) {
+        let media = MediaLoader::new(&job_path).without_fetching();
+        let mut feed = Feed::new(records, settings, limit, RecordSet::default(), media).in_shard(shard);
+        for fed in feed.by_ref() {
             match fed? {
                 Fed::Ready(prepared) => {
                     estimate.valid += 1;
@@ -126,6 +136,7 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
             }
         }
         estimate.records = estimate.valid + estimate.invalid;
+        estimate.media_urls_not_fetched = feed.media.not_fetched();
         Ok(estimate)
     })
     .await
@@ -183,6 +194,12 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
                     unpriced.join(", ")
                 );
             }
+        }
+        if estimate.media_urls_not_fetched > 0 {
+            eprintln!(
+                "media by URL: {} not fetched (a dry run calls nothing): their bytes are not checked and not in the estimate",
+                thousands(estimate.media_urls_not_fetched)
+            );
         }
         for error in &estimate.errors {
             eprintln!("  {}", error["message"].as_str().unwrap_or_default());

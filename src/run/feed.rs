@@ -1,9 +1,14 @@
-//! The reading stage, run on a blocking thread: records are read, prepared, checked for
-//! duplicate ids and (for Cohere Embed) packed into batches, then handed to the pool as
-//! tasks. Records that cannot be sent go straight to the results as error lines.
+//! The reading stages. A blocking thread reads the job file, takes this run's records
+//! (`--limit`, `--shard`, not done before) and checks their ids for duplicates, in file
+//! order; [`super::resolve`] fetches the media they name by URL, several records at once;
+//! a second blocking thread prepares them and (for Cohere Embed) packs them into batches,
+//! then hands them to the pool as tasks. Records that cannot be sent go straight to the
+//! results as error lines.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -11,10 +16,12 @@ use tokio::task::JoinHandle;
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::resolve::{self, Resolved};
+use crate::fetch::RemoteMedia;
 use crate::job::media::MediaLoader;
 use crate::job::prepare::RequestSettings;
 use crate::job::prepare::{prepare, record_id};
-use crate::job::{JobError, Records};
+use crate::job::{JobError, Record, Records};
 use crate::model_id::Family;
 use crate::store::state::RecordSet;
 use crate::vocab::FilesRead;
@@ -31,20 +38,26 @@ pub enum Fed {
     Invalid(InvalidRecord),
 }
 
-/// Prepared records, one per job-file record, with duplicate ids reported.
-pub struct Feed {
+/// The run's records of the job file, in file order, with duplicate ids reported.
+pub struct Selector {
     records: Records,
-    settings: RequestSettings,
     limit: Option<u64>,
     /// Records already done in an earlier run: read (their ids count) but not sent.
     skip: RecordSet,
     /// Only this shard's records are taken.
     shard: Option<Shard>,
-    /// Reads the records' images and documents.
-    pub media: MediaLoader,
     seen: u64,
     /// Hash of each id seen: 8 bytes an id, so a million ids cost about 20 MB.
     ids: HashSet<u64, BuildHasherDefault<PassThrough>>,
+}
+
+/// Prepared records, one per record the [`Selector`] takes (`--dry-run` and tests: the
+/// run itself fetches URL media between selecting and preparing, see [`spawn`]).
+pub struct Feed {
+    selector: Selector,
+    settings: RequestSettings,
+    /// Reads the records' images and documents.
+    pub media: MediaLoader,
 }
 
 /// The keys are already xxh3 hashes: use them as they are.
@@ -74,6 +87,25 @@ fn id_key(id: &Value) -> u64 {
     }
 }
 
+impl Selector {
+    pub fn new(records: Records, limit: Option<u64>, skip: RecordSet) -> Selector {
+        Selector {
+            records,
+            limit,
+            skip,
+            shard: None,
+            seen: 0,
+            ids: HashSet::default(),
+        }
+    }
+
+    /// Takes only `shard`'s records (all when `None`).
+    pub fn in_shard(mut self, shard: Option<Shard>) -> Selector {
+        self.shard = shard;
+        self
+    }
+}
+
 impl Feed {
     pub fn new(
         records: Records,
@@ -83,28 +115,36 @@ impl Feed {
         media: MediaLoader,
     ) -> Feed {
         Feed {
-            records,
+            selector: Selector::new(records, limit, skip),
             settings,
-            limit,
-            skip,
-            shard: None,
             media,
-            seen: 0,
-            ids: HashSet::default(),
         }
     }
-}
 
-impl Feed {
     /// Takes only `shard`'s records (all when `None`).
     pub fn in_shard(mut self, shard: Option<Shard>) -> Feed {
-        self.shard = shard;
+        self.selector = self.selector.in_shard(shard);
         self
     }
 }
 
 impl Iterator for Feed {
     type Item = Result<Fed, JobError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.selector.next()?.map(|selected| match selected {
+            Ok(record) => match prepare(&record, &self.settings, &mut self.media) {
+                Ok(prepared) => Fed::Ready(Box::new(prepared)),
+                Err(invalid) => Fed::Invalid(invalid),
+            },
+            Err(invalid) => Fed::Invalid(invalid),
+        }))
+    }
+}
+
+impl Iterator for Selector {
+    /// A record to prepare, or one that cannot be sent (unreadable, or a duplicate id).
+    type Item = Result<Result<Record, InvalidRecord>, JobError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let record = loop {
@@ -131,24 +171,22 @@ impl Iterator for Feed {
                 self.ids.insert(id_key(&record_id(record)));
             }
         };
-        let prepared = match record {
-            Ok(record) => prepare(&record, &self.settings, &mut self.media),
-            Err(invalid) => Err(invalid),
-        };
-        let fed = match prepared {
-            Ok(prepared) => {
-                let line = prepared.meta.line;
-                if self.ids.insert(id_key(&prepared.meta.id)) {
-                    Fed::Ready(Box::new(prepared))
+        // Ids are checked here, in file order, before the stages that may reorder records.
+        // A duplicate is not prepared (nor its media fetched): it is not sent anyway.
+        let selected = match record {
+            Ok(record) => {
+                let id = record_id(&record);
+                if self.ids.insert(id_key(&id)) {
+                    Ok(record)
                 } else {
-                    Fed::Invalid(InvalidRecord {
-                        number: prepared.meta.number,
+                    let line = record.line;
+                    Err(InvalidRecord {
+                        number: record.number,
                         line,
-                        id: Some(prepared.meta.id.clone()),
+                        id: Some(id.clone()),
                         kind: "duplicate_id",
                         message: format!(
-                            "line {line}: id {} was already used by an earlier record; this record was not sent (ids must be unique so results join back to the input)",
-                            prepared.meta.id
+                            "line {line}: id {id} was already used by an earlier record; this record was not sent (ids must be unique so results join back to the input)"
                         ),
                     })
                 }
@@ -157,10 +195,10 @@ impl Iterator for Feed {
                 if let Some(id) = &invalid.id {
                     self.ids.insert(id_key(id));
                 }
-                Fed::Invalid(invalid)
+                Err(invalid)
             }
         };
-        Some(Ok(fed))
+        Some(Ok(selected))
     }
 }
 
@@ -234,37 +272,76 @@ pub struct Selection {
     pub done: RecordSet,
 }
 
-/// Runs the reading stage on a blocking thread: tasks go to `tasks`, records that cannot be
-/// sent to `invalid`. It stops early when either receiver is gone (the run stopped), and
-/// returns how many media files it read.
+/// Records waiting between two stages.
+const STAGE_QUEUE: usize = 256;
+
+/// Runs the reading stages: tasks go to `tasks`, records that cannot be sent to `invalid`.
+/// They stop early when either receiver is gone (the run stopped), and return how many
+/// media files were read and URLs fetched.
 pub fn spawn(
     records: Records,
     settings: RequestSettings,
     selection: Selection,
-    media: MediaLoader,
+    mut media: MediaLoader,
+    remote: Arc<RemoteMedia>,
     tasks: mpsc::Sender<Task>,
     invalid: mpsc::Sender<InvalidRecord>,
 ) -> JoinHandle<Result<FilesRead, JobError>> {
-    tokio::task::spawn_blocking(move || {
-        let mut batcher = Batcher::new(&settings);
+    let (selected_tx, selected_rx) = mpsc::channel::<Record>(STAGE_QUEUE);
+    let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolved>(STAGE_QUEUE);
+    let invalid_of_reading = invalid.clone();
+    let reading = tokio::task::spawn_blocking(move || -> Result<(), JobError> {
         let Selection { limit, shard, done } = selection;
-        let mut feed = Feed::new(records, settings, limit, done, media).in_shard(shard);
-        while let Some(fed) = feed.next() {
-            let sent = match fed? {
-                Fed::Ready(prepared) => batcher
-                    .push(*prepared)
-                    .into_iter()
-                    .all(|task| tasks.blocking_send(task).is_ok()),
-                Fed::Invalid(record) => invalid.blocking_send(record).is_ok(),
+        for selected in Selector::new(records, limit, done).in_shard(shard) {
+            let sent = match selected? {
+                Ok(record) => selected_tx.blocking_send(record).is_ok(),
+                Err(record) => invalid_of_reading.blocking_send(record).is_ok(),
             };
             if !sent {
-                return Ok(feed.media.files_read());
+                break;
+            }
+        }
+        Ok(())
+    });
+    let fields = [
+        settings.image_field.clone(),
+        settings.document_field.clone(),
+    ];
+    let resolving = tokio::spawn(resolve::resolve(
+        selected_rx,
+        resolved_tx,
+        remote.clone(),
+        fields,
+    ));
+    let preparing = tokio::task::spawn_blocking(move || {
+        let mut batcher = Batcher::new(&settings);
+        while let Some(Resolved { record, bodies }) = resolved_rx.blocking_recv() {
+            media.set_fetched(bodies);
+            let sent = match prepare(&record, &settings, &mut media) {
+                Ok(prepared) => batcher
+                    .push(prepared)
+                    .into_iter()
+                    .all(|task| tasks.blocking_send(task).is_ok()),
+                Err(record) => invalid.blocking_send(record).is_ok(),
+            };
+            if !sent {
+                return media.files_read();
             }
         }
         for task in batcher.flush() {
             let _ = tasks.blocking_send(task);
         }
-        Ok(feed.media.files_read())
+        media.files_read()
+    });
+    tokio::spawn(async move {
+        let read = reading.await;
+        let _ = resolving.await;
+        let mut files = preparing.await.unwrap_or_default();
+        (files.urls_fetched, files.urls_reused) = remote.counts();
+        match read {
+            Ok(Err(err)) => Err(err),
+            _ => Ok(files),
+        }
     })
 }
 

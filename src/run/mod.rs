@@ -19,6 +19,7 @@ mod dry_run;
 mod feed;
 mod interrupt;
 mod on_demand;
+mod resolve;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -4,11 +4,20 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Image and document files read by this run, and uses served from the cache.
+/// Image and document files read by this run, and uses served from the cache; likewise
+/// for media named by URL (fetched, and uses served by the cache or a fetch under way).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FilesRead {
     pub read: u64,
     pub reused: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub urls_fetched: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub urls_reused: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The limiter's story for summary.json.
@@ -79,7 +88,7 @@ pub fn unix_now() -> u64 {
 
 impl FilesRead {
     pub fn is_empty(&self) -> bool {
-        self.read == 0 && self.reused == 0
+        self.read == 0 && self.reused == 0 && self.urls_fetched == 0 && self.urls_reused == 0
     }
 }
 

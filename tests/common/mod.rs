@@ -119,6 +119,19 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     bytes
 }
 
+/// A JPEG header (SOI, JFIF, SOF0) of the given size.
+pub fn jpeg(width: u16, height: u16) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    b.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+    b.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+    b.extend_from_slice(&height.to_be_bytes());
+    b.extend_from_slice(&width.to_be_bytes());
+    b.extend_from_slice(&[
+        0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xFF, 0xD9,
+    ]);
+    b
+}
+
 /// A GIF89a header with the given logical screen size.
 pub fn gif(width: u16, height: u16) -> Vec<u8> {
     let mut bytes = b"GIF89a".to_vec();
