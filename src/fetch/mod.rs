@@ -7,6 +7,7 @@
 
 mod cache;
 mod http;
+mod s3;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use url::Url;
 
 pub use cache::RemoteMedia;
 pub use http::HttpFetcher;
+pub use s3::S3Fetcher;
 
 /// The limits a run puts on fetching media.
 #[derive(Debug, Clone, PartialEq)]
