@@ -219,14 +219,15 @@ async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
         server.s3_url()
     ))?;
     eprintln!(
-        "point a client at it with --endpoint-url {} (any credentials) and S3 clients at {} (path-style); stats at {}/_local/stats; Ctrl-C stops",
+        "point a client at it with --endpoint-url {} (any credentials) and S3 clients at {} (path-style); stats at {}/_local/stats; Ctrl-C or SIGTERM stops",
         server.url(),
         server.s3_url(),
         server.url()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|err| Failure::usage(format!("cannot wait for Ctrl-C: {err}")))?;
+    // SIGTERM too, so a temporary S3 directory is removed however the server is stopped.
+    if !bedrock_batch::run::next_signal().await {
+        return Err(Failure::usage("cannot wait for Ctrl-C"));
+    }
     server.shutdown().await;
     Ok(())
 }

@@ -912,3 +912,42 @@ async fn buckets_are_listed_and_the_endpoints_differ() {
     assert_ne!(server.s3_url(), server.url());
     server.shutdown().await;
 }
+
+/// 50,000 records: the output is several parts of a multipart upload. Slow in debug
+/// builds, so run on demand: `cargo test --test batch_local_server -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn fifty_thousand_records_are_answered_in_a_multipart_output() {
+    let server = server(config()).await;
+    let (bedrock, s3) = (bedrock_client(&server), s3_client(&server));
+    put(&s3, "in/big.jsonl", jsonl(&converse_records(50_000))).await;
+    let started = std::time::Instant::now();
+    let arn = create(&bedrock, &JobSpec::default()).await.unwrap();
+    let mut job = get(&bedrock, &arn).await;
+    for _ in 0..6000 {
+        job = get(&bedrock, &arn).await;
+        if job.status() == Some(&ModelInvocationJobStatus::Completed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job.status(), Some(&ModelInvocationJobStatus::Completed));
+    eprintln!("50,000 records answered in {:?}", started.elapsed());
+    let key = format!("out/{}/big.jsonl.out", job_id(&arn));
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.e_tag().is_some_and(|tag| tag.contains('-')),
+        "a multipart upload's ETag: {:?}",
+        head.e_tag()
+    );
+    eprintln!("output: {} bytes", head.content_length().unwrap_or(0));
+    let lines = output_lines(&s3, &key).await;
+    assert_eq!(lines.len(), 50_000);
+    server.shutdown().await;
+}

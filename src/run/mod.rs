@@ -19,6 +19,9 @@ mod feed;
 mod interrupt;
 mod on_demand;
 
+/// Ctrl-C or SIGTERM; the local server waits for it too.
+pub use interrupt::next_signal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{0}")]
