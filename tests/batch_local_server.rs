@@ -52,12 +52,16 @@ fn bedrock_client(server: &LocalServer) -> Bedrock {
 }
 
 fn s3_client(server: &LocalServer) -> S3 {
+    s3_client_with(server, credentials())
+}
+
+fn s3_client_with(server: &LocalServer, credentials: Credentials) -> S3 {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-west-2"))
         .endpoint_url(server.s3_url())
         .force_path_style(true)
-        .credentials_provider(credentials())
+        .credentials_provider(credentials)
         .build();
     S3::from_conf(config)
 }
@@ -903,6 +907,62 @@ async fn s3_serves_multipart_uploads_and_ranged_gets_to_any_credentials() {
 }
 
 #[tokio::test]
+async fn streamed_uploads_work_with_the_local_key() {
+    let server = server(config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.jsonl");
+    let body = jsonl(&converse_records(100));
+    std::fs::write(&file, &body).unwrap();
+    let local = s3_client_with(
+        &server,
+        Credentials::new(
+            bedrock_batch::local_server::S3_ACCESS_KEY,
+            bedrock_batch::local_server::S3_SECRET_KEY,
+            None,
+            None,
+            "tests",
+        ),
+    );
+    local
+        .put_object()
+        .bucket(BUCKET)
+        .key("streamed/input.jsonl")
+        .body(ByteStream::from_path(&file).await.unwrap())
+        .send()
+        .await
+        .expect("a streamed (aws-chunked) upload signed with the local key");
+    assert_eq!(
+        get_text(&s3_client(&server), "streamed/input.jsonl")
+            .await
+            .as_bytes(),
+        &body[..],
+        "the object holds the bytes, not their chunk encoding"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_job_keeps_half_of_its_answers() {
+    let server = server(ServerConfig {
+        batch_faults: BatchFaults {
+            expire: 1.0,
+            ..BatchFaults::default()
+        },
+        ..config()
+    })
+    .await;
+    let (bedrock, s3) = (bedrock_client(&server), s3_client(&server));
+    put(&s3, "in/x.jsonl", jsonl(&converse_records(101))).await;
+    let arn = create(&bedrock, &JobSpec::default()).await.unwrap();
+    let job = wait_ended(&bedrock, &arn).await;
+    assert_eq!(job.status(), Some(&ModelInvocationJobStatus::Expired));
+    assert_eq!(job.processed_record_count(), Some(50));
+    let lines = output_lines(&s3, &format!("out/{}/x.jsonl.out", job_id(&arn))).await;
+    assert_eq!(lines.len(), 50);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn buckets_are_listed_and_the_endpoints_differ() {
     let server = server(config()).await;
     let s3 = s3_client(&server);
@@ -910,6 +970,47 @@ async fn buckets_are_listed_and_the_endpoints_differ() {
     let listed = s3.list_buckets().send().await.unwrap();
     assert!(listed.buckets().iter().any(|b| b.name() == Some(BUCKET)));
     assert_ne!(server.s3_url(), server.url());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_outputs_are_written_in_parts() {
+    let server = server(config()).await;
+    let (bedrock, s3) = (bedrock_client(&server), s3_client(&server));
+    let filler = "Padding words fill this record. ".repeat(3_000);
+    let records: Vec<(String, Value)> = (0..100)
+        .map(|i| {
+            let text = format!("Record {i} is large. {filler}");
+            (
+                format!("BIG{i}"),
+                json!({"messages": [{"role": "user", "content": [{"text": text}]}]}),
+            )
+        })
+        .collect();
+    put(&s3, "in/big.jsonl", jsonl(&records)).await;
+    let arn = create(&bedrock, &JobSpec::default()).await.unwrap();
+    let job = wait_ended(&bedrock, &arn).await;
+    assert_eq!(
+        job.status(),
+        Some(&ModelInvocationJobStatus::Completed),
+        "{:?}",
+        job.message()
+    );
+    let key = format!("out/{}/big.jsonl.out", job_id(&arn));
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert!(head.content_length().unwrap() > 8 * 1024 * 1024);
+    assert!(
+        head.e_tag().is_some_and(|tag| tag.contains('-')),
+        "a multipart upload's ETag: {:?}",
+        head.e_tag()
+    );
+    assert_eq!(output_lines(&s3, &key).await.len(), 100);
     server.shutdown().await;
 }
 

@@ -224,11 +224,12 @@ impl LocalServer {
         self.shared.reset()
     }
 
-    /// Stops accepting, closes open connections and waits for the accept loops to end; a
-    /// temporary S3 directory is removed.
+    /// Stops accepting, closes open connections, stops running batch jobs and waits for the
+    /// accept loops to end; a temporary S3 directory is removed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.shared.batch.abort_all();
         self.s3.shutdown().await;
     }
 }

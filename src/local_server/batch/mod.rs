@@ -170,6 +170,8 @@ struct Registry {
 pub struct Batch {
     pub config: BatchConfig,
     registry: Mutex<Registry>,
+    /// The running jobs' tasks, aborted when the server shuts down.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// Why a new job was not made.
@@ -184,6 +186,7 @@ impl Batch {
         Arc::new(Batch {
             config,
             registry: Mutex::new(Registry::default()),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
         })
     }
 
@@ -230,8 +233,19 @@ impl Batch {
         registry.order.push(id.clone());
         registry.jobs.insert(id.clone(), job);
         drop(registry);
-        tokio::spawn(job::run(self.clone(), id));
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap the tasks of ended jobs so the set stays as small as the running jobs.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(job::run(self.clone(), id));
         Ok((arn, true))
+    }
+
+    /// Stops every running job where it is (the server is shutting down).
+    pub fn abort_all(&self) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
     }
 
     /// The job named by `identifier`, its id or its ARN.
