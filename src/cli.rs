@@ -60,10 +60,12 @@ pub enum Command {
     /// with a deterministic fake model (extractive summaries, hashed embeddings), meters
     /// per-model quotas the way Bedrock does and injects seeded faults. Point any AWS SDK at
     /// it with an endpoint URL and any credentials. `GET /_local/stats` shows what it saw;
-    /// `POST /_local/reset` clears it.
+    /// `POST /_local/reset` clears it. It also serves Batch Inference jobs
+    /// (CreateModelInvocationJob and friends) that really run, and an S3 endpoint on a
+    /// second port for their input and output.
     ///
     /// Example: bedrock-batch local-server --port 8787 --tpm 60000 --latency-ms 300 --tokens-per-sec 80
-    LocalServer(LocalServerArgs),
+    LocalServer(Box<LocalServerArgs>),
     /// Show a run's progress from its RUN_DIR: done, failed and pending records, tokens,
     /// whether a run is active. Calls nothing.
     Status(StatusArgs),
@@ -566,6 +568,74 @@ pub struct LocalServerArgs {
     /// RetrieveAndGenerate). Repeatable.
     #[arg(long, value_name = "ID=DIR", value_parser = parse_knowledge_base)]
     pub knowledge_base: Vec<(String, PathBuf)>,
+    /// Port of the S3 endpoint on 127.0.0.1 (0 picks a free one; the URL is printed).
+    /// Path-style addressing; Batch Inference jobs read and write through it.
+    #[arg(long, default_value_t = 0, help_heading = "S3 and Batch Inference")]
+    pub s3_port: u16,
+    /// Directory holding the S3 objects, one subdirectory a bucket (default: a temporary
+    /// directory removed at exit).
+    #[arg(long, value_name = "DIR", help_heading = "S3 and Batch Inference")]
+    pub s3_dir: Option<PathBuf>,
+    /// Create this bucket at start. Repeatable.
+    #[arg(long, value_name = "NAME", help_heading = "S3 and Batch Inference")]
+    pub s3_bucket: Vec<String>,
+    /// Time between two status changes of a batch job (Submitted, Validating, Scheduled,
+    /// InProgress), in milliseconds.
+    #[arg(
+        long,
+        default_value_t = 200,
+        value_name = "MS",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_step_ms: u64,
+    /// Records a second a running batch job answers (0: all at once).
+    #[arg(
+        long,
+        default_value_t = 5000,
+        value_name = "N",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_records_per_sec: u64,
+    /// Fewest records a batch job accepts (Bedrock's minimum is 100).
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_name = "N",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_min_records: u64,
+    /// Share of batch jobs that end Failed, with no output.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "P",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_fail_rate: f64,
+    /// Share of batch jobs that end PartiallyCompleted, half of their records answered.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "P",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_partial_rate: f64,
+    /// Share of batch jobs that end Expired, half of their records answered.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "P",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_expire_rate: f64,
+    /// Share of batch records answered with a service error (errorCode 500 or 429).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "P",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_record_error_rate: f64,
 }
 
 /// `ID=DIR` of `--knowledge-base`.

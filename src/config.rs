@@ -13,7 +13,7 @@ use crate::job::JobFormat;
 use crate::job::media::{MediaLoader, check_document_count};
 use crate::job::prepare::RequestSettings;
 use crate::job::template::Template;
-use crate::local_server::{FaultRates, ServerConfig};
+use crate::local_server::{BatchFaults, FaultRates, ServerConfig};
 use crate::model_id::{Family, could_be_bedrock_id};
 use crate::report::prices::PriceTable;
 use crate::schema::OutputSchema;
@@ -633,6 +633,18 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
         retry_after: args.retry_after_ms.map(Duration::from_millis),
         seed: args.seed,
         knowledge_bases: args.knowledge_base.clone(),
+        s3_port: args.s3_port,
+        s3_dir: args.s3_dir.clone(),
+        s3_buckets: args.s3_bucket.clone(),
+        batch_step: Duration::from_millis(args.batch_step_ms),
+        batch_records_per_sec: args.batch_records_per_sec,
+        batch_min_records: args.batch_min_records,
+        batch_faults: BatchFaults {
+            fail: args.batch_fail_rate,
+            partial: args.batch_partial_rate,
+            expire: args.batch_expire_rate,
+            record_error: args.batch_record_error_rate,
+        },
     }
 }
 

@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(*args).await,
-            Command::LocalServer(args) => local_server(args).await.map(|()| exit::OK),
+            Command::LocalServer(args) => local_server(*args).await.map(|()| exit::OK),
             Command::Status(args) => status(args),
             Command::Export(args) => export(args),
             Command::Report(args) => report(args),
@@ -224,17 +224,26 @@ async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
     let config = server_config(&args);
     config.validate().map_err(Failure::usage)?;
     let server = LocalServer::start(config).await.map_err(|err| {
-        Failure::usage(format!("cannot listen on 127.0.0.1:{}: {err}", args.port))
+        Failure::usage(format!(
+            "cannot start the local server on 127.0.0.1:{} (S3 on 127.0.0.1:{}): {err}",
+            args.port, args.s3_port
+        ))
     })?;
-    emit(&format!("listening on {}\n", server.url()))?;
-    eprintln!(
-        "point a client at it with --endpoint-url {} (any credentials); stats at {}/_local/stats; Ctrl-C stops",
+    emit(&format!(
+        "listening on {}\nS3 endpoint {}\n",
         server.url(),
+        server.s3_url()
+    ))?;
+    eprintln!(
+        "point a client at it with --endpoint-url {} (any credentials) and S3 clients at {} (path-style); stats at {}/_local/stats; Ctrl-C or SIGTERM stops",
+        server.url(),
+        server.s3_url(),
         server.url()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|err| Failure::usage(format!("cannot wait for Ctrl-C: {err}")))?;
+    // SIGTERM too, so a temporary S3 directory is removed however the server is stopped.
+    if !bedrock_batch::run::next_signal().await {
+        return Err(Failure::usage("cannot wait for Ctrl-C"));
+    }
     server.shutdown().await;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Errors exactly as Bedrock Runtime sends them over restJson1: the status code, an
+//! Errors exactly as Bedrock Runtime (and its control plane) sends them over restJson1: the status code, an
 //! `x-amzn-errortype: Name:namespace` header (what the SDKs read first), a JSON body with
 //! `message`, and a request id. Inside event streams the same errors travel as exception
 //! frames named by their union member (`throttlingException`).
@@ -18,6 +18,8 @@ pub enum ErrorKind {
     InternalServer,
     ServiceUnavailable,
     ModelError,
+    /// The control plane's: a job name already in use.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -31,6 +33,7 @@ impl ErrorKind {
             ErrorKind::InternalServer => "InternalServerException",
             ErrorKind::ServiceUnavailable => "ServiceUnavailableException",
             ErrorKind::ModelError => "ModelErrorException",
+            ErrorKind::Conflict => "ConflictException",
         }
     }
 
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ModelError => StatusCode::FAILED_DEPENDENCY,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
         }
     }
 }

@@ -12,141 +12,19 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
 use super::api_error::{ApiError, ErrorKind};
-use super::attachments::Attachment;
-use super::converse::{self, CachePrefix};
 use super::eventstream;
 use super::faults::{Fault, glob_match};
-use super::native::{self, NativeRequest};
+use super::model::{self, Answer, Route, ToolUse, Work};
+use super::native;
 use super::request_id;
-
-use super::state::{CacheUse, Delivered, InFlight, Shared, body_hash};
-use super::text::{Generation, generate, stream_pieces};
-use super::tools::{self, ForcedTool};
+use super::state::{InFlight, Shared, body_hash};
+use super::text::stream_pieces;
 use crate::model_id::{Family, base_model_id};
 
-/// What Converse reserves when the request sets no `maxTokens`.
-const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// Output tokens per stream delta.
 const STREAM_PIECE_TOKENS: usize = 4;
 const GARBAGE_BODY: &[u8] = b"{\"output\": {\"message\": {\"role\": \"assistant\", \"content\": [{\"text\": \"The answer was cut";
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Converse,
-    ConverseStream,
-    Invoke,
-    InvokeStream,
-}
-
-impl Route {
-    pub fn name(self) -> &'static str {
-        match self {
-            Route::Converse => "converse",
-            Route::ConverseStream => "converse-stream",
-            Route::Invoke => "invoke",
-            Route::InvokeStream => "invoke-with-response-stream",
-        }
-    }
-
-    fn streaming(self) -> bool {
-        matches!(self, Route::ConverseStream | Route::InvokeStream)
-    }
-}
-
-/// What the fake model will answer, decided before any waiting.
-struct Work {
-    family: Family,
-    /// Every input token, cached or not.
-    input_tokens: u64,
-    /// The output ceiling the quota reserves.
-    max_tokens: u64,
-    cache_prefixes: Vec<CachePrefix>,
-    cache: CacheUse,
-    attachments: Vec<Attachment>,
-    answer: Answer,
-    /// The forced tool call that replaces the text in a Converse answer.
-    tool_use: Option<ToolUse>,
-}
-
-/// A forced tool call: the tool's name and its input, conforming to the tool's schema
-/// or, under the schema-violation fault, breaking it.
-struct ToolUse {
-    id: String,
-    name: String,
-    conforming: Value,
-    violating: Value,
-    violate: bool,
-}
-
-impl ToolUse {
-    fn new(tool: ForcedTool, prompt: &str) -> ToolUse {
-        ToolUse {
-            id: format!(
-                "tooluse_{:016x}",
-                xxhash_rust::xxh3::xxh3_64(prompt.as_bytes())
-            ),
-            conforming: tools::conforming(&tool.schema, prompt),
-            violating: tools::violating(&tool.schema, prompt),
-            name: tool.name,
-            violate: false,
-        }
-    }
-
-    fn input(&self) -> &Value {
-        if self.violate {
-            &self.violating
-        } else {
-            &self.conforming
-        }
-    }
-
-    /// The input as the model writes it out, for output tokens and stream deltas.
-    fn input_text(&self) -> String {
-        serde_json::to_string(self.input()).unwrap_or_default()
-    }
-}
-
-enum Answer {
-    Text(Generation),
-    Embedding(Value),
-}
-
-impl Work {
-    fn output_tokens(&self) -> u64 {
-        match &self.answer {
-            Answer::Text(_) if self.tool_use.is_some() => self
-                .tool_use
-                .as_ref()
-                .map_or(0, |tool| (tool.input_text().len() as u64).div_ceil(4)),
-            Answer::Text(generation) => generation.output_tokens,
-            Answer::Embedding(_) => 0,
-        }
-    }
-
-    fn delivered(&self) -> Delivered {
-        Delivered {
-            input_tokens: self.input_tokens - self.cache.read - self.cache.write,
-            output_tokens: self.output_tokens(),
-            cache: self.cache,
-        }
-    }
-
-    /// Converse's `usage` object.
-    fn converse_usage(&self) -> Value {
-        let delivered = self.delivered();
-        let mut usage = json!({
-            "inputTokens": delivered.input_tokens,
-            "outputTokens": delivered.output_tokens,
-            "totalTokens": self.input_tokens + delivered.output_tokens,
-        });
-        if !self.cache_prefixes.is_empty() {
-            usage["cacheReadInputTokens"] = json!(self.cache.read);
-            usage["cacheWriteInputTokens"] = json!(self.cache.write);
-        }
-        usage
-    }
-}
 
 /// One call's quota reservation and how many tokens it will really use.
 #[derive(Clone, Copy)]
@@ -239,7 +117,8 @@ impl Call<'_> {
         }
         let family = Family::of(model_id)
             .ok_or_else(|| ApiError::validation("The provided model identifier is invalid."))?;
-        let mut work = self.prepare(family, body)?;
+        let mut work = model::prepare(self.route, family, body)?;
+        work.cache = self.shared.cache_use(model_id, &work.cache_prefixes);
 
         let hash = body_hash(self.route.name(), model_id, body);
         let reservation = Reservation {
@@ -280,70 +159,6 @@ impl Call<'_> {
             &work.attachments,
         );
         Ok(self.answer(&work))
-    }
-
-    fn prepare(&self, family: Family, body: &[u8]) -> Result<Work, ApiError> {
-        let work = |input_tokens, max_tokens, attachments, answer| Work {
-            family,
-            input_tokens,
-            max_tokens,
-            cache_prefixes: Vec::new(),
-            cache: CacheUse::default(),
-            attachments,
-            answer,
-            tool_use: None,
-        };
-        match self.route {
-            Route::Converse | Route::ConverseStream => {
-                if family.is_embedding() {
-                    return Err(ApiError::validation(
-                        "This action doesn't support the model that you provided. Try again with a supported text or chat model.",
-                    ));
-                }
-                let request = converse::parse(body)?;
-                let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-                let generation = generate(&request.prompt, max_tokens, &request.stop_sequences);
-                let mut prepared = work(
-                    request.input_tokens,
-                    max_tokens,
-                    request.attachments,
-                    Answer::Text(generation),
-                );
-                prepared.cache = self
-                    .shared
-                    .cache_use(self.model_id, &request.cache_prefixes);
-                prepared.cache_prefixes = request.cache_prefixes;
-                prepared.tool_use = request
-                    .forced_tool
-                    .map(|tool| ToolUse::new(tool, &request.prompt));
-                Ok(prepared)
-            }
-            Route::Invoke | Route::InvokeStream => {
-                if self.route == Route::InvokeStream && family.is_embedding() {
-                    return Err(ApiError::validation(
-                        "This model doesn't support response streaming. Call InvokeModel instead.",
-                    ));
-                }
-                Ok(match native::parse(family, body)? {
-                    NativeRequest::Text {
-                        input_tokens,
-                        max_tokens,
-                        stop_sequences,
-                        prompt,
-                        attachments,
-                    } => work(
-                        input_tokens,
-                        max_tokens,
-                        attachments,
-                        Answer::Text(generate(&prompt, max_tokens, &stop_sequences)),
-                    ),
-                    NativeRequest::Embedding {
-                        input_tokens,
-                        response,
-                    } => work(input_tokens, 0, Vec::new(), Answer::Embedding(response)),
-                })
-            }
-        }
     }
 
     /// Answers with the drawn fault instead of the model's answer.
@@ -423,43 +238,17 @@ impl Call<'_> {
     /// The non-streaming answer.
     fn answer(&self, work: &Work) -> Response {
         let latency_ms = self.elapsed_ms();
-        match (&work.answer, self.route) {
-            (Answer::Text(generation), Route::Converse) => {
-                let (content, stop_reason) = match &work.tool_use {
-                    Some(tool) => (
-                        json!([{"toolUse": {"toolUseId": tool.id, "name": tool.name, "input": tool.input()}}]),
-                        "tool_use",
-                    ),
-                    None => (
-                        json!([{"text": generation.text}]),
-                        generation.stop_reason.converse_name(),
-                    ),
-                };
-                let body = json!({
-                    "output": {"message": {"role": "assistant", "content": content}},
-                    "stopReason": stop_reason,
-                    "usage": work.converse_usage(),
-                    "metrics": {"latencyMs": latency_ms},
-                });
-                self.response("application/json")
-                    .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
-                    .unwrap_or_default()
-            }
-            (answer, _) => {
-                let body = match answer {
-                    Answer::Text(generation) => {
-                        native::text_body(work.family, self.model_id, generation, work.input_tokens)
-                    }
-                    Answer::Embedding(response) => response.clone(),
-                };
-                self.response("application/json")
-                    .header("x-amzn-bedrock-input-token-count", work.input_tokens)
-                    .header("x-amzn-bedrock-output-token-count", work.output_tokens())
-                    .header("x-amzn-bedrock-invocation-latency", latency_ms)
-                    .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
-                    .unwrap_or_default()
-            }
+        let body = model::response_body(work, self.route, self.model_id, latency_ms);
+        let mut response = self.response("application/json");
+        if self.route == Route::Invoke {
+            response = response
+                .header("x-amzn-bedrock-input-token-count", work.input_tokens)
+                .header("x-amzn-bedrock-output-token-count", work.output_tokens())
+                .header("x-amzn-bedrock-invocation-latency", latency_ms);
         }
+        response
+            .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
+            .unwrap_or_default()
     }
 
     /// Starts a paced event stream and returns its response at once.

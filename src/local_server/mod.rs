@@ -3,7 +3,8 @@
 //! ConverseStream, InvokeModel and InvokeModelWithResponseStream with a deterministic fake
 //! model (and, for knowledge bases built from local files, Retrieve and
 //! RetrieveAndGenerate), meters per-model quotas the way Bedrock does, injects seeded faults, and counts
-//! what it saw. It backs `bedrock-batch local-server`, `run --local`, every test and every
+//! what it saw. It also serves Bedrock's Batch Inference control plane (`batch`), whose jobs
+//! really run, and an S3 endpoint on a second port (`s3`) for their input and output. It backs `bedrock-batch local-server`, `run --local`, every test and every
 //! benchmark.
 //!
 //! ```no_run
@@ -18,6 +19,7 @@
 
 mod api_error;
 mod attachments;
+mod batch;
 mod converse;
 mod corpus;
 mod embed;
@@ -25,8 +27,10 @@ mod eventstream;
 mod exchange;
 mod faults;
 mod knowledge_base;
+mod model;
 mod native;
 mod quota;
+mod s3;
 mod server;
 mod state;
 mod stats;
@@ -41,9 +45,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use batch::BatchFaults;
 pub use faults::FaultRates;
-pub use stats::{AttachmentStats, FaultCounts, ModelStats, Stats};
+pub use s3::{ACCESS_KEY as S3_ACCESS_KEY, SECRET_KEY as S3_SECRET_KEY};
+pub use stats::{AttachmentStats, BatchStats, FaultCounts, ModelStats, Stats};
 
+use batch::{Batch, BatchConfig};
+use s3::S3Endpoint;
 use state::Shared;
 
 /// How the local server behaves. The default is an instant, unlimited, faultless server.
@@ -75,6 +83,20 @@ pub struct ServerConfig {
     pub seed: u64,
     /// Knowledge bases to serve: id and the directory of .txt and .md files to build it from.
     pub knowledge_bases: Vec<(String, std::path::PathBuf)>,
+    /// Port of the S3 endpoint on 127.0.0.1; 0 picks a free one.
+    pub s3_port: u16,
+    /// Where the S3 endpoint keeps its objects (a bucket a directory); `None`: a temporary
+    /// directory removed when the server ends.
+    pub s3_dir: Option<std::path::PathBuf>,
+    /// Buckets created at start.
+    pub s3_buckets: Vec<String>,
+    /// The wait between two status changes of a batch job before it runs.
+    pub batch_step: Duration,
+    /// How many records a second a running batch job answers; 0 answers them at once.
+    pub batch_records_per_sec: u64,
+    /// A batch job with fewer records fails validation (Bedrock's minimum is 100).
+    pub batch_min_records: u64,
+    pub batch_faults: BatchFaults,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +115,13 @@ impl Default for ServerConfig {
             retry_after: None,
             seed: 0,
             knowledge_bases: Vec::new(),
+            s3_port: 0,
+            s3_dir: None,
+            s3_buckets: Vec::new(),
+            batch_step: Duration::from_millis(200),
+            batch_records_per_sec: 5000,
+            batch_min_records: 100,
+            batch_faults: BatchFaults::default(),
         }
     }
 }
@@ -101,6 +130,7 @@ impl ServerConfig {
     /// Checks the settings make sense; the message names the flag.
     pub fn validate(&self) -> Result<(), String> {
         self.faults.validate()?;
+        self.batch_faults.validate()?;
         if !(self.burndown.is_finite() && self.burndown >= 1.0) {
             return Err(format!(
                 "--burndown must be at least 1, got {}",
@@ -124,26 +154,39 @@ impl ServerConfig {
 /// when the runtime ends.
 pub struct LocalServer {
     addr: SocketAddr,
+    s3: S3Endpoint,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl LocalServer {
-    /// Binds 127.0.0.1:`config.port` and starts serving in the background.
+    /// Binds 127.0.0.1:`config.port` (Bedrock) and 127.0.0.1:`config.s3_port` (S3) and
+    /// starts serving in the background.
     pub async fn start(config: ServerConfig) -> std::io::Result<LocalServer> {
         config
             .validate()
             .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
         let knowledge_bases = corpus::load_all(&config.knowledge_bases)
             .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
+        let s3 =
+            S3Endpoint::start(config.s3_port, config.s3_dir.as_deref(), &config.s3_buckets).await?;
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config, knowledge_bases));
+        let batch = Batch::new(BatchConfig {
+            step: config.batch_step,
+            records_per_sec: config.batch_records_per_sec,
+            min_records: config.batch_min_records,
+            faults: config.batch_faults,
+            seed: config.seed,
+            s3_url: s3.url(),
+        });
+        let shared = Arc::new(Shared::new(config, knowledge_bases, batch));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
         Ok(LocalServer {
             addr,
+            s3,
             shared,
             stop,
             task,
@@ -157,6 +200,13 @@ impl LocalServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The S3 endpoint URL to give a client (path-style addressing), e.g.
+    /// `http://127.0.0.1:41235`. It checks signatures made with [`S3_ACCESS_KEY`] /
+    /// [`S3_SECRET_KEY`] and serves requests signed with any other key unchecked.
+    pub fn s3_url(&self) -> String {
+        self.s3.url()
     }
 
     /// What the server saw so far.
@@ -174,10 +224,13 @@ impl LocalServer {
         self.shared.reset()
     }
 
-    /// Stops accepting, closes open connections and waits for the accept loop to end.
+    /// Stops accepting, closes open connections, stops running batch jobs and waits for the
+    /// accept loops to end; a temporary S3 directory is removed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.shared.batch.abort_all();
+        self.s3.shutdown().await;
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json};
@@ -16,8 +16,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service;
 
-use super::exchange::{self, ConnectionAbort, Route};
+use super::batch::routes as batch;
+use super::exchange::{self, ConnectionAbort};
 use super::knowledge_base;
+use super::model::Route;
 use super::state::Shared;
 
 /// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
@@ -87,6 +89,38 @@ fn routes(shared: Arc<Shared>) -> Router {
             post(|State(shared): State<Arc<Shared>>, body: Bytes| {
                 knowledge_base::retrieve_and_generate(shared, body)
             }),
+        )
+        .route(
+            "/model-invocation-job",
+            post(
+                |State(shared): State<Arc<Shared>>, headers: http::HeaderMap, body: Bytes| {
+                    batch::create(shared.batch.clone(), headers, body)
+                },
+            ),
+        )
+        .route(
+            "/model-invocation-job/{job_identifier}",
+            get(
+                |State(shared): State<Arc<Shared>>, Path(id): Path<String>| {
+                    batch::get(shared.batch.clone(), id)
+                },
+            ),
+        )
+        .route(
+            "/model-invocation-job/{job_identifier}/stop",
+            post(
+                |State(shared): State<Arc<Shared>>, Path(id): Path<String>| {
+                    batch::stop(shared.batch.clone(), id)
+                },
+            ),
+        )
+        .route(
+            "/model-invocation-jobs",
+            get(
+                |State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery| {
+                    batch::list(shared.batch.clone(), query)
+                },
+            ),
         )
         .route("/_local/stats", get(stats))
         .route("/_local/reset", post(reset))

@@ -1,5 +1,6 @@
 //! The server's mutable state behind one lock: counters, per-model quotas, which request
-//! bodies were seen (for seeded faults and duplicate detection) and the prompt cache.
+//! bodies were seen (for seeded faults and duplicate detection) and the prompt cache; and
+//! the Batch Inference jobs, which keep their own lock.
 //! Every critical section is short and never awaits.
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use super::ServerConfig;
 use super::attachments::{Attachment, AttachmentKind};
+use super::batch::Batch;
 use super::converse::CachePrefix;
 use super::corpus::KnowledgeBase;
 use super::faults::{self, Fault};
@@ -58,6 +60,8 @@ pub struct Shared {
     pub config: ServerConfig,
     /// Built at start and never changed: read without the lock.
     pub knowledge_bases: HashMap<String, KnowledgeBase>,
+    /// Batch Inference jobs (they keep their own lock).
+    pub batch: Arc<Batch>,
     state: Mutex<State>,
 }
 
@@ -83,10 +87,15 @@ pub fn body_hash(route: &str, model_id: &str, body: &[u8]) -> u64 {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, knowledge_bases: HashMap<String, KnowledgeBase>) -> Shared {
+    pub fn new(
+        config: ServerConfig,
+        knowledge_bases: HashMap<String, KnowledgeBase>,
+        batch: Arc<Batch>,
+    ) -> Shared {
         Shared {
             config,
             knowledge_bases,
+            batch,
             state: Mutex::new(State::default()),
         }
     }
@@ -97,10 +106,13 @@ impl Shared {
     }
 
     pub fn stats(&self) -> Stats {
-        self.lock().stats.clone()
+        let mut stats = self.lock().stats.clone();
+        stats.batch = self.batch.stats();
+        stats
     }
 
     pub fn reset(&self) {
+        self.batch.reset_stats();
         let mut state = self.lock();
         let in_flight = state.stats.in_flight;
         *state = State::default();

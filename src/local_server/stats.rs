@@ -41,6 +41,22 @@ pub struct Stats {
     /// Answered requests in which an image or document came after text in its message.
     #[serde(default)]
     pub attachments_after_text: u64,
+    /// Batch Inference jobs.
+    #[serde(default)]
+    pub batch: BatchStats,
+}
+
+/// What the Batch Inference control plane did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchStats {
+    /// Jobs made (an idempotent repeat of a create makes none).
+    pub jobs_created: u64,
+    /// CreateModelInvocationJob calls that passed validation, repeats included.
+    pub create_calls: u64,
+    /// Jobs that ended, by final status (`Completed`, `Failed`, ...).
+    pub by_status: BTreeMap<String, u64>,
+    /// Records answered (with output or an error line) by jobs that ended.
+    pub records_processed: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Waits for the next Ctrl-C or SIGTERM; `false` when signals cannot be watched.
-async fn next_signal() -> bool {
+pub async fn next_signal() -> bool {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -21,6 +21,9 @@ mod interrupt;
 mod on_demand;
 mod resolve;
 
+/// Ctrl-C or SIGTERM; the local server waits for it too.
+pub use interrupt::next_signal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{0}")]

@@ -112,7 +112,11 @@ class ServerProcess:
         lines: queue.Queue[str] = queue.Queue()
         assert self.proc.stdout is not None
         stdout = self.proc.stdout
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        def read_two() -> None:
+            lines.put(stdout.readline())
+            lines.put(stdout.readline())
+
+        threading.Thread(target=read_two, daemon=True).start()
         try:
             line = lines.get(timeout=STARTUP_TIMEOUT_S)
         except queue.Empty:
@@ -132,6 +136,14 @@ class ServerProcess:
             )
         url = line[len(prefix):].strip()
         assert url.startswith("http://127.0.0.1:"), url
+        try:
+            s3_line = lines.get(timeout=STARTUP_TIMEOUT_S)
+        except queue.Empty:
+            s3_line = ""
+        s3_prefix = "S3 endpoint "
+        assert s3_line.startswith(s3_prefix), f"second stdout line was {s3_line!r}"
+        self.s3_url = s3_line[len(s3_prefix):].strip()
+        assert self.s3_url.startswith("http://127.0.0.1:") and self.s3_url != url, self.s3_url
         return url
 
     def stop(self) -> None:
@@ -1119,3 +1131,192 @@ def test_knowledge_base_errors(agent, kb_server):
     stats = kb_server.settled_stats()
     assert stats["by_route"]["retrieve"] >= 2
     assert stats["by_route"]["retrieve-and-generate"] >= 3
+
+
+# --------------------------------------------------------------------------------------
+# Batch Inference: the `bedrock` control plane and the server's S3 endpoint
+# --------------------------------------------------------------------------------------
+
+BATCH_BUCKET = "interop-batch"
+BATCH_ROLE = "arn:aws:iam::123456789012:role/BatchRole"
+ENDED = {"Completed", "Failed", "Stopped", "PartiallyCompleted", "Expired"}
+
+
+def batch_clients(server: ServerProcess):
+    config = botocore.config.Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=15,
+        s3={"addressing_style": "path"},
+    )
+    common = dict(
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=config,
+    )
+    bedrock = boto3.client("bedrock", endpoint_url=server.url, **common)
+    s3 = boto3.client("s3", endpoint_url=server.s3_url, **common)
+    return bedrock, s3
+
+
+def batch_records(n: int) -> list[dict]:
+    return [
+        {
+            "recordId": f"R{i:06d}",
+            "modelInput": {
+                "messages": [user(f"Question {i} is short. The rest is detail.")],
+                "inferenceConfig": {"maxTokens": 30},
+            },
+        }
+        for i in range(n)
+    ]
+
+
+def upload_records(s3, key: str, records: list[dict]) -> None:
+    body = "".join(json.dumps(r) + "\n" for r in records).encode()
+    s3.put_object(Bucket=BATCH_BUCKET, Key=key, Body=body)
+
+
+def create_batch_job(bedrock, name: str, input_uri: str, **extra) -> str:
+    response = bedrock.create_model_invocation_job(
+        jobName=name,
+        roleArn=BATCH_ROLE,
+        modelId=HAIKU,
+        modelInvocationType="Converse",
+        inputDataConfig={"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
+        outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BATCH_BUCKET}/out/"}},
+        **extra,
+    )
+    return response["jobArn"]
+
+
+def wait_job(bedrock, arn: str, timeout_s: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = bedrock.get_model_invocation_job(jobIdentifier=arn)
+        if job["status"] in ENDED:
+            return job
+        time.sleep(0.05)
+    pytest.fail(f"job {arn} did not end within {timeout_s}s")
+
+
+@pytest.fixture(scope="session")
+def batch_server(start_server) -> ServerProcess:
+    return start_server(
+        "--s3-bucket", BATCH_BUCKET, "--batch-step-ms", "10", "--batch-records-per-sec", "0"
+    )
+
+
+def test_batch_job_runs_through_boto3(batch_server):
+    bedrock, s3 = batch_clients(batch_server)
+    runtime = make_client(batch_server.url)
+    records = batch_records(120)
+    upload_records(s3, "in/part-00001.jsonl", records)
+
+    token = "interop-run-part-00001"
+    arn = create_batch_job(
+        bedrock, "interop-job", f"s3://{BATCH_BUCKET}/in/", clientRequestToken=token,
+        timeoutDurationInHours=48,
+    )
+    assert arn.startswith("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/"), arn
+    again = create_batch_job(
+        bedrock, "interop-job", f"s3://{BATCH_BUCKET}/in/", clientRequestToken=token
+    )
+    assert again == arn
+    stats = batch_server.stats()["batch"]
+    assert stats["jobs_created"] == 1 and stats["create_calls"] == 2
+
+    job = wait_job(bedrock, arn)
+    assert job["status"] == "Completed", job
+    assert job["jobName"] == "interop-job"
+    assert job["clientRequestToken"] == token
+    assert job["modelInvocationType"] == "Converse"
+    assert job["timeoutDurationInHours"] == 48
+    assert job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"] == f"s3://{BATCH_BUCKET}/in/"
+    for field in ("submitTime", "lastModifiedTime", "endTime", "jobExpirationTime"):
+        assert hasattr(job[field], "isoformat"), (field, job[field])
+    assert job["endTime"] >= job["submitTime"]
+    assert (job["totalRecordCount"], job["processedRecordCount"]) == (120, 120)
+    assert (job["successRecordCount"], job["errorRecordCount"]) == (120, 0)
+
+    listed = bedrock.list_model_invocation_jobs(nameContains="interop", statusEquals="Completed")
+    assert [s["jobArn"] for s in listed["invocationJobSummaries"]] == [arn]
+    assert listed["invocationJobSummaries"][0]["processedRecordCount"] == 120
+
+    job_id = arn.rsplit("/", 1)[1]
+    body = s3.get_object(Bucket=BATCH_BUCKET, Key=f"out/{job_id}/part-00001.jsonl.out")["Body"]
+    lines = [json.loads(line) for line in body.read().decode().splitlines()]
+    by_id = {line["recordId"]: line for line in lines}
+    assert len(by_id) == len(lines) == 120
+    for record in records[:20]:
+        answer = runtime.converse(modelId=HAIKU, **record["modelInput"])
+        output = by_id[record["recordId"]]["modelOutput"]
+        assert output["output"] == answer["output"]
+        assert output["stopReason"] == answer["stopReason"]
+        assert output["usage"] == answer["usage"]
+    manifest = json.loads(
+        s3.get_object(Bucket=BATCH_BUCKET, Key=f"out/{job_id}/manifest.json.out")["Body"].read()
+    )
+    assert manifest["processedRecordCount"] == 120 and manifest["errorRecordCount"] == 0
+    ranged = s3.get_object(
+        Bucket=BATCH_BUCKET, Key=f"out/{job_id}/manifest.json.out", Range="bytes=0-0"
+    )
+    assert ranged["Body"].read() == b"{"
+
+
+def test_batch_errors_stop_and_pages_through_boto3(start_server):
+    server = start_server(
+        "--s3-bucket", BATCH_BUCKET, "--batch-step-ms", "10", "--batch-records-per-sec", "100"
+    )
+    bedrock, s3 = batch_clients(server)
+    upload_records(s3, "in/x.jsonl", batch_records(400))
+
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        create_batch_job(bedrock, "bad name", f"s3://{BATCH_BUCKET}/in/")
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert "jobName" in raised.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        bedrock.create_model_invocation_job(
+            jobName="badrole", roleArn="arn:aws:iam::1:role/x", modelId=HAIKU,
+            inputDataConfig={"s3InputDataConfig": {"s3Uri": f"s3://{BATCH_BUCKET}/in/"}},
+            outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BATCH_BUCKET}/out/"}},
+        )
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        bedrock.get_model_invocation_job(jobIdentifier="nosuchjob123")
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    arn = create_batch_job(bedrock, "slow-job", f"s3://{BATCH_BUCKET}/in/")
+    deadline = time.monotonic() + 10
+    while bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] != "InProgress":
+        assert time.monotonic() < deadline, "the job never ran"
+        time.sleep(0.02)
+    bedrock.stop_model_invocation_job(jobIdentifier=arn)
+    job = wait_job(bedrock, arn)
+    assert job["status"] == "Stopped"
+    assert 0 <= job["processedRecordCount"] < 400
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        bedrock.stop_model_invocation_job(jobIdentifier=arn)
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+    for name in ("page-a", "page-b"):
+        create_batch_job(bedrock, name, f"s3://{BATCH_BUCKET}/in/")
+    names = []
+    token = None
+    for _ in range(10):
+        kwargs = {"maxResults": 1, "sortOrder": "Ascending"}
+        if token:
+            kwargs["nextToken"] = token
+        page = bedrock.list_model_invocation_jobs(**kwargs)
+        names += [s["jobName"] for s in page["invocationJobSummaries"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert names == ["slow-job", "page-a", "page-b"]
+    for name in ("page-a", "page-b"):
+        arn = next(
+            s["jobArn"]
+            for s in bedrock.list_model_invocation_jobs(nameContains=name)["invocationJobSummaries"]
+        )
+        bedrock.stop_model_invocation_job(jobIdentifier=arn)

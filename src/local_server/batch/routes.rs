@@ -1,0 +1,610 @@
+//! The control plane's wire protocol (restJson1, as `aws-sdk-bedrock` sends it):
+//! `POST /model-invocation-job` (Create), `GET /model-invocation-job/{jobIdentifier}`
+//! (Get; the identifier an id or a whole ARN, percent-encoded), `GET /model-invocation-jobs`
+//! (List, filtered and paginated by query parameters) and
+//! `POST /model-invocation-job/{jobIdentifier}/stop` (Stop). Requests are validated with
+//! the real API's constraints and messages; errors travel as the runtime routes' do.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::objects::S3Uri;
+use super::{Batch, InvocationType, Job, Refused, Status};
+use crate::local_server::api_error::{ApiError, ErrorKind};
+use crate::local_server::request_id;
+
+const JOB_NAME_PATTERN: &str = r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}";
+const ROLE_ARN_PATTERN: &str = r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+";
+const TOKEN_PATTERN: &str = r"[a-zA-Z0-9]{1,256}(-*[a-zA-Z0-9]){0,256}";
+const S3_URI_PATTERN: &str = r"s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?";
+const MIN_TIMEOUT_HOURS: u64 = 24;
+const MAX_TIMEOUT_HOURS: u64 = 168;
+const MAX_LIST_RESULTS: usize = 1000;
+/// The account in job ARNs when the role ARN names none.
+const DEFAULT_ACCOUNT: &str = "123456789012";
+const DEFAULT_REGION: &str = "us-east-1";
+
+fn json_response(body: &Value) -> Response {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("x-amzn-requestid", request_id())
+        .body(Body::from(serde_json::to_vec(body).unwrap_or_default()))
+        .unwrap_or_default()
+}
+
+fn answer(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(body) => json_response(&body),
+        Err(error) => error.into_response(&request_id()),
+    }
+}
+
+/// Bedrock's message for a value breaking a constraint.
+fn constraint(value: &str, field: &str, rule: &str) -> ApiError {
+    ApiError::validation(format!(
+        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must {rule}"
+    ))
+}
+
+fn pattern(value: &str, field: &str, pattern: &str) -> ApiError {
+    constraint(
+        value,
+        field,
+        &format!("satisfy regular expression pattern: {pattern}"),
+    )
+}
+
+/// `[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}` with the name's 63-character limit:
+/// a letter or digit first, then letters, digits, `+`, `-` and `.`.
+pub fn valid_job_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// `arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+`; the account when it has one.
+pub fn role_account(arn: &str) -> Option<Option<&str>> {
+    let rest = arn.strip_prefix("arn:aws")?;
+    let rest = match rest.strip_prefix('-') {
+        Some(partition) => {
+            let (name, rest) = partition.split_once(':')?;
+            if name.is_empty() {
+                return None;
+            }
+            rest
+        }
+        None => rest.strip_prefix(':')?,
+    };
+    let rest = rest.strip_prefix("iam::")?;
+    let (account, role) = rest.split_once(':')?;
+    let account_ok =
+        account.is_empty() || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+    let role_ok = role.strip_prefix("role/").is_some_and(|r| !r.is_empty());
+    (account_ok && role_ok).then_some((!account.is_empty()).then_some(account))
+}
+
+/// `[a-zA-Z0-9]{1,256}(-*[a-zA-Z0-9]){0,256}`: letters, digits and dashes, starting and
+/// ending with a letter or digit.
+pub fn valid_token(token: &str) -> bool {
+    (1..=256).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && token
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && token
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// The region of a SigV4 `Authorization` header's credential scope.
+fn signed_region(headers: &http::HeaderMap) -> Option<String> {
+    let authorization = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let scope = authorization.split("Credential=").nth(1)?;
+    let region = scope.split('/').nth(2)?;
+    (!region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    .then(|| region.to_string())
+}
+
+/// A 12-character lowercase id, the same for the same seed and creation number.
+fn new_job_id(seed: u64, sequence: u64, name: &str) -> String {
+    let mut hasher = Xxh3::with_seed(seed);
+    hasher.update(&sequence.to_le_bytes());
+    hasher.update(name.as_bytes());
+    let mut n = hasher.digest128();
+    (0..12)
+        .map(|_| {
+            let digit = (n % 36) as u32;
+            n /= 36;
+            char::from_digit(digit, 36).unwrap_or('0')
+        })
+        .collect()
+}
+
+fn timestamp(time: SystemTime) -> String {
+    DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn string<'a>(request: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApiError> {
+    match request.get(field) {
+        Some(Value::String(value)) => Ok(value),
+        Some(_) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value at '{field}' must be a string"
+        ))),
+        None => Err(ApiError::validation(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))),
+    }
+}
+
+/// The `s3Uri` of `inputDataConfig.s3InputDataConfig` or its output counterpart.
+fn s3_uri<'a>(
+    request: &'a Map<String, Value>,
+    config: &str,
+    member: &str,
+) -> Result<&'a str, ApiError> {
+    let field = format!("{config}.{member}.s3Uri");
+    let uri = request
+        .get(config)
+        .and_then(|c| c.get(member))
+        .and_then(|m| m.get("s3Uri"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+            ))
+        })?;
+    if S3Uri::parse(uri).is_none() {
+        return Err(pattern(uri, &field, S3_URI_PATTERN));
+    }
+    Ok(uri)
+}
+
+/// CreateModelInvocationJob.
+pub async fn create(batch: Arc<Batch>, headers: http::HeaderMap, body: Bytes) -> Response {
+    answer(create_job(&batch, &headers, &body))
+}
+
+fn create_job(
+    batch: &Arc<Batch>,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let request: Map<String, Value> = serde_json::from_slice(body).map_err(|err| {
+        ApiError::validation(format!("The request body is not a JSON object: {err}"))
+    })?;
+    let name = string(&request, "jobName")?;
+    if !valid_job_name(name) {
+        return Err(pattern(name, "jobName", JOB_NAME_PATTERN));
+    }
+    let role_arn = string(&request, "roleArn")?;
+    let account = role_account(role_arn)
+        .ok_or_else(|| pattern(role_arn, "roleArn", ROLE_ARN_PATTERN))?
+        .unwrap_or(DEFAULT_ACCOUNT)
+        .to_string();
+    let model_id = string(&request, "modelId")?;
+    if model_id.is_empty() || model_id.len() > 2048 {
+        return Err(constraint(
+            model_id,
+            "modelId",
+            "have length between 1 and 2048",
+        ));
+    }
+    let token = match request.get("clientRequestToken") {
+        None | Some(Value::Null) => None,
+        Some(_) => {
+            let token = string(&request, "clientRequestToken")?;
+            if !valid_token(token) {
+                return Err(pattern(token, "clientRequestToken", TOKEN_PATTERN));
+            }
+            Some(token)
+        }
+    };
+    let invocation_type = match request.get("modelInvocationType").and_then(Value::as_str) {
+        None => InvocationType::InvokeModel,
+        Some("InvokeModel") => InvocationType::InvokeModel,
+        Some("Converse") => InvocationType::Converse,
+        Some(other) => {
+            return Err(constraint(
+                other,
+                "modelInvocationType",
+                "satisfy enum value set: [InvokeModel, Converse]",
+            ));
+        }
+    };
+    let timeout_hours = match request.get("timeoutDurationInHours") {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            let hours = value.as_u64().unwrap_or(0);
+            if hours < MIN_TIMEOUT_HOURS {
+                return Err(constraint(
+                    &value.to_string(),
+                    "timeoutDurationInHours",
+                    &format!("have value greater than or equal to {MIN_TIMEOUT_HOURS}"),
+                ));
+            }
+            if hours > MAX_TIMEOUT_HOURS {
+                return Err(constraint(
+                    &value.to_string(),
+                    "timeoutDurationInHours",
+                    &format!("have value less than or equal to {MAX_TIMEOUT_HOURS}"),
+                ));
+            }
+            Some(hours)
+        }
+    };
+    if let Some(format) = request
+        .get("inputDataConfig")
+        .and_then(|c| c.get("s3InputDataConfig"))
+        .and_then(|m| m.get("s3InputFormat"))
+        .and_then(Value::as_str)
+        && format != "JSONL"
+    {
+        return Err(constraint(
+            format,
+            "inputDataConfig.s3InputDataConfig.s3InputFormat",
+            "satisfy enum value set: [JSONL]",
+        ));
+    }
+    let input_uri = s3_uri(&request, "inputDataConfig", "s3InputDataConfig")?.to_string();
+    let output_uri = s3_uri(&request, "outputDataConfig", "s3OutputDataConfig")?.to_string();
+    let region = signed_region(headers).unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let seed = batch.config.seed;
+    let created = batch.create(token, name, |sequence| {
+        let id = new_job_id(seed, sequence, name);
+        let now = SystemTime::now();
+        Job {
+            arn: format!("arn:aws:bedrock:{region}:{account}:model-invocation-job/{id}"),
+            id,
+            name: name.to_string(),
+            model_id: model_id.to_string(),
+            role_arn: role_arn.to_string(),
+            client_request_token: token.map(str::to_string),
+            invocation_type,
+            input_data_config: request.get("inputDataConfig").cloned().unwrap_or_default(),
+            output_data_config: request.get("outputDataConfig").cloned().unwrap_or_default(),
+            vpc_config: request.get("vpcConfig").cloned(),
+            input_uri,
+            output_uri,
+            timeout_hours,
+            status: Status::Submitted,
+            message: None,
+            submit_time: now,
+            last_modified_time: now,
+            end_time: None,
+            counts: Default::default(),
+            stop_requested: false,
+        }
+    });
+    match created {
+        Ok((arn, _)) => Ok(json!({ "jobArn": arn })),
+        Err(Refused::NameInUse) => Err(ApiError::new(
+            ErrorKind::Conflict,
+            format!(
+                "A model invocation job with the name {name} already exists. Use another name."
+            ),
+        )),
+    }
+}
+
+/// A job as GetModelInvocationJob describes it (a list summary has the same members).
+pub fn describe(job: &Job) -> Value {
+    let mut body = json!({
+        "jobArn": job.arn,
+        "jobName": job.name,
+        "modelId": job.model_id,
+        "roleArn": job.role_arn,
+        "status": job.status.name(),
+        "submitTime": timestamp(job.submit_time),
+        "lastModifiedTime": timestamp(job.last_modified_time),
+        "inputDataConfig": job.input_data_config,
+        "outputDataConfig": job.output_data_config,
+        "jobExpirationTime": timestamp(job.expiration_time()),
+        "modelInvocationType": job.invocation_type.name(),
+        "processedRecordCount": job.counts.processed,
+        "successRecordCount": job.counts.success,
+        "errorRecordCount": job.counts.error,
+    });
+    let extra = [
+        (
+            "clientRequestToken",
+            job.client_request_token.clone().map(Value::from),
+        ),
+        ("message", job.message.clone().map(Value::from)),
+        ("endTime", job.end_time.map(|t| Value::from(timestamp(t)))),
+        ("vpcConfig", job.vpc_config.clone()),
+        ("timeoutDurationInHours", job.timeout_hours.map(Value::from)),
+        ("totalRecordCount", job.counts.total.map(Value::from)),
+    ];
+    for (key, value) in extra {
+        if let Some(value) = value {
+            body[key] = value;
+        }
+    }
+    body
+}
+
+fn not_found(identifier: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceNotFound,
+        format!("The model invocation job {identifier} could not be found."),
+    )
+}
+
+/// GetModelInvocationJob.
+pub async fn get(batch: Arc<Batch>, identifier: String) -> Response {
+    answer(
+        batch
+            .get(&identifier)
+            .map(|job| describe(&job))
+            .ok_or_else(|| not_found(&identifier)),
+    )
+}
+
+/// StopModelInvocationJob.
+pub async fn stop(batch: Arc<Batch>, identifier: String) -> Response {
+    let Some(job) = batch.get(&identifier) else {
+        return answer(Err(not_found(&identifier)));
+    };
+    let stopped = batch.update(&job.id, |job| {
+        if job.status.ended() {
+            return Err(ApiError::validation(format!(
+                "The model invocation job {} is {} and cannot be stopped.",
+                job.arn,
+                job.status.name()
+            )));
+        }
+        job.stop_requested = true;
+        job.status = Status::Stopping;
+        Ok(json!({}))
+    });
+    answer(stopped.unwrap_or_else(|| Err(not_found(&identifier))))
+}
+
+/// `%XX` and `+` decoded, as query parameters are encoded.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
+            .flatten();
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (b'+', None) => out.push(b' '),
+            (byte, None) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The query parameters of ListModelInvocationJobs.
+#[derive(Debug, Default, PartialEq)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    pub name_contains: Option<String>,
+    pub submitted_after: Option<DateTime<Utc>>,
+    pub submitted_before: Option<DateTime<Utc>>,
+    pub max_results: usize,
+    pub offset: usize,
+    pub ascending: bool,
+}
+
+pub fn parse_query(query: &str) -> Result<ListQuery, ApiError> {
+    let mut parsed = ListQuery {
+        max_results: MAX_LIST_RESULTS,
+        ..ListQuery::default()
+    };
+    let time = |value: &str, field: &str| {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| constraint(value, field, "be a date-time (RFC 3339)"))
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(value);
+        match key {
+            "statusEquals" => {
+                parsed.status = Some(Status::parse(&value).ok_or_else(|| {
+                    constraint(
+                        &value,
+                        "statusEquals",
+                        "satisfy enum value set: [Submitted, InProgress, Completed, Failed, Stopping, Stopped, PartiallyCompleted, Expired, Validating, Scheduled]",
+                    )
+                })?)
+            }
+            "nameContains" => parsed.name_contains = Some(value),
+            "submitTimeAfter" => parsed.submitted_after = Some(time(&value, "submitTimeAfter")?),
+            "submitTimeBefore" => {
+                parsed.submitted_before = Some(time(&value, "submitTimeBefore")?)
+            }
+            "maxResults" => {
+                parsed.max_results = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIST_RESULTS).contains(n))
+                    .ok_or_else(|| {
+                        constraint(
+                            &value,
+                            "maxResults",
+                            &format!("have value between 1 and {MAX_LIST_RESULTS}"),
+                        )
+                    })?
+            }
+            "nextToken" => {
+                parsed.offset = value
+                    .strip_prefix("page-")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| ApiError::validation("The nextToken is not valid."))?
+            }
+            "sortBy" if value != "CreationTime" => {
+                return Err(constraint(
+                    &value,
+                    "sortBy",
+                    "satisfy enum value set: [CreationTime]",
+                ));
+            }
+            "sortOrder" => {
+                parsed.ascending = match value.as_str() {
+                    "Ascending" => true,
+                    "Descending" => false,
+                    _ => {
+                        return Err(constraint(
+                            &value,
+                            "sortOrder",
+                            "satisfy enum value set: [Ascending, Descending]",
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(parsed)
+}
+
+/// ListModelInvocationJobs.
+pub async fn list(batch: Arc<Batch>, query: Option<String>) -> Response {
+    answer(list_jobs(&batch, query.as_deref().unwrap_or("")))
+}
+
+fn list_jobs(batch: &Batch, query: &str) -> Result<Value, ApiError> {
+    let query = parse_query(query)?;
+    let mut jobs: Vec<Job> = batch
+        .all()
+        .into_iter()
+        .filter(|job| query.status.is_none_or(|s| job.status == s))
+        .filter(|job| {
+            query
+                .name_contains
+                .as_deref()
+                .is_none_or(|part| job.name.contains(part))
+        })
+        .filter(|job| {
+            let submitted = DateTime::<Utc>::from(job.submit_time);
+            query.submitted_after.is_none_or(|t| submitted > t)
+                && query.submitted_before.is_none_or(|t| submitted < t)
+        })
+        .collect();
+    if !query.ascending {
+        jobs.reverse();
+    }
+    let page: Vec<Value> = jobs
+        .iter()
+        .skip(query.offset)
+        .take(query.max_results)
+        .map(describe)
+        .collect();
+    let mut body = json!({ "invocationJobSummaries": page });
+    let next = query.offset + query.max_results;
+    if next < jobs.len() {
+        body["nextToken"] = json!(format!("page-{next}"));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_follow_the_pattern() {
+        assert!(valid_job_name("batch-run-1.part+2"));
+        assert!(valid_job_name("a"));
+        assert!(!valid_job_name(""));
+        assert!(!valid_job_name("-lead"));
+        assert!(!valid_job_name("has space"));
+        assert!(!valid_job_name("under_score"));
+        assert!(!valid_job_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn role_arns_follow_the_pattern() {
+        assert_eq!(
+            role_account("arn:aws:iam::123456789012:role/BatchRole"),
+            Some(Some("123456789012"))
+        );
+        assert_eq!(role_account("arn:aws-cn:iam:::role/x"), Some(None));
+        assert_eq!(role_account("arn:aws:iam::12345:role/x"), None);
+        assert_eq!(role_account("arn:aws:iam::123456789012:user/x"), None);
+        assert_eq!(role_account("arn:aws:iam::123456789012:role/"), None);
+        assert_eq!(role_account("not-an-arn"), None);
+    }
+
+    #[test]
+    fn tokens_follow_the_pattern() {
+        assert!(valid_token("run1-part-00001"));
+        assert!(!valid_token("-x"));
+        assert!(!valid_token("x-"));
+        assert!(!valid_token("a_b"));
+    }
+
+    #[test]
+    fn job_ids_are_twelve_lowercase_characters() {
+        let id = new_job_id(1, 0, "job");
+        assert_eq!(id.len(), 12);
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        assert_eq!(id, new_job_id(1, 0, "job"));
+        assert_ne!(id, new_job_id(1, 1, "job"));
+    }
+
+    #[test]
+    fn list_queries() {
+        let query = parse_query(
+            "statusEquals=Completed&nameContains=my%20job&maxResults=2&nextToken=page-4&sortOrder=Ascending&submitTimeAfter=2026-01-01T00%3A00%3A00Z",
+        )
+        .unwrap();
+        assert_eq!(query.status, Some(Status::Completed));
+        assert_eq!(query.name_contains.as_deref(), Some("my job"));
+        assert_eq!(
+            (query.max_results, query.offset, query.ascending),
+            (2, 4, true)
+        );
+        assert!(query.submitted_after.is_some());
+        assert!(parse_query("maxResults=0").is_err());
+        assert!(parse_query("statusEquals=Done").is_err());
+        assert!(parse_query("nextToken=x").is_err());
+        assert!(parse_query("sortBy=Name").is_err());
+        assert_eq!(decode("a%2Fb+c%zz%"), "a/b c%zz%");
+    }
+
+    #[test]
+    fn the_region_comes_from_the_signature() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AK/20260101/eu-west-3/bedrock/aws4_request, SignedHeaders=host, Signature=x"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(signed_region(&headers).as_deref(), Some("eu-west-3"));
+        assert_eq!(signed_region(&http::HeaderMap::new()), None);
+    }
+}
