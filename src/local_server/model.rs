@@ -15,8 +15,9 @@ use super::tools::{self, ForcedTool};
 use crate::model_id::Family;
 
 /// What Converse reserves when the request sets no `maxTokens`.
-pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+const DEFAULT_MAX_TOKENS: u64 = 4096;
 
+/// Bedrock Runtime's model routes; a batch job answers as `Converse` or `Invoke` would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Converse,
@@ -245,4 +246,39 @@ pub fn answer(route: Route, model_id: &str, body: &[u8]) -> Result<Answered, Api
         input_tokens: work.input_tokens,
         output_tokens: work.output_tokens(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_need_a_known_model_and_a_fitting_route() {
+        let converse =
+            br#"{"messages": [{"role": "user", "content": [{"text": "Hi there. Bye."}]}]}"#;
+        let answered = answer(
+            Route::Converse,
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            converse,
+        )
+        .expect("a valid Converse body");
+        assert_eq!(answered.body["stopReason"], "end_turn");
+        assert_eq!(
+            answered.body["usage"]["inputTokens"].as_u64(),
+            Some(answered.input_tokens)
+        );
+        assert!(answer(Route::Converse, "acme.nothing-v1", converse).is_err());
+        assert!(answer(Route::Converse, "amazon.titan-embed-text-v2:0", converse).is_err());
+        let embedded = answer(
+            Route::Invoke,
+            "amazon.titan-embed-text-v2:0",
+            br#"{"inputText": "hello", "dimensions": 256}"#,
+        )
+        .expect("a valid Titan body");
+        assert_eq!(
+            embedded.body["embedding"].as_array().map(Vec::len),
+            Some(256)
+        );
+        assert_eq!(embedded.output_tokens, 0);
+    }
 }
