@@ -472,7 +472,12 @@ pub struct RunArgs {
     /// Inference jobs (half the price, answers within hours, at least 100 records a job);
     /// `auto`, batch when at least 100 records are left to send, else on-demand. A batch
     /// run resumes like any other: rerun the same command to poll and collect its jobs.
-    #[arg(long, help_heading = "Batch Inference", value_enum, default_value = "on-demand")]
+    #[arg(
+        long,
+        help_heading = "Batch Inference",
+        value_enum,
+        default_value = "on-demand"
+    )]
     pub via: Via,
     /// Where batch input and output go: s3://BUCKET/PREFIX (the run adds RUN_ID/input/ and
     /// RUN_ID/output/ under it). With --local, the built-in S3's bucket `bedrock-batch-local`.
@@ -484,14 +489,29 @@ pub struct RunArgs {
     pub role_arn: Option<String>,
     /// Records per job, 100 to 50,000 (Bedrock's limits); the last job is rebalanced so
     /// none falls below 100.
-    #[arg(long, help_heading = "Batch Inference", default_value_t = 50_000, value_name = "N")]
+    #[arg(
+        long,
+        help_heading = "Batch Inference",
+        default_value_t = 50_000,
+        value_name = "N"
+    )]
     pub records_per_job: u64,
     /// Seconds between two looks at the jobs' status.
-    #[arg(long, help_heading = "Batch Inference", default_value_t = 60.0, value_name = "S")]
+    #[arg(
+        long,
+        help_heading = "Batch Inference",
+        default_value_t = 60.0,
+        value_name = "S"
+    )]
     pub poll_secs: f64,
     /// Hours a job may run before it expires (24 to 168); records it did not answer become
     /// `batch_incomplete` lines that --retry-failed sends again.
-    #[arg(long, help_heading = "Batch Inference", default_value_t = 24, value_name = "H")]
+    #[arg(
+        long,
+        help_heading = "Batch Inference",
+        default_value_t = 24,
+        value_name = "H"
+    )]
     pub batch_timeout_hours: i32,
 }
 

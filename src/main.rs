@@ -7,8 +7,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bedrock_batch::cli::{
-    CancelArgs, Cli, Command, ExportArgs, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs, RunArgs,
-    StatusArgs,
+    CancelArgs, Cli, Command, ExportArgs, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs,
+    RunArgs, StatusArgs,
 };
 use bedrock_batch::config::{RunConfig, server_config};
 use bedrock_batch::exit;

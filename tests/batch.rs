@@ -68,7 +68,10 @@ fn endpoint_args(server: &LocalServer) -> Vec<String> {
 
 fn local_keys(command: &mut tokio::process::Command) {
     command
-        .env("AWS_ACCESS_KEY_ID", bedrock_batch::local_server::S3_ACCESS_KEY)
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            bedrock_batch::local_server::S3_ACCESS_KEY,
+        )
         .env(
             "AWS_SECRET_ACCESS_KEY",
             bedrock_batch::local_server::S3_SECRET_KEY,
@@ -83,7 +86,14 @@ fn strs(args: &[String]) -> Vec<&str> {
 async fn converse_via_batch_gives_what_on_demand_gives_at_the_batch_price() {
     let work = tempfile::tempdir().unwrap();
     let job = common::write_jsonl(work.path(), "job.jsonl", &records(250));
-    let base = [job.as_str(), "--model", CLAUDE, "--max-tokens", "60", "--local"];
+    let base = [
+        job.as_str(),
+        "--model",
+        CLAUDE,
+        "--max-tokens",
+        "60",
+        "--local",
+    ];
     let on_demand = run_fresh(work.path(), &base).await;
     assert_eq!(on_demand.code(), 0, "{}", on_demand.stderr());
     let mut args = base.to_vec();
@@ -113,12 +123,20 @@ async fn converse_via_batch_gives_what_on_demand_gives_at_the_batch_price() {
     // 250 records at 100 a job: 100, then the last two rebalanced to 150 (no job below 100).
     let summary = batch.summary();
     let jobs = summary["batch"]["jobs"].as_array().unwrap();
-    let sizes: Vec<u64> = jobs.iter().map(|j| j["records"].as_u64().unwrap()).collect();
+    let sizes: Vec<u64> = jobs
+        .iter()
+        .map(|j| j["records"].as_u64().unwrap())
+        .collect();
     assert_eq!(sizes, vec![100, 150]);
     for job in jobs {
         assert_eq!(job["status"], "Completed");
         assert_eq!(job["ok"], job["records"]);
-        assert!(job["job_arn"].as_str().unwrap().contains(":model-invocation-job/"));
+        assert!(
+            job["job_arn"]
+                .as_str()
+                .unwrap()
+                .contains(":model-invocation-job/")
+        );
     }
     let cost = |run: &common::Run| run.summary()["cost_usd"].as_f64().unwrap();
     let (full, half) = (cost(&on_demand), cost(&batch));
@@ -130,14 +148,24 @@ async fn converse_via_batch_gives_what_on_demand_gives_at_the_batch_price() {
     // status shows the jobs.
     let status = bb(work.path(), &["status", batch.dir.to_str().unwrap()]).await;
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("part-00001") && text.contains("Completed"), "{text}");
+    assert!(
+        text.contains("part-00001") && text.contains("Completed"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn titan_embeddings_via_batch_equal_on_demand() {
     let work = tempfile::tempdir().unwrap();
     let job = common::write_jsonl(work.path(), "docs.jsonl", &records(120));
-    let base = [job.as_str(), "--model", TITAN_V2, "--dimensions", "256", "--local"];
+    let base = [
+        job.as_str(),
+        "--model",
+        TITAN_V2,
+        "--dimensions",
+        "256",
+        "--local",
+    ];
     let on_demand = run_fresh(work.path(), &base).await;
     assert_eq!(on_demand.code(), 0, "{}", on_demand.stderr());
     let mut args = base.to_vec();
@@ -178,13 +206,48 @@ async fn too_few_records_are_refused_and_auto_calls_on_demand() {
     let lines = auto.lines();
     assert_eq!(lines.len(), 40);
     assert!(lines.iter().all(|l| l.get("via").is_none()));
-    assert!(auto.stderr().contains("calling on demand"), "{}", auto.stderr());
+    assert!(
+        auto.stderr().contains("calling on demand"),
+        "{}",
+        auto.stderr()
+    );
     // Bad flags are refused before anything is read.
     for (flags, says) in [
-        (vec!["--via", "batch", "--s3", "my-bucket/x", "--role-arn", "arn:aws:iam::123456789012:role/r"], "s3://BUCKET/PREFIX"),
-        (vec!["--via", "batch", "--s3", "s3://my-bucket/x", "--role-arn", "BatchRole"], "not an IAM role ARN"),
-        (vec!["--via", "batch", "--role-arn", "arn:aws:iam::123456789012:role/r"], "needs --s3"),
-        (vec!["--via", "batch", "--records-per-job", "60000", "--local"], "--records-per-job"),
+        (
+            vec![
+                "--via",
+                "batch",
+                "--s3",
+                "my-bucket/x",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/r",
+            ],
+            "s3://BUCKET/PREFIX",
+        ),
+        (
+            vec![
+                "--via",
+                "batch",
+                "--s3",
+                "s3://my-bucket/x",
+                "--role-arn",
+                "BatchRole",
+            ],
+            "not an IAM role ARN",
+        ),
+        (
+            vec![
+                "--via",
+                "batch",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/r",
+            ],
+            "needs --s3",
+        ),
+        (
+            vec!["--via", "batch", "--records-per-job", "60000", "--local"],
+            "--records-per-job",
+        ),
     ] {
         let mut args = vec![job.as_str(), "--model", CLAUDE];
         args.extend(flags);
@@ -195,7 +258,14 @@ async fn too_few_records_are_refused_and_auto_calls_on_demand() {
     // A model without batch support is refused before any upload.
     let run = run_fresh(
         work.path(),
-        &[&job, "--model", "anthropic.claude-3-5-haiku-20241022-v1:0", "--local", "--via", "batch"],
+        &[
+            &job,
+            "--model",
+            "anthropic.claude-3-5-haiku-20241022-v1:0",
+            "--local",
+            "--via",
+            "batch",
+        ],
     )
     .await;
     assert_eq!(run.code(), 2, "{}", run.stderr());
@@ -207,9 +277,9 @@ async fn wait_for_jobs(run_dir: &Path, n: usize) {
     for _ in 0..300 {
         if let Ok(text) = std::fs::read_to_string(run_dir.join("state/batch.json")) {
             let state: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let created = state["parts"]
-                .as_array()
-                .map_or(0, |parts| parts.iter().filter(|p| p["job_arn"].is_string()).count());
+            let created = state["parts"].as_array().map_or(0, |parts| {
+                parts.iter().filter(|p| p["job_arn"].is_string()).count()
+            });
             if created >= n {
                 return;
             }
@@ -280,10 +350,15 @@ async fn a_partial_job_is_finished_on_demand_with_retry_failed() {
     let ok = lines.iter().filter(|l| l["status"] == "ok").count();
     assert!(incomplete > 0 && ok > 0, "{incomplete} incomplete, {ok} ok");
     assert_eq!(incomplete + ok, 150);
-    assert!(lines.iter().any(|l| l["error"]["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("PartiallyCompleted"))));
-    assert_eq!(batch.summary()["batch"]["jobs"][0]["status"], "PartiallyCompleted");
+    assert!(lines.iter().any(|l| {
+        l["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PartiallyCompleted"))
+    }));
+    assert_eq!(
+        batch.summary()["batch"]["jobs"][0]["status"],
+        "PartiallyCompleted"
+    );
 
     let retry = bb(
         work.path(),
@@ -308,7 +383,10 @@ async fn a_partial_job_is_finished_on_demand_with_retry_failed() {
     assert_eq!(lines.len(), 150);
     assert!(lines.values().all(|l| l["status"] == "ok"));
     let on_demand = lines.values().filter(|l| l.get("via").is_none()).count();
-    assert_eq!(on_demand, incomplete, "only the unanswered records went on demand");
+    assert_eq!(
+        on_demand, incomplete,
+        "only the unanswered records went on demand"
+    );
     server.shutdown().await;
 }
 
@@ -336,12 +414,20 @@ async fn cancel_stops_the_jobs_and_the_run_collects_what_they_answered() {
     local_keys(&mut cancel);
     let cancelled = cancel.output().await.unwrap();
     assert_eq!(cancelled.status.code(), Some(0), "{}", stderr(&cancelled));
-    assert!(stderr(&cancelled).contains("1 stopped"), "{}", stderr(&cancelled));
+    assert!(
+        stderr(&cancelled).contains("1 stopped"),
+        "{}",
+        stderr(&cancelled)
+    );
     let run = child.wait_with_output().await.unwrap();
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let lines = common::read_lines(&run_dir);
     assert_eq!(by_id(&lines).len(), 200);
-    assert!(lines.iter().any(|l| l["error"]["kind"] == "batch_incomplete"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["error"]["kind"] == "batch_incomplete")
+    );
     let summary = common::read_summary(&run_dir);
     assert_eq!(summary["batch"]["jobs"][0]["status"], "Stopped");
     assert_eq!(server.stats().batch.by_status.get("Stopped"), Some(&1));

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_bedrock::types::{
     ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig,
-    ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig,
-    ModelInvocationType, S3InputFormat,
+    ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig, ModelInvocationType,
+    S3InputFormat,
 };
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -27,7 +27,9 @@ pub struct S3Location {
 impl S3Location {
     pub fn parse(uri: &str) -> Result<S3Location, String> {
         let rest = uri.strip_prefix("s3://").ok_or_else(|| {
-            format!("--s3 takes s3://BUCKET/PREFIX (e.g. s3://my-bucket/bedrock-batch), got {uri:?}")
+            format!(
+                "--s3 takes s3://BUCKET/PREFIX (e.g. s3://my-bucket/bedrock-batch), got {uri:?}"
+            )
         })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let valid_bucket = (3..=63).contains(&bucket.len())
@@ -162,7 +164,8 @@ impl Clients {
             .await
             .map_err(|err| format!("{}: {err}", path.display()))?
             .len();
-        let failed = |err: String| format!("uploading {} to s3://{bucket}/{key}: {err}", path.display());
+        let failed =
+            |err: String| format!("uploading {} to s3://{bucket}/{key}: {err}", path.display());
         if size < MULTIPART_FROM {
             let body = ByteStream::from_path(path)
                 .await
@@ -281,7 +284,11 @@ impl Clients {
                     aws_sdk_s3::error::DisplayErrorContext(&err)
                 )
             })?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
         }
         Ok(keys)
     }
@@ -335,7 +342,9 @@ impl Clients {
             .model_id(job.model)
             .role_arn(job.role_arn)
             .input_data_config(ModelInvocationJobInputDataConfig::S3InputDataConfig(input))
-            .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(output))
+            .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(
+                output,
+            ))
             .timeout_duration_in_hours(job.timeout_hours)
             .model_invocation_type(kind)
             .send()
@@ -386,11 +395,22 @@ mod tests {
         let at = S3Location::parse("s3://my-bucket/runs/nightly/").unwrap();
         assert_eq!(at.bucket, "my-bucket");
         assert_eq!(at.prefix, "runs/nightly");
-        assert_eq!(at.key("x/part-00001.jsonl"), "runs/nightly/x/part-00001.jsonl");
+        assert_eq!(
+            at.key("x/part-00001.jsonl"),
+            "runs/nightly/x/part-00001.jsonl"
+        );
         let bare = S3Location::parse("s3://my-bucket").unwrap();
         assert_eq!(bare.key("a"), "a");
-        assert!(S3Location::parse("my-bucket/x").unwrap_err().contains("s3://BUCKET/PREFIX"));
-        assert!(S3Location::parse("s3://My_Bucket/x").unwrap_err().contains("bucket name"));
+        assert!(
+            S3Location::parse("my-bucket/x")
+                .unwrap_err()
+                .contains("s3://BUCKET/PREFIX")
+        );
+        assert!(
+            S3Location::parse("s3://My_Bucket/x")
+                .unwrap_err()
+                .contains("bucket name")
+        );
         assert!(S3Location::parse("https://b/x").is_err());
     }
 }

@@ -31,7 +31,10 @@ pub async fn cancel(
                 run_dir.display()
             )
         })?;
-    let endpoint = match endpoint_url.map(str::to_string).or(state.endpoint_url.clone()) {
+    let endpoint = match endpoint_url
+        .map(str::to_string)
+        .or(state.endpoint_url.clone())
+    {
         Some(url) => Endpoint::Url(url),
         None => Endpoint::Aws,
     };
@@ -73,11 +76,7 @@ pub async fn cancel(
             }
         }
     }
-    let prepared = state
-        .parts
-        .iter()
-        .filter(|p| p.job_arn.is_none())
-        .count();
+    let prepared = state.parts.iter().filter(|p| p.job_arn.is_none()).count();
     if prepared > 0 {
         eprintln!(
             "{prepared} parts were prepared but never submitted: a rerun with --via batch would submit them"

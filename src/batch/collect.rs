@@ -132,7 +132,8 @@ impl Collector<'_> {
             }
             let result = match (parsed.model_output, parsed.error) {
                 (Some(output), _) => {
-                    wire::batch_answer(self.options, &part.model, part.kind, output).map(|a| vec![a])
+                    wire::batch_answer(self.options, &part.model, part.kind, output)
+                        .map(|a| vec![a])
                 }
                 (None, Some(error)) => Err(CallError::new(
                     kind_of(error.code.as_ref()),
@@ -260,7 +261,14 @@ mod tests {
         let mut seen = vec![false; 4];
         let mut counts = Collected::default();
         collector
-            .read(&part, &metas, &mut seen, output.as_bytes(), Duration::from_secs(5), &mut counts)
+            .read(
+                &part,
+                &metas,
+                &mut seen,
+                output.as_bytes(),
+                Duration::from_secs(5),
+                &mut counts,
+            )
             .await
             .unwrap();
         collector
@@ -272,17 +280,33 @@ mod tests {
         while let Some(outcome) = rx.recv().await {
             got.push(outcome);
         }
-        assert_eq!(counts, Collected { ok: 1, failed: 2, stray: 2 });
+        assert_eq!(
+            counts,
+            Collected {
+                ok: 1,
+                failed: 2,
+                stray: 2
+            }
+        );
         assert_eq!(got.len(), 3, "records 10, 12 and 11; not 13");
         assert_eq!(got[0].records[0].number, 12);
-        assert_eq!(got[0].result.as_ref().unwrap_err().kind, ErrorKind::Validation);
+        assert_eq!(
+            got[0].result.as_ref().unwrap_err().kind,
+            ErrorKind::Validation
+        );
         assert_eq!(got[1].records[0].number, 10);
-        assert!(matches!(&got[1].result.as_ref().unwrap()[0], Answer::Text { output, .. } if output == "hi"));
+        assert!(
+            matches!(&got[1].result.as_ref().unwrap()[0], Answer::Text { output, .. } if output == "hi")
+        );
         assert_eq!(got[1].batch_job.as_deref(), Some("j1"));
         assert_eq!(got[2].records[0].number, 11);
         let err = got[2].result.as_ref().unwrap_err();
         assert_eq!(err.kind, ErrorKind::BatchIncomplete);
-        assert!(err.message.contains("j1 ended PartiallyCompleted"), "{}", err.message);
+        assert!(
+            err.message.contains("j1 ended PartiallyCompleted"),
+            "{}",
+            err.message
+        );
         assert!(err.kind.retryable());
     }
 }

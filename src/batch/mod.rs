@@ -29,9 +29,9 @@ use crate::report::summary::thousands;
 use crate::store::state::RecordSet;
 use crate::vocab::{BatchReport, CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries, Task};
 use aws::{Clients, NewJob};
-pub use settings::BatchSettings;
 use collect::{Collected, Collector};
 use parts::Spool;
+pub use settings::BatchSettings;
 use state::{BatchState, PREPARED, PartState};
 
 /// The Batch Inference engine of one run.
@@ -230,8 +230,12 @@ impl Inner {
         let (members, first_index) = self.earlier_members()?;
         let mut wanted = RecordSet::default();
         let mut owed: Vec<bool> = members.iter().map(|_| false).collect();
-        let mut spool = Spool::new(&self.parts_dir(), first_index, self.settings.records_per_job)
-            .map_err(local_files)?;
+        let mut spool = Spool::new(
+            &self.parts_dir(),
+            first_index,
+            self.settings.records_per_job,
+        )
+        .map_err(local_files)?;
         while let Some(task) = tasks.recv().await {
             if self.stops.stopped() {
                 return Err(Stop::Interrupted);
@@ -248,7 +252,12 @@ impl Inner {
                 match wire::batch_model_input(&self.options, &task.model, &record.payload) {
                     Ok(input) => {
                         spool
-                            .push(&task.model, BatchKind::of(&record.payload), &record.meta, &input)
+                            .push(
+                                &task.model,
+                                BatchKind::of(&record.payload),
+                                &record.meta,
+                                &input,
+                            )
                             .map_err(local_files)?;
                         wanted.insert(number);
                     }
@@ -533,9 +542,8 @@ impl Inner {
                 ),
             )
         };
-        let metas = parts::read_sidecar(&self.parts_dir(), part.index).map_err(|err| {
-            unreadable(format!("the records of {}: {err}", part.name()))
-        })?;
+        let metas = parts::read_sidecar(&self.parts_dir(), part.index)
+            .map_err(|err| unreadable(format!("the records of {}: {err}", part.name())))?;
         let mut seen = vec![false; metas.len()];
         let mut counts = Collected::default();
         let collector = Collector {

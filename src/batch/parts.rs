@@ -163,8 +163,10 @@ impl Spool {
         if !self.open.contains_key(model) {
             let index = self.next_index;
             self.next_index += 1;
-            self.open
-                .insert(model.to_string(), Open::create(&self.dir, index, model, kind)?);
+            self.open.insert(
+                model.to_string(),
+                Open::create(&self.dir, index, model, kind)?,
+            );
         }
         let Some(open) = self.open.get_mut(model) else {
             return Ok(());
@@ -213,7 +215,12 @@ impl Spool {
             std::fs::rename(input_path(&self.dir, from), input_path(&self.dir, to))?;
             std::fs::rename(sidecar_path(&self.dir, from), sidecar_path(&self.dir, to))?;
         }
-        let mut out = vec![Open::create(&self.dir, first.index, &first.model, first.kind)?];
+        let mut out = vec![Open::create(
+            &self.dir,
+            first.index,
+            &first.model,
+            first.kind,
+        )?];
         for tmp in [tmp_first, tmp_second] {
             let lines = BufReader::new(File::open(input_path(&self.dir, tmp))?).lines();
             let metas = BufReader::new(File::open(sidecar_path(&self.dir, tmp))?).lines();
@@ -248,16 +255,14 @@ fn remove_files(dir: &Path, index: u32) {
 /// The records of a part, in line order.
 pub fn read_sidecar(dir: &Path, index: u32) -> std::io::Result<Vec<RecordMeta>> {
     let path = sidecar_path(dir, index);
-    let file = File::open(&path).map_err(|err| {
-        std::io::Error::new(err.kind(), format!("{}: {err}", path.display()))
-    })?;
+    let file = File::open(&path)
+        .map_err(|err| std::io::Error::new(err.kind(), format!("{}: {err}", path.display())))?;
     BufReader::new(file)
         .lines()
         .map(|line| {
             let line = line?;
-            serde_json::from_str(&line).map_err(|err| {
-                std::io::Error::other(format!("{}: {err}", path.display()))
-            })
+            serde_json::from_str(&line)
+                .map_err(|err| std::io::Error::other(format!("{}: {err}", path.display())))
         })
         .collect()
 }
@@ -285,7 +290,12 @@ mod tests {
             for _ in 0..*n {
                 number += 1;
                 spool
-                    .push(model, BatchKind::Converse, &meta(number), &json!({"n": number}))
+                    .push(
+                        model,
+                        BatchKind::Converse,
+                        &meta(number),
+                        &json!({"n": number}),
+                    )
                     .unwrap();
             }
         }
@@ -353,7 +363,10 @@ mod tests {
         assert_eq!(spooled.too_few.len(), 1);
         assert_eq!(spooled.too_few[0].0, "b");
         assert_eq!(spooled.too_few[0].1.len(), 30);
-        assert!(!input_path(dir.path(), 2).exists(), "the short part is removed");
+        assert!(
+            !input_path(dir.path(), 2).exists(),
+            "the short part is removed"
+        );
     }
 
     #[test]

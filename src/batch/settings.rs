@@ -58,7 +58,11 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
         }
         return Ok(None);
     }
-    let via = if args.via == Via::Batch { "batch" } else { "auto" };
+    let via = if args.via == Via::Batch {
+        "batch"
+    } else {
+        "auto"
+    };
     if matches!(mode, Mode::Retrieve | Mode::Rag) {
         return Err(format!(
             "--via {via}: Batch Inference runs models, not knowledge-base queries; drop --via for --mode retrieve or rag"

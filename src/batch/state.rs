@@ -115,10 +115,12 @@ pub fn read(run_dir: &Path) -> Result<Option<BatchState>, StoreError> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(StoreError { path, source }),
     };
-    serde_json::from_str(&text).map(Some).map_err(|err| StoreError {
-        path,
-        source: std::io::Error::other(format!("not a valid batch state file: {err}")),
-    })
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|err| StoreError {
+            path,
+            source: std::io::Error::other(format!("not a valid batch state file: {err}")),
+        })
 }
 
 pub fn write(run_dir: &Path, state: &BatchState) -> Result<(), StoreError> {
@@ -182,7 +184,11 @@ mod tests {
             role_arn: "arn:aws:iam::123456789012:role/r".into(),
             parts: vec![
                 part(PREPARED, None, false),
-                part("InProgress", Some("arn:aws:bedrock:us-east-1:1:model-invocation-job/abc"), false),
+                part(
+                    "InProgress",
+                    Some("arn:aws:bedrock:us-east-1:1:model-invocation-job/abc"),
+                    false,
+                ),
                 part("Completed", Some("arn:x/def"), true),
             ],
         };

@@ -552,6 +552,7 @@ impl Bedrock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn token_split_sums_to_total() {

@@ -116,7 +116,8 @@ fn message_json(message: &Message) -> Result<Value, CallError> {
 pub fn converse_request(options: &CallOptions, input: &ConverseInput) -> Result<Value, CallError> {
     let messages = match &input.prompt {
         Prompt::Text(text) => {
-            let mut content: Vec<Value> = options.shared_documents.iter().map(document_json).collect();
+            let mut content: Vec<Value> =
+                options.shared_documents.iter().map(document_json).collect();
             if options.cache_prompt && !options.shared_documents.is_empty() {
                 content.push(cache_point());
             }
@@ -202,7 +203,9 @@ pub fn batch_model_input(
                 format!("the record's body is not JSON: {err}"),
             )
         }),
-        Payload::Retrieve { .. } | Payload::Rag { .. } => Err(unsupported("a knowledge-base query")),
+        Payload::Retrieve { .. } | Payload::Rag { .. } => {
+            Err(unsupported("a knowledge-base query"))
+        }
     }
 }
 
@@ -385,9 +388,15 @@ mod tests {
     fn embed_bodies_follow_the_family() {
         let options = options();
         let titan = embed_request(&options, "amazon.titan-embed-text-v2:0", &["a"]);
-        assert_eq!(titan, json!({"inputText": "a", "normalize": true, "dimensions": 256}));
+        assert_eq!(
+            titan,
+            json!({"inputText": "a", "normalize": true, "dimensions": 256})
+        );
         let cohere = embed_request(&options, "cohere.embed-english-v3", &["a"]);
-        assert_eq!(cohere, json!({"texts": ["a"], "input_type": "search_document"}));
+        assert_eq!(
+            cohere,
+            json!({"texts": ["a"], "input_type": "search_document"})
+        );
     }
 
     #[test]

@@ -27,22 +27,23 @@ impl S3Fetcher {
                 "an s3 URL names a bucket and a key: s3://BUCKET/KEY".into(),
             ));
         }
-        let object = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|err| {
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                FetchFailure::Failed(match status {
-                    Some(404) => "no such object (or bucket)".to_string(),
-                    Some(403) => "access denied: the run's credentials need s3:GetObject on it".to_string(),
-                    Some(301) => "the bucket is in another region".to_string(),
-                    _ => format!("S3 said: {}", aws_sdk_s3::error::DisplayErrorContext(&err)),
-                })
-            })?;
+        let object =
+            self.client
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|err| {
+                    let status = err.raw_response().map(|r| r.status().as_u16());
+                    FetchFailure::Failed(match status {
+                        Some(404) => "no such object (or bucket)".to_string(),
+                        Some(403) => "access denied: the run's credentials need s3:GetObject on it"
+                            .to_string(),
+                        Some(301) => "the bucket is in another region".to_string(),
+                        _ => format!("S3 said: {}", aws_sdk_s3::error::DisplayErrorContext(&err)),
+                    })
+                })?;
         let declared = object.content_length().map(|n| n.max(0) as u64);
         if declared.is_some_and(|n| n > max_bytes as u64) {
             return Err(FetchFailure::TooLarge {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::bedrock::{self, Bedrock, CallOptions, Connection, Endpoint};
 use crate::config::{LOCAL_KNOWLEDGE_BASE, LaneSpec, RunConfig};
-use crate::job::prepare::RequestSettings;
 use crate::engine::{Engine, Stops};
+use crate::job::prepare::RequestSettings;
 use crate::knowledge_base::{self, Generation, KnowledgeBase};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::pool::budget::Budget;

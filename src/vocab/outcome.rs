@@ -71,6 +71,7 @@ impl ErrorKind {
                 | ErrorKind::Connection
                 | ErrorKind::Timeout
                 | ErrorKind::BadResponse
+                | ErrorKind::BatchIncomplete
         )
     }
 
