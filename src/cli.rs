@@ -463,8 +463,8 @@ pub struct RunArgs {
     /// AWS profile from ~/.aws/config.
     #[arg(long, help_heading = "Connection")]
     pub profile: Option<String>,
-    /// S3 endpoint for --via batch (default: AWS_ENDPOINT_URL_S3, else AWS). Any custom S3
-    /// endpoint is addressed path-style. --local serves its own.
+    /// S3 endpoint for --via batch and s3:// media (default: AWS_ENDPOINT_URL_S3, else AWS).
+    /// Any custom S3 endpoint is addressed path-style. --local serves its own.
     #[arg(long, help_heading = "Connection", value_name = "URL")]
     pub s3_endpoint_url: Option<String>,
 

@@ -60,6 +60,8 @@ pub struct RunConfig {
     pub via: crate::cli::Via,
     /// With `--via batch` or `auto`: where and how the jobs run.
     pub batch: Option<crate::batch::BatchSettings>,
+    /// `--s3-endpoint-url`: S3 for batch input and output and for s3:// media.
+    pub s3_endpoint_url: Option<String>,
     /// How media named by URL are fetched.
     pub fetch: FetchSettings,
 }
@@ -452,6 +454,7 @@ impl RunConfig {
             knowledge_base,
             via: args.via,
             batch,
+            s3_endpoint_url: args.s3_endpoint_url.clone(),
             fetch: FetchSettings {
                 concurrency: args.fetch_concurrency,
                 max_bytes: args.max_media_bytes,

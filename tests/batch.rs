@@ -434,3 +434,72 @@ async fn cancel_stops_the_jobs_and_the_run_collects_what_they_answered() {
     // An on-demand rerun is allowed now that the job is collected.
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn ctrl_c_leaves_the_jobs_running_and_a_rerun_collects_them() {
+    let work = tempfile::tempdir().unwrap();
+    let job = common::write_jsonl(work.path(), "job.jsonl", &records(120));
+    let server = server(Duration::from_millis(300), 50, BatchFaults::default()).await;
+    let run_dir = work.path().join("interrupted");
+    let mut args = vec![
+        "run".to_string(),
+        job.clone(),
+        "--model".into(),
+        CLAUDE.into(),
+        "--out".into(),
+        run_dir.display().to_string(),
+    ];
+    args.extend(endpoint_args(&server));
+    let mut first = command(work.path(), &strs(&args));
+    local_keys(&mut first);
+    let child = first.spawn().unwrap();
+    wait_for_jobs(&run_dir, 1).await;
+    common::send_signal(child.id().unwrap() as i32, "INT");
+    let interrupted = child.wait_with_output().await.unwrap();
+    assert_eq!(
+        interrupted.status.code(),
+        Some(130),
+        "{}",
+        stderr(&interrupted)
+    );
+    assert!(
+        stderr(&interrupted).contains("resume with"),
+        "{}",
+        stderr(&interrupted)
+    );
+    assert!(
+        common::read_lines(&run_dir).is_empty(),
+        "nothing collected yet"
+    );
+
+    // An on-demand rerun would pay twice: refused while the job is not collected.
+    let mut on_demand = command(
+        work.path(),
+        &[
+            "run",
+            &job,
+            "--model",
+            CLAUDE,
+            "--out",
+            run_dir.to_str().unwrap(),
+            "--endpoint-url",
+            &server.url(),
+        ],
+    );
+    local_keys(&mut on_demand);
+    let refused = on_demand.output().await.unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("not collected yet"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let mut again = command(work.path(), &strs(&args));
+    local_keys(&mut again);
+    let rerun = again.output().await.unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    assert_eq!(by_id(&common::read_lines(&run_dir)).len(), 120);
+    assert_eq!(server.stats().batch.jobs_created, 1);
+    server.shutdown().await;
+}

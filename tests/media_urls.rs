@@ -1,6 +1,7 @@
 //! Images and documents named by URL, end to end: a static file server inside the test
 //! (127.0.0.1) serves good media, a redirect, a 404, an HTML page, an oversize body with
-//! and without Content-Length, and a path that answers too late. What reached the local
+//! and without Content-Length, and a path that answers too late; s3:// media come from the
+//! local server's S3 through the run's S3 client. What reached the local
 //! Bedrock server, how often each path was fetched, and the error lines are checked.
 
 mod common;
@@ -73,6 +74,31 @@ async fn serve(State(hits): State<Hits>, uri: http::Uri) -> Response {
     }
 }
 
+/// Puts `bytes` at `key` in the local server's S3, through the real S3 client.
+async fn put_object(s3_url: &str, bucket: &str, key: &str, bytes: Vec<u8>) {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(s3_url)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            bedrock_batch::local_server::S3_ACCESS_KEY,
+            bedrock_batch::local_server::S3_SECRET_KEY,
+            None,
+            None,
+            "tests",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(bytes.into())
+        .send()
+        .await
+        .expect("put_object");
+}
+
 const PDF: &str = "%PDF-1.4\nthe catalogue terms\n%%EOF\n";
 
 fn by_id(lines: Vec<Value>) -> BTreeMap<String, Value> {
@@ -96,7 +122,7 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
         ("big", format!("{base}/big.png")),
         ("endless", format!("{base}/endless.png")),
         ("refused", "http://127.0.0.1:1/x.png".to_string()),
-        ("s3", "s3://bucket/catalogue/a.png".to_string()),
+        ("s3", "s3://media/items/missing.png".to_string()),
     ];
     for (id, url) in &bad {
         records.push(json!({"id": id, "images": [url], "text": "Describe it."}));
@@ -106,6 +132,7 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
         json!({"id": "redirect", "images": [format!("{base}/old.png")], "text": "Describe it."}),
         json!({"id": "pdf", "documents": [format!("{base}/doc.pdf")], "text": "Summarize."}),
         json!({"id": "txt", "documents": [format!("{base}/notes.txt")], "text": "Summarize."}),
+        json!({"id": "s3-object", "images": ["s3://media/items/shoe%20box.png"], "text": "Describe it."}),
     ]);
     let job = write_jsonl(work.path(), "catalogue.jsonl", &records);
 
@@ -117,14 +144,20 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
     .await;
     assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
     assert!(
-        stderr(&dry).contains("media by URL: 61 not fetched"),
+        stderr(&dry).contains("media by URL: 62 not fetched"),
         "{}",
         stderr(&dry)
     );
     assert!(hits.lock().unwrap().is_empty(), "a dry run fetches nothing");
 
-    let server = server(ServerConfig::default()).await;
+    let server = server(ServerConfig {
+        s3_buckets: vec!["media".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    put_object(&server.s3_url(), "media", "items/shoe box.png", png(20, 20)).await;
     let url = server.url();
+    let s3_url = server.s3_url();
     let out = bb(
         work.path(),
         &[
@@ -134,6 +167,8 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
             CLAUDE,
             "--endpoint-url",
             &url,
+            "--s3-endpoint-url",
+            &s3_url,
             "--out",
             "run",
             "--quiet",
@@ -155,14 +190,14 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
 
     let stats = server.stats();
     assert_eq!(
-        stats.requests, 54,
+        stats.requests, 55,
         "bad URLs are record errors before any call"
     );
     let png_stats = &stats.attachments["image/png"];
-    assert_eq!(png_stats.count, 51);
+    assert_eq!(png_stats.count, 52);
     assert_eq!(
         png_stats.bytes,
-        50 * png(300, 200).len() as u64 + png(10, 10).len() as u64
+        50 * png(300, 200).len() as u64 + png(10, 10).len() as u64 + png(20, 20).len() as u64
     );
     assert_eq!(
         stats.attachments["image/jpeg"].bytes,
@@ -172,10 +207,10 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
     assert_eq!(stats.attachments["document/txt"].count, 1);
 
     let results = by_id(read_lines(&work.path().join("run")));
-    assert_eq!(results.len(), 61);
+    assert_eq!(results.len(), 62);
     // 300 x 200 / 750 = 80 image tokens, plus "Describe product 0." (19 chars, 5 tokens).
     assert_eq!(results["item-0"]["usage"]["input_tokens"], 85);
-    for id in ["jpeg", "redirect", "pdf", "txt"] {
+    for id in ["jpeg", "redirect", "pdf", "txt", "s3-object"] {
         assert_eq!(results[id]["status"], "ok", "{}", results[id]);
     }
     let expected = [
@@ -193,7 +228,7 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
         ),
         ("endless", "image_too_large", "stopped reading there"),
         ("refused", "fetch_failed", "the request failed"),
-        ("s3", "fetch_failed", "s3:// media is not supported yet"),
+        ("s3", "fetch_failed", "no such object"),
     ];
     for ((id, kind, reason), (_, url)) in expected.iter().zip(&bad) {
         let line = &results[*id];
@@ -205,7 +240,7 @@ async fn url_media_are_fetched_once_checked_like_files_and_bad_urls_are_record_e
         assert!(message.contains(reason), "{message}");
     }
     let files = &read_summary(&work.path().join("run"))["files"];
-    assert_eq!(files["urls_fetched"], 12);
+    assert_eq!(files["urls_fetched"], 13);
     assert_eq!(files["urls_reused"], 49);
 }
 

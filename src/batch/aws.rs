@@ -89,6 +89,22 @@ pub struct NewJob<'a> {
     pub converse: bool,
 }
 
+/// An S3 client from the run's SDK configuration, retrying on its own, at `endpoint` when
+/// given (path-style, as any custom S3 endpoint), else AWS_ENDPOINT_URL_S3, else AWS.
+pub fn s3_client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_s3::Client {
+    let mut s3 = aws_sdk_s3::config::Builder::from(sdk)
+        .retry_config(RetryConfig::standard().with_max_attempts(5));
+    let env_endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok();
+    match endpoint.map(str::to_string).or(env_endpoint) {
+        Some(url) => s3 = s3.endpoint_url(url).force_path_style(true),
+        // A custom bedrock endpoint is no S3 endpoint.
+        None => {
+            s3.set_endpoint_url(None);
+        }
+    }
+    aws_sdk_s3::Client::from_conf(s3.build())
+}
+
 #[derive(Clone)]
 pub struct Clients {
     pub bedrock: aws_sdk_bedrock::Client,
@@ -120,18 +136,9 @@ impl Clients {
         let bedrock = aws_sdk_bedrock::config::Builder::from(sdk)
             .retry_config(retry.clone())
             .build();
-        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).retry_config(retry);
-        let env_endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok();
-        match s3_endpoint.map(str::to_string).or(env_endpoint) {
-            Some(url) => s3 = s3.endpoint_url(url).force_path_style(true),
-            // A custom bedrock endpoint is no S3 endpoint.
-            None => {
-                s3.set_endpoint_url(None);
-            }
-        }
         Clients {
             bedrock: aws_sdk_bedrock::Client::from_conf(bedrock),
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            s3: s3_client(sdk, s3_endpoint),
         }
     }
 

@@ -17,7 +17,6 @@ pub struct BatchSettings {
     pub records_per_job: u64,
     pub poll: Duration,
     pub timeout_hours: i32,
-    pub s3_endpoint_url: Option<String>,
 }
 
 /// The bucket `--local` serves and uses when no --s3 is given.
@@ -131,7 +130,6 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
         records_per_job: args.records_per_job,
         poll: Duration::from_secs_f64(args.poll_secs),
         timeout_hours: args.batch_timeout_hours,
-        s3_endpoint_url: args.s3_endpoint_url.clone(),
     }))
 }
 

@@ -1,6 +1,6 @@
 //! Images and documents named by URL in a job record: Bedrock takes bytes only, so the
-//! runner fetches them. A [`Fetcher`] is chosen by the URL's scheme (`http`/`https` today;
-//! `s3` is the next one to plug in, see [`Fetchers::standard`]); [`RemoteMedia`] puts the
+//! runner fetches them. A [`Fetcher`] is chosen by the URL's scheme (`http`/`https`, and
+//! `s3` with the run's S3 client, which the run registers over [`Fetchers::standard`]'s); [`RemoteMedia`] puts the
 //! run's limits around it (fetches in flight, a size cap, a timeout) and a bounded cache in
 //! front of it, so a URL named by many records is fetched once. What the bytes are (format,
 //! Bedrock's limits) is checked by the job's media code, exactly as for files.
@@ -123,18 +123,17 @@ impl Fetchers {
         }
     }
 
-    /// `http` and `https` through [`HttpFetcher`]; `s3` answers that it is not supported.
+    /// `http` and `https` through [`HttpFetcher`]; `s3` answers that it has no client (the
+    /// run replaces it with an [`S3Fetcher`] on its S3 client).
     pub fn standard(settings: &FetchSettings) -> Fetchers {
         let http: Arc<dyn Fetcher> = Arc::new(HttpFetcher::new(settings));
-        // The seam for S3: register a fetcher built on the run's S3 client under "s3"
-        // (`s3://BUCKET/KEY`: the host is the bucket, the path the key).
         Fetchers::empty()
             .with("http", http.clone())
             .with("https", http)
             .with(
                 "s3",
                 Arc::new(NotYet(
-                    "s3:// media is not supported yet: give an https:// URL (a presigned URL works) or a path",
+                    "s3:// media need an S3 client, and none could be set up (is a region configured?): give an https:// URL (a presigned URL works) or a path",
                 )),
             )
     }
@@ -183,12 +182,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn s3_is_a_known_scheme_that_says_it_is_not_supported_yet() {
+    async fn s3_without_a_client_says_so() {
         let fetchers = Fetchers::standard(&FetchSettings::default());
         let url = Url::parse("s3://bucket/a.png").unwrap();
         let err = fetchers.get(&url).unwrap().fetch(&url, 10).await;
         assert!(
-            matches!(&err, Err(FetchFailure::Failed(m)) if m.starts_with("s3:// media is not supported yet")),
+            matches!(&err, Err(FetchFailure::Failed(m)) if m.starts_with("s3:// media need an S3 client")),
             "{err:?}"
         );
         let url = Url::parse("ftp://host/a.png").unwrap();

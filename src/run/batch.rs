@@ -15,8 +15,8 @@ use crate::engine::Stops;
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::store::state::RecordSet;
 
-use super::RunError;
-use super::on_demand::{Built, call_options, connection};
+use super::on_demand::{call_options, connection};
+use super::{Built, RunError};
 
 pub async fn build(
     config: &RunConfig,
@@ -42,13 +42,14 @@ pub async fn build(
             servers.push(server);
             urls
         }
-        _ => (None, settings.s3_endpoint_url.clone()),
+        _ => (None, config.s3_endpoint_url.clone()),
     };
     let (sdk_config, region) =
         bedrock::shared_config(connection(config, spec, local_url.as_deref()))
             .await
             .map_err(RunError::Usage)?;
     let clients = Clients::new(&sdk_config, s3_endpoint.as_deref());
+    let s3_client = clients.s3.clone();
     let s3 = settings.location.uri(&settings.location.prefix);
     let state = match state::read(&config.out_dir)? {
         Some(earlier) => {
@@ -93,5 +94,6 @@ pub async fn build(
         engine: Box::new(engine),
         regions: vec![region],
         servers,
+        s3: Some(s3_client),
     })
 }

@@ -6,9 +6,9 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{RunError, feed, hint, interrupt};
+use super::{Built, RunError, feed, hint, interrupt};
 use crate::config::RunConfig;
-use crate::engine::{Engine, Stops};
+use crate::engine::Stops;
 use crate::fetch::{Fetchers, RemoteMedia};
 use crate::job::media::MediaLoader;
 use crate::job::{self, JobError, Records};
@@ -35,11 +35,13 @@ pub async fn drive(
     config: &RunConfig,
     records: Records,
     done: RecordSet,
-    engine: &dyn Engine,
+    built: &Built,
+    fetchers: Fetchers,
     stops: &Stops,
     ledger: &mut Ledger,
-    region: &str,
 ) -> Result<Ended, RunError> {
+    let engine = built.engine.as_ref();
+    let region = &built.regions.join(", ");
     let request = &config.request;
     let mut progress = Progress::new(config.quiet);
     let mut total_rx = count_records(config);
@@ -55,7 +57,7 @@ pub async fn drive(
             done,
         },
         MediaLoader::new(&config.job_path),
-        RemoteMedia::new(Fetchers::standard(&config.fetch), config.fetch.clone()),
+        RemoteMedia::new(fetchers, config.fetch.clone()),
         task_tx,
         invalid_tx,
     );

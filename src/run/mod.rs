@@ -3,9 +3,13 @@
 //! then write summary.json, print the human summary and choose the exit code.
 
 use crate::config::{KnowledgeBaseSettings, RunConfig};
+use std::sync::Arc;
+
 use crate::engine::{Engine, Halt, Stops};
 use crate::exit;
+use crate::fetch::{Fetchers, S3Fetcher};
 use crate::job::{self, JobError};
+use crate::local_server::LocalServer;
 use crate::model_id::base_model_id;
 use crate::report::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
 use crate::store::ledger::Ledger;
@@ -23,6 +27,15 @@ mod resolve;
 
 /// Ctrl-C or SIGTERM; the local server waits for it too.
 pub use interrupt::next_signal;
+
+/// The engine, the names of its regions (or endpoints), the local servers it talks to
+/// (with `--local`, to shut down at the end), and its S3 client when it has one.
+pub struct Built {
+    pub engine: Box<dyn Engine>,
+    pub regions: Vec<String>,
+    pub servers: Vec<LocalServer>,
+    pub s3: Option<aws_sdk_s3::Client>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -74,17 +87,18 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         }
         None => on_demand::build(&config, &stops).await?,
     };
-    let engine: &dyn Engine = built.engine.as_ref();
+    let fetchers = media_fetchers(&config, &built).await;
     let ended = drive::drive(
         &config,
         records,
         opened.done.clone(),
-        engine,
+        &built,
+        fetchers,
         &stops,
         &mut ledger,
-        &built.regions.join(", "),
     )
     .await?;
+    let engine: &dyn Engine = built.engine.as_ref();
 
     let report_of_engine = engine.report();
     let mut summary = ledger.summary(report_of_engine.limiter);
@@ -147,6 +161,28 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+/// The fetchers of media named by URL: http and https, and s3 with the run's S3 client
+/// (the batch engine's, or one built like it for an on-demand run).
+async fn media_fetchers(config: &RunConfig, built: &Built) -> Fetchers {
+    let standard = Fetchers::standard(&config.fetch);
+    let client = match &built.s3 {
+        Some(client) => client.clone(),
+        None => {
+            let local = built.servers.first();
+            let local_url = local.map(LocalServer::url);
+            let connection = on_demand::connection(config, &config.lanes[0], local_url.as_deref());
+            let Ok((sdk, _)) = crate::bedrock::shared_config(connection).await else {
+                return standard;
+            };
+            let endpoint = local
+                .map(LocalServer::s3_url)
+                .or_else(|| config.s3_endpoint_url.clone());
+            crate::batch::aws::s3_client(&sdk, endpoint.as_deref())
+        }
+    };
+    standard.with("s3", Arc::new(S3Fetcher::new(client)))
 }
 
 /// The batch settings when this run goes through Batch Inference: `--via batch`, or

@@ -18,15 +18,7 @@ use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
 use crate::pool::{Controls, Lane, OnDemand, Service};
 
-use super::RunError;
-
-/// The engine, the names of its regions (or endpoints), and the local servers it talks to
-/// (with `--local`), to shut down at the end.
-pub struct Built {
-    pub engine: Box<dyn Engine>,
-    pub regions: Vec<String>,
-    pub servers: Vec<LocalServer>,
-}
+use super::{Built, RunError};
 
 pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError> {
     let mut servers = Vec::new();
@@ -102,6 +94,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
         engine,
         regions,
         servers,
+        s3: None,
     })
 }
 
