@@ -624,6 +624,15 @@ pub struct LocalServerArgs {
         help_heading = "S3 and Batch Inference"
     )]
     pub batch_min_records: u64,
+    /// Batch jobs of one model that may be submitted or running at once; a create past it
+    /// is refused with ServiceQuotaExceededException, like Bedrock's per-model quota.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "N",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_max_jobs: u64,
     /// Share of batch jobs that end Failed, with no output.
     #[arg(
         long,

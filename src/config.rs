@@ -648,6 +648,7 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
             expire: args.batch_expire_rate,
             record_error: args.batch_record_error_rate,
         },
+        batch_max_jobs: args.batch_max_jobs,
     }
 }
 

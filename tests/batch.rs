@@ -503,3 +503,35 @@ async fn ctrl_c_leaves_the_jobs_running_and_a_rerun_collects_them() {
     assert_eq!(server.stats().batch.jobs_created, 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn parts_past_the_jobs_quota_wait_for_room_and_run_later() {
+    let work = tempfile::tempdir().unwrap();
+    let job = common::write_jsonl(work.path(), "job.jsonl", &records(500));
+    let server = common::server(ServerConfig {
+        s3_buckets: vec![BUCKET.into()],
+        batch_step: Duration::from_millis(50),
+        batch_records_per_sec: 0,
+        batch_max_jobs: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut args = vec![
+        job.clone(),
+        "--model".into(),
+        CLAUDE.into(),
+        "--records-per-job".into(),
+        "100".into(),
+    ];
+    args.extend(endpoint_args(&server));
+    let run = run_fresh_with(work.path(), &strs(&args), local_keys).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(by_id(&run.lines()).len(), 500);
+    let stats = server.stats().batch;
+    assert_eq!(stats.jobs_created, 5, "{stats:?}");
+    assert!(
+        stats.create_calls > 5,
+        "creates past the quota were refused and tried again: {stats:?}"
+    );
+    server.shutdown().await;
+}

@@ -77,6 +77,15 @@ pub struct JobStatus {
     pub elapsed: Option<Duration>,
 }
 
+/// Why a job was not created.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotCreated {
+    /// The model has as many jobs as its quota allows (or the API throttled): try later.
+    Later(String),
+    /// The service refused the job: the message says why.
+    Refused(String),
+}
+
 /// The job a part becomes.
 pub struct NewJob<'a> {
     pub name: &'a str,
@@ -326,16 +335,16 @@ impl Clients {
     }
 
     /// Creates the job (or, for a token already used, finds the one it made); its ARN.
-    pub async fn create_job(&self, job: &NewJob<'_>) -> Result<String, String> {
+    pub async fn create_job(&self, job: &NewJob<'_>) -> Result<String, NotCreated> {
         let input = ModelInvocationJobS3InputDataConfig::builder()
             .s3_uri(job.input_uri)
             .s3_input_format(S3InputFormat::Jsonl)
             .build()
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| NotCreated::Refused(err.to_string()))?;
         let output = ModelInvocationJobS3OutputDataConfig::builder()
             .s3_uri(job.output_uri)
             .build()
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| NotCreated::Refused(err.to_string()))?;
         let kind = if job.converse {
             ModelInvocationType::Converse
         } else {
@@ -356,7 +365,16 @@ impl Clients {
             .model_invocation_type(kind)
             .send()
             .await
-            .map_err(|err| said(&err))?;
+            .map_err(|err| {
+                use aws_sdk_bedrock::error::ProvideErrorMetadata;
+                let code = err.as_service_error().and_then(|e| e.code());
+                match code {
+                    Some("ServiceQuotaExceededException" | "ThrottlingException") => {
+                        NotCreated::Later(said(&err))
+                    }
+                    _ => NotCreated::Refused(said(&err)),
+                }
+            })?;
         Ok(created.job_arn().to_string())
     }
 

@@ -28,7 +28,7 @@ use crate::engine::{Engine, EngineReport, Halt, Stops};
 use crate::report::summary::thousands;
 use crate::store::state::RecordSet;
 use crate::vocab::{BatchReport, CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries, Task};
-use aws::{Clients, NewJob};
+use aws::{Clients, NewJob, NotCreated};
 use collect::{Collected, Collector};
 use parts::Spool;
 pub use settings::BatchSettings;
@@ -52,6 +52,9 @@ struct Inner {
     retried: RecordSet,
     halt: Mutex<Option<Halt>>,
     timings: Mutex<Timings>,
+    /// Parts uploaded by this run (a part waiting for room under the jobs quota is not
+    /// uploaded again at each try).
+    uploaded: Mutex<std::collections::HashSet<u32>>,
 }
 
 /// Where this run's time went, in seconds.
@@ -116,6 +119,7 @@ impl BatchInference {
                 retried: setup.retried,
                 halt: Mutex::new(None),
                 timings: Mutex::new(Timings::default()),
+                uploaded: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -204,6 +208,10 @@ impl Inner {
 
     fn timings(&self) -> MutexGuard<'_, Timings> {
         self.timings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn uploaded(&self) -> MutexGuard<'_, std::collections::HashSet<u32>> {
+        self.uploaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn save(&self) -> Result<(), Stop> {
@@ -317,7 +325,9 @@ impl Inner {
         self.timings().prepare = started.elapsed().as_secs_f64();
         let submitting = Instant::now();
         for &i in &todo {
-            self.submit(i).await?;
+            if !self.submit(i).await? {
+                break;
+            }
         }
         self.timings().submit = submitting.elapsed().as_secs_f64();
         self.poll(&todo, &wanted, outcomes).await
@@ -362,14 +372,15 @@ impl Inner {
         }
     }
 
-    /// Uploads part `i` and creates its job, unless it has one.
-    async fn submit(&self, i: usize) -> Result<(), Stop> {
+    /// Uploads part `i` and creates its job, unless it has one; `false` when the model's
+    /// jobs quota has no room now (the part waits, and is tried again at the next poll).
+    async fn submit(&self, i: usize) -> Result<bool, Stop> {
         if self.stops.stopped() {
             return Err(Stop::Interrupted);
         }
         let part = self.state().parts[i].clone();
         if part.job_arn.is_some() {
-            return Ok(());
+            return Ok(true);
         }
         let (run_id, role_arn) = {
             let state = self.state();
@@ -379,16 +390,20 @@ impl Inner {
         let name = part.name();
         let input_key = location.key(&format!("{run_id}/input/{name}.jsonl"));
         let path = parts::input_path(&self.parts_dir(), part.index);
-        self.clients
-            .upload(&location.bucket, &input_key, &path)
-            .await
-            .map_err(|err| {
-                failed(
-                    "batch_upload",
-                    err,
-                    "Check the bucket, its region and your s3:PutObject permission; then rerun to resume.",
-                )
-            })?;
+        let uploaded = self.uploaded().contains(&part.index);
+        if !uploaded {
+            self.clients
+                .upload(&location.bucket, &input_key, &path)
+                .await
+                .map_err(|err| {
+                    failed(
+                        "batch_upload",
+                        err,
+                        "Check the bucket, its region and your s3:PutObject permission; then rerun to resume.",
+                    )
+                })?;
+            self.uploaded().insert(part.index);
+        }
         let job_name = format!("bedrock-batch-{run_id}-{name}");
         let token = format!("{run_id}-{name}-{}", part.hash);
         let output_uri = location.uri(&location.key(&format!("{run_id}/output/")));
@@ -405,28 +420,44 @@ impl Inner {
                 converse: part.kind == BatchKind::Converse,
             })
             .await;
-        let arn = created.map_err(|err| {
-            failed(
-                "batch_create",
-                format!("creating the Batch Inference job {job_name} for {} failed: {err}", part.model),
-                format!(
-                    "Check that {} offers Batch Inference in {}, that the role {role_arn} can be passed (iam:PassRole) and trusts bedrock.amazonaws.com, and that it can read and write {}; then rerun to resume (parts already created are not created again).",
-                    part.model,
-                    self.region,
-                    location.uri(&location.key(""))
-                ),
-            )
-        })?;
+        let arn = match created {
+            Ok(arn) => arn,
+            Err(NotCreated::Later(why)) => {
+                let mut state = self.state();
+                let part = &mut state.parts[i];
+                if part.message.is_none() {
+                    tracing::info!("{job_name} waits for room under the jobs quota: {why}");
+                }
+                part.message = Some(format!("waiting for room under the jobs quota: {why}"));
+                return Ok(false);
+            }
+            Err(NotCreated::Refused(err)) => {
+                return Err(failed(
+                    "batch_create",
+                    format!(
+                        "creating the Batch Inference job {job_name} for {} failed: {err}",
+                        part.model
+                    ),
+                    format!(
+                        "Check that {} offers Batch Inference in {}, that the role {role_arn} can be passed (iam:PassRole) and trusts bedrock.amazonaws.com, and that it can read and write {}; then rerun to resume (parts already created are not created again).",
+                        part.model,
+                        self.region,
+                        location.uri(&location.key(""))
+                    ),
+                ));
+            }
+        };
         {
             let mut state = self.state();
             let part = &mut state.parts[i];
             part.job_arn = Some(arn);
             part.status = "Submitted".into();
+            part.message = None;
         }
         self.save()?;
         // S3 has the input now; the sidecar stays to join the answers.
         let _ = std::fs::remove_file(path);
-        Ok(())
+        Ok(true)
     }
 
     /// Polls the jobs of `todo` until each ended and was collected.
@@ -440,6 +471,12 @@ impl Inner {
         let mut elapsed: Vec<Duration> = vec![Duration::ZERO; parts];
         let mut poll_failures: Vec<u32> = vec![0; parts];
         loop {
+            // Parts waiting for room under the model's jobs quota, in order.
+            for &i in todo {
+                if !self.submit(i).await? {
+                    break;
+                }
+            }
             let mut left = 0;
             for &i in todo {
                 let part = self.state().parts[i].clone();
@@ -447,6 +484,7 @@ impl Inner {
                     continue;
                 }
                 let Some(arn) = part.job_arn.clone() else {
+                    left += 1;
                     continue;
                 };
                 if !part.ended() {

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     ModelError,
     /// The control plane's: a job name already in use.
     Conflict,
+    /// The control plane's: too many jobs at once for a model.
+    ServiceQuotaExceeded,
 }
 
 impl ErrorKind {
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::ServiceUnavailable => "ServiceUnavailableException",
             ErrorKind::ModelError => "ModelErrorException",
             ErrorKind::Conflict => "ConflictException",
+            ErrorKind::ServiceQuotaExceeded => "ServiceQuotaExceededException",
         }
     }
 
@@ -58,6 +61,7 @@ impl ErrorKind {
             ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ModelError => StatusCode::FAILED_DEPENDENCY,
             ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::ServiceQuotaExceeded => StatusCode::BAD_REQUEST,
         }
     }
 }

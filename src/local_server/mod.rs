@@ -97,6 +97,9 @@ pub struct ServerConfig {
     /// A batch job with fewer records fails validation (Bedrock's minimum is 100).
     pub batch_min_records: u64,
     pub batch_faults: BatchFaults,
+    /// Batch jobs of one model submitted or running at once; one more is refused with
+    /// ServiceQuotaExceededException, as Bedrock's per-model quota does.
+    pub batch_max_jobs: u64,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +125,7 @@ impl Default for ServerConfig {
             batch_records_per_sec: 5000,
             batch_min_records: 100,
             batch_faults: BatchFaults::default(),
+            batch_max_jobs: 10,
         }
     }
 }
@@ -178,6 +182,7 @@ impl LocalServer {
             records_per_sec: config.batch_records_per_sec,
             min_records: config.batch_min_records,
             faults: config.batch_faults,
+            max_jobs_per_model: config.batch_max_jobs,
             seed: config.seed,
             s3_url: s3.url(),
         });

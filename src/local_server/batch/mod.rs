@@ -30,6 +30,9 @@ pub struct BatchConfig {
     /// Fewer records than this and the job fails validation (Bedrock's minimum is 100).
     pub min_records: u64,
     pub faults: BatchFaults,
+    /// Jobs of one model that may be submitted or running at once (Bedrock's quota is
+    /// small, and a create past it is refused with ServiceQuotaExceededException).
+    pub max_jobs_per_model: u64,
     pub seed: u64,
     /// The local S3 endpoint jobs read and write through.
     pub s3_url: String,
@@ -179,6 +182,8 @@ pub struct Batch {
 pub enum Refused {
     /// Another job already uses this name.
     NameInUse,
+    /// The model has as many jobs submitted or running as the quota allows.
+    TooMany(u64),
 }
 
 impl Batch {
@@ -224,6 +229,15 @@ impl Batch {
             return Err(Refused::NameInUse);
         }
         let job = make(registry.created);
+        let limit = self.config.max_jobs_per_model;
+        let open = registry
+            .jobs
+            .values()
+            .filter(|other| other.model_id == job.model_id && !other.status.ended())
+            .count() as u64;
+        if open >= limit {
+            return Err(Refused::TooMany(limit));
+        }
         registry.created += 1;
         registry.stats.jobs_created += 1;
         if let Some(token) = token {

@@ -302,6 +302,12 @@ fn create_job(
                 "A model invocation job with the name {name} already exists. Use another name."
             ),
         )),
+        Err(Refused::TooMany(limit)) => Err(ApiError::new(
+            ErrorKind::ServiceQuotaExceeded,
+            format!(
+                "You have reached the quota of {limit} batch inference jobs submitted or in progress for {model_id}. Wait for a job to end, or request a quota increase."
+            ),
+        )),
     }
 }
 
