@@ -66,6 +66,39 @@ fn endpoint_args(server: &LocalServer) -> Vec<String> {
     ]
 }
 
+/// `run JOB --model CLAUDE --out RUN_DIR` against `server`, via batch.
+fn run_args(job: &str, run_dir: &Path, server: &LocalServer) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        job.to_string(),
+        "--model".into(),
+        CLAUDE.into(),
+        "--out".into(),
+        run_dir.display().to_string(),
+    ];
+    args.extend(endpoint_args(server));
+    args
+}
+
+/// Starts `run_args` (plus `extra`) with the local S3 keys and waits until the run has
+/// created `jobs` jobs; returns the arguments (to run it again) and the running process.
+async fn start_batch_run(
+    work: &Path,
+    job: &str,
+    run_dir: &Path,
+    server: &LocalServer,
+    extra: &[&str],
+    jobs: usize,
+) -> (Vec<String>, tokio::process::Child) {
+    let mut args = run_args(job, run_dir, server);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut first = command(work, &strs(&args));
+    local_keys(&mut first);
+    let child = first.spawn().unwrap();
+    wait_for_jobs(run_dir, jobs).await;
+    (args, child)
+}
+
 fn local_keys(command: &mut tokio::process::Command) {
     command
         .env(
@@ -82,6 +115,19 @@ fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
+/// The same job on demand and via batch (`base` plus `batch`), both with `--local`; both
+/// must succeed.
+async fn both_ways(work: &Path, base: &[&str], batch: &[&str]) -> (common::Run, common::Run) {
+    let on_demand = run_fresh(work, base).await;
+    assert_eq!(on_demand.code(), 0, "{}", on_demand.stderr());
+    let mut args = base.to_vec();
+    args.extend(["--via", "batch", "--poll-secs", "0.2"]);
+    args.extend(batch);
+    let via_batch = run_fresh(work, &args).await;
+    assert_eq!(via_batch.code(), 0, "{}", via_batch.stderr());
+    (on_demand, via_batch)
+}
+
 #[tokio::test]
 async fn converse_via_batch_gives_what_on_demand_gives_at_the_batch_price() {
     let work = tempfile::tempdir().unwrap();
@@ -94,19 +140,7 @@ async fn converse_via_batch_gives_what_on_demand_gives_at_the_batch_price() {
         "60",
         "--local",
     ];
-    let on_demand = run_fresh(work.path(), &base).await;
-    assert_eq!(on_demand.code(), 0, "{}", on_demand.stderr());
-    let mut args = base.to_vec();
-    args.extend([
-        "--via",
-        "batch",
-        "--records-per-job",
-        "100",
-        "--poll-secs",
-        "0.2",
-    ]);
-    let batch = run_fresh(work.path(), &args).await;
-    assert_eq!(batch.code(), 0, "{}", batch.stderr());
+    let (on_demand, batch) = both_ways(work.path(), &base, &["--records-per-job", "100"]).await;
 
     let (expected, got) = (by_id(&on_demand.lines()), by_id(&batch.lines()));
     assert_eq!(got.len(), 250);
@@ -166,12 +200,7 @@ async fn titan_embeddings_via_batch_equal_on_demand() {
         "256",
         "--local",
     ];
-    let on_demand = run_fresh(work.path(), &base).await;
-    assert_eq!(on_demand.code(), 0, "{}", on_demand.stderr());
-    let mut args = base.to_vec();
-    args.extend(["--via", "batch", "--poll-secs", "0.2"]);
-    let batch = run_fresh(work.path(), &args).await;
-    assert_eq!(batch.code(), 0, "{}", batch.stderr());
+    let (on_demand, batch) = both_ways(work.path(), &base, &[]).await;
     let (expected, got) = (by_id(&on_demand.lines()), by_id(&batch.lines()));
     assert_eq!(got.len(), 120);
     for (id, line) in &got {
@@ -296,21 +325,15 @@ async fn a_killed_run_resumes_its_jobs_without_creating_them_again() {
     // Slow jobs: each takes a few seconds, long enough to kill the run in the middle.
     let server = server(Duration::from_millis(300), 100, BatchFaults::default()).await;
     let run_dir = work.path().join("killed");
-    let mut args = vec![
-        "run".to_string(),
-        job.clone(),
-        "--model".into(),
-        CLAUDE.into(),
-        "--out".into(),
-        run_dir.display().to_string(),
-        "--records-per-job".into(),
-        "100".into(),
-    ];
-    args.extend(endpoint_args(&server));
-    let mut first = command(work.path(), &strs(&args));
-    local_keys(&mut first);
-    let child = first.spawn().unwrap();
-    wait_for_jobs(&run_dir, 3).await;
+    let (args, child) = start_batch_run(
+        work.path(),
+        &job,
+        &run_dir,
+        &server,
+        &["--records-per-job", "100"],
+        3,
+    )
+    .await;
     common::send_signal(child.id().unwrap() as i32, "KILL");
     let killed = child.wait_with_output().await.unwrap();
     assert_eq!(killed.status.code(), None, "killed: {}", stderr(&killed));
@@ -396,19 +419,7 @@ async fn cancel_stops_the_jobs_and_the_run_collects_what_they_answered() {
     let job = common::write_jsonl(work.path(), "job.jsonl", &records(200));
     let server = server(Duration::from_millis(200), 20, BatchFaults::default()).await;
     let run_dir = work.path().join("cancelled");
-    let mut args = vec![
-        "run".to_string(),
-        job.clone(),
-        "--model".into(),
-        CLAUDE.into(),
-        "--out".into(),
-        run_dir.display().to_string(),
-    ];
-    args.extend(endpoint_args(&server));
-    let mut running = command(work.path(), &strs(&args));
-    local_keys(&mut running);
-    let child = running.spawn().unwrap();
-    wait_for_jobs(&run_dir, 1).await;
+    let (_, child) = start_batch_run(work.path(), &job, &run_dir, &server, &[], 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut cancel = command(work.path(), &["cancel", run_dir.to_str().unwrap()]);
     local_keys(&mut cancel);
@@ -431,7 +442,6 @@ async fn cancel_stops_the_jobs_and_the_run_collects_what_they_answered() {
     let summary = common::read_summary(&run_dir);
     assert_eq!(summary["batch"]["jobs"][0]["status"], "Stopped");
     assert_eq!(server.stats().batch.by_status.get("Stopped"), Some(&1));
-    // An on-demand rerun is allowed now that the job is collected.
     server.shutdown().await;
 }
 
@@ -441,19 +451,7 @@ async fn ctrl_c_leaves_the_jobs_running_and_a_rerun_collects_them() {
     let job = common::write_jsonl(work.path(), "job.jsonl", &records(120));
     let server = server(Duration::from_millis(300), 50, BatchFaults::default()).await;
     let run_dir = work.path().join("interrupted");
-    let mut args = vec![
-        "run".to_string(),
-        job.clone(),
-        "--model".into(),
-        CLAUDE.into(),
-        "--out".into(),
-        run_dir.display().to_string(),
-    ];
-    args.extend(endpoint_args(&server));
-    let mut first = command(work.path(), &strs(&args));
-    local_keys(&mut first);
-    let child = first.spawn().unwrap();
-    wait_for_jobs(&run_dir, 1).await;
+    let (args, child) = start_batch_run(work.path(), &job, &run_dir, &server, &[], 1).await;
     common::send_signal(child.id().unwrap() as i32, "INT");
     let interrupted = child.wait_with_output().await.unwrap();
     assert_eq!(
