@@ -323,13 +323,11 @@ impl Inner {
         }
         self.save()?;
         self.timings().prepare = started.elapsed().as_secs_f64();
-        let submitting = Instant::now();
         for &i in &todo {
             if !self.submit(i).await? {
                 break;
             }
         }
-        self.timings().submit = submitting.elapsed().as_secs_f64();
         self.poll(&todo, &wanted, outcomes).await
     }
 
@@ -382,6 +380,13 @@ impl Inner {
         if part.job_arn.is_some() {
             return Ok(true);
         }
+        let started = Instant::now();
+        let submitted = self.upload_and_create(i, part).await;
+        self.timings().submit += started.elapsed().as_secs_f64();
+        submitted
+    }
+
+    async fn upload_and_create(&self, i: usize, part: PartState) -> Result<bool, Stop> {
         let (run_id, role_arn) = {
             let state = self.state();
             (state.run_id.clone(), state.role_arn.clone())

@@ -15,7 +15,7 @@ use crate::config::RunConfig;
 use crate::exit;
 use crate::job::media::MediaLoader;
 use crate::job::{self, JobError};
-use crate::report::prices::PriceTable;
+use crate::report::prices::{PriceTable, Route};
 use crate::report::summary::thousands;
 use crate::store::state::RecordSet;
 use crate::vocab::Mode;
@@ -73,7 +73,7 @@ fn is_zero(n: &u64) -> bool {
 
 impl ModelEstimate {
     /// Counts one request whose worst case is `worst`, priced on its own.
-    fn add(&mut self, model: &str, worst: &Usage, prices: &PriceTable) {
+    fn add(&mut self, model: &str, worst: &Usage, prices: &PriceTable, route: Route) {
         let input_only = Usage {
             input_tokens: worst.input_tokens,
             ..Usage::default()
@@ -82,8 +82,9 @@ impl ModelEstimate {
         self.records += 1;
         self.estimated_input_tokens += worst.input_tokens;
         self.max_output_tokens += worst.output_tokens;
-        self.input_cost_usd = plus(self.input_cost_usd, prices.cost(model, &input_only));
-        self.cost_ceiling_usd = plus(self.cost_ceiling_usd, prices.cost(model, worst));
+        let cost = |usage: &Usage| prices.charge(model, usage, route).usd;
+        self.input_cost_usd = plus(self.input_cost_usd, cost(&input_only));
+        self.cost_ceiling_usd = plus(self.cost_ceiling_usd, cost(worst));
     }
 }
 
@@ -100,6 +101,12 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
     let shard = config.shard;
     let job_path = config.job_path.clone();
     let prices = config.prices.clone();
+    // `--via batch` is priced at batch prices (`auto` may still call on demand: the higher).
+    let route = if config.via == crate::cli::Via::Batch {
+        Route::Batch
+    } else {
+        Route::OnDemand
+    };
     let mut estimate = tokio::task::spawn_blocking(move || -> Result<Estimate, JobError> {
         let mut estimate = Estimate::default();
         let media = MediaLoader::new(&job_path).without_fetching();
@@ -123,7 +130,7 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
                         .by_model
                         .entry(model.clone())
                         .or_default()
-                        .add(&model, &worst, &prices);
+                        .add(&model, &worst, &prices, route);
                     estimate.estimated_input_tokens += worst.input_tokens;
                     estimate.max_output_tokens += worst.output_tokens;
                 }
@@ -180,7 +187,12 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
                 "estimated cost: unknown (Knowledge Bases report no token usage to price)"
             ),
             (Some(input), Some(ceiling)) => eprintln!(
-                "estimated cost: ${input:.4} of input, at most ${ceiling:.4} with every output ceiling reached"
+                "estimated cost{}: ${input:.4} of input, at most ${ceiling:.4} with every output ceiling reached",
+                if route == Route::Batch {
+                    " at batch prices"
+                } else {
+                    ""
+                }
             ),
             _ => {
                 let unpriced: Vec<&str> = estimate
