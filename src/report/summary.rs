@@ -626,10 +626,13 @@ pub fn render(summary: &Summary) -> String {
             ttft.p50, ttft.p99
         );
     }
-    out += &format!(
-        "concurrency: {} at the end, {} at the peak ({} cuts)\n",
-        summary.limiter.final_limit, summary.limiter.peak, summary.limiter.decreases
-    );
+    // A batch run has jobs, not calls in flight.
+    if summary.batch.is_none() {
+        out += &format!(
+            "concurrency: {} at the end, {} at the peak ({} cuts)\n",
+            summary.limiter.final_limit, summary.limiter.peak, summary.limiter.decreases
+        );
+    }
     if !summary.errors_by_kind.is_empty() {
         let kinds: Vec<String> = summary
             .errors_by_kind
