@@ -161,24 +161,10 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
     }
 }
 
-async fn serve(listener: TcpListener, service: S3Service, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                tracing::warn!("local S3 accept failed: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+async fn serve(listener: TcpListener, service: S3Service, stop: watch::Receiver<bool>) {
+    super::server::accept_loop(listener, stop, "local S3", move |stream, mut stop| {
         let service = service.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
+        async move {
             let handler =
                 hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
                     unsign(&mut request);
@@ -190,8 +176,9 @@ async fn serve(listener: TcpListener, service: S3Service, mut stop: watch::Recei
                 _ = connection => {}
                 _ = stop.changed() => {}
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -25,26 +25,11 @@ use super::state::Shared;
 /// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
 const MAX_BODY_BYTES: usize = 160 * 1024 * 1024;
 
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let router = routes(shared);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                // Out of file descriptors and the like: wait a little and keep serving.
-                tracing::warn!("local server accept failed: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    accept_loop(listener, stop, "local server", move |stream, mut stop| {
         let router = router.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
+        async move {
             let abort = ConnectionAbort::default();
             let handle = abort.clone();
             let service =
@@ -60,7 +45,38 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
                 _ = abort.closed() => {}
                 _ = stop.changed() => {}
             }
-        });
+        }
+    })
+    .await
+}
+
+/// Accepts connections on `listener` until `stop` changes, each served by `connection` in its
+/// own task (which gets the stop signal too). An accept error (out of file descriptors and
+/// the like) waits a little and goes on serving.
+pub async fn accept_loop<F, C>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    name: &str,
+    connection: F,
+) where
+    F: Fn(tokio::net::TcpStream, watch::Receiver<bool>) -> C,
+    C: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!("{name} accept failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, stop.clone()));
     }
 }
 
