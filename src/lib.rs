@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod bedrock;
 pub mod bucket;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -16,5 +16,5 @@ pub use reports::{
 };
 pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,
-    Prompt, RecordMeta, Shard, Task,
+    Prompt, RecordMeta, ServiceTier, Shard, Task,
 };
