@@ -42,117 +42,158 @@ pub struct Offers {
     pub count_tokens: bool,
 }
 
-const fn offers(
-    batch: bool,
-    priority: bool,
-    flex: bool,
-    structured_output: bool,
-    count_tokens: bool,
-) -> Offers {
+/// `(model, what it offers)`: `batch`, `priority`, `flex`, `structured` (native structured
+/// output), `count` (CountTokens), as words; an empty list offers none of them.
+///
+/// Sources, read 2026-12-06: AWS's user guide pages "Supported Regions and models for
+/// batch inference", "Service tiers for optimizing performance and cost" (its November 2025
+/// table of priority and flex models), "Get validated JSON results from models" (its list of
+/// structured-output models) and "count-tokens" (its list of models); where those pages now
+/// defer to the per-model cards, the cards as a public scrape of them had them on
+/// 2026-08-20. Two later reports are taken in: Claude Opus 5 offers batch and Sonnet 5 does
+/// not (2026-09); CountTokens refuses Opus 5 and Sonnet 5 on bedrock-runtime (2026-07/08).
+/// Models whose batch support no source settles (Claude 3.5 / 3.7 Sonnet, Opus 4 / 4.1 /
+/// 4.7 / 4.8) are left out: unknown, so tried.
+const ENTRIES: &[(&str, &str)] = &[
+    ("amazon.nova-2-lite", "batch priority flex"),
+    ("amazon.nova-2-multimodal-embeddings", "batch"),
+    ("amazon.nova-lite", "batch"),
+    ("amazon.nova-micro", "batch"),
+    ("amazon.nova-premier", "batch priority flex"),
+    ("amazon.nova-pro", "batch priority flex"),
+    ("amazon.titan-embed-image", "batch"),
+    ("amazon.titan-embed-text-v2", "batch"),
+    ("amazon.titan-embed-text-v1", ""),
+    ("amazon.titan-embed-g1-text-02", ""),
+    ("cohere.embed-english-v3", ""),
+    ("cohere.embed-multilingual-v3", ""),
+    ("anthropic.claude-3-5-haiku", "batch"),
+    ("anthropic.claude-3-haiku", "batch"),
+    ("anthropic.claude-haiku-4-5", "batch structured count"),
+    ("anthropic.claude-opus-4-5", "batch structured count"),
+    ("anthropic.claude-opus-4-6", "batch structured count"),
+    ("anthropic.claude-opus-5", "batch"),
+    ("anthropic.claude-sonnet-4", "batch count"),
+    ("anthropic.claude-sonnet-4-5", "batch structured count"),
+    ("anthropic.claude-sonnet-4-6", "batch structured count"),
+    ("anthropic.claude-sonnet-5", ""),
+    ("deepseek.v3", "batch priority flex structured"),
+    ("deepseek.v3.2", "batch priority flex structured"),
+    ("google.gemma-3-12b-it", "batch priority flex structured"),
+    ("google.gemma-3-27b-it", "batch priority flex structured"),
+    ("google.gemma-3-4b-it", "batch priority flex"),
+    ("meta.llama3-8b-instruct", ""),
+    ("meta.llama3-70b-instruct", ""),
+    ("meta.llama3-1-405b-instruct", "batch"),
+    ("meta.llama3-1-70b-instruct", "batch"),
+    ("meta.llama3-1-8b-instruct", "batch"),
+    ("meta.llama3-2-11b-instruct", "batch"),
+    ("meta.llama3-2-1b-instruct", "batch"),
+    ("meta.llama3-2-3b-instruct", "batch"),
+    ("meta.llama3-2-90b-instruct", "batch"),
+    ("meta.llama3-3-70b-instruct", "batch"),
+    ("meta.llama4-maverick-17b-instruct", "batch"),
+    ("meta.llama4-scout-17b-instruct", "batch"),
+    ("minimax.minimax-m2", "batch priority flex structured"),
+    ("minimax.minimax-m2.1", "batch priority flex structured"),
+    ("minimax.minimax-m2.5", "priority flex structured"),
+    ("mistral.devstral-2-123b", "batch priority flex structured"),
+    (
+        "mistral.magistral-small-2509",
+        "batch priority flex structured",
+    ),
+    (
+        "mistral.ministral-3-14b-instruct",
+        "batch priority flex structured",
+    ),
+    (
+        "mistral.ministral-3-3b-instruct",
+        "batch priority flex structured",
+    ),
+    (
+        "mistral.ministral-3-8b-instruct",
+        "batch priority flex structured",
+    ),
+    ("mistral.mistral-7b-instruct", "priority flex"),
+    ("mistral.mistral-large-2402", "priority flex"),
+    (
+        "mistral.mistral-large-3-675b-instruct",
+        "batch priority flex structured",
+    ),
+    ("mistral.mistral-small-2402", "batch priority flex"),
+    ("mistral.mixtral-8x7b-instruct", "priority flex"),
+    ("mistral.pixtral-large-2502", "priority flex"),
+    (
+        "mistral.voxtral-mini-3b-2507",
+        "batch priority flex structured",
+    ),
+    (
+        "mistral.voxtral-small-24b-2507",
+        "batch priority flex structured",
+    ),
+    (
+        "moonshot.kimi-k2-thinking",
+        "batch priority flex structured",
+    ),
+    ("moonshotai.kimi-k2.5", "batch priority flex structured"),
+    (
+        "nvidia.nemotron-nano-12b-v2",
+        "batch priority flex structured",
+    ),
+    (
+        "nvidia.nemotron-nano-3-30b",
+        "batch priority flex structured",
+    ),
+    (
+        "nvidia.nemotron-nano-9b-v2",
+        "batch priority flex structured",
+    ),
+    ("nvidia.nemotron-super-3-120b", "priority flex structured"),
+    ("openai.gpt-oss-120b", "batch priority flex structured"),
+    ("openai.gpt-oss-20b", "batch priority flex structured"),
+    (
+        "openai.gpt-oss-safeguard-120b",
+        "batch priority flex structured",
+    ),
+    (
+        "openai.gpt-oss-safeguard-20b",
+        "batch priority flex structured",
+    ),
+    (
+        "qwen.qwen3-235b-a22b-2507",
+        "batch priority flex structured",
+    ),
+    ("qwen.qwen3-32b", "batch priority flex structured"),
+    ("qwen.qwen3-coder-30b-a3b", "batch priority flex structured"),
+    (
+        "qwen.qwen3-coder-480b-a35b",
+        "batch priority flex structured",
+    ),
+    ("qwen.qwen3-coder-next", "batch structured"),
+    ("qwen.qwen3-next-80b-a3b", "batch priority flex structured"),
+    ("qwen.qwen3-vl-235b-a22b", "batch priority flex structured"),
+    ("writer.palmyra-vision-7b", "priority flex structured"),
+    ("zai.glm-4.7", "batch priority flex structured"),
+    ("zai.glm-4.7-flash", "batch priority flex structured"),
+    ("zai.glm-5", "priority flex structured"),
+];
+
+/// What an entry's words say.
+fn parse_offers(words: &str) -> Offers {
+    let has = |word: &str| words.split_whitespace().any(|w| w == word);
     Offers {
-        batch,
-        priority,
-        flex,
-        structured_output,
-        count_tokens,
+        batch: has("batch"),
+        priority: has("priority"),
+        flex: has("flex"),
+        structured_output: has("structured"),
+        count_tokens: has("count"),
     }
 }
-
-/// Batch only: the older models.
-const BATCH: Offers = offers(true, false, false, false, false);
-/// No extras at all.
-const PLAIN: Offers = offers(false, false, false, false, false);
-
-/// `(provider.name, offers)`, one entry a model.
-const ENTRIES: &[(&str, Offers)] = &[
-    // Anthropic Claude.
-    ("anthropic.claude-3-haiku", BATCH),
-    ("anthropic.claude-3-sonnet", BATCH),
-    ("anthropic.claude-3-opus", BATCH),
-    ("anthropic.claude-3-5-haiku", BATCH),
-    (
-        "anthropic.claude-3-5-sonnet",
-        offers(true, false, false, false, true),
-    ),
-    (
-        "anthropic.claude-3-7-sonnet",
-        offers(true, false, false, false, true),
-    ),
-    (
-        "anthropic.claude-sonnet-4",
-        offers(true, false, false, false, true),
-    ),
-    (
-        "anthropic.claude-opus-4",
-        offers(true, false, false, false, true),
-    ),
-    (
-        "anthropic.claude-opus-4-1",
-        offers(true, false, false, false, true),
-    ),
-    (
-        "anthropic.claude-sonnet-4-5",
-        offers(true, false, false, true, true),
-    ),
-    (
-        "anthropic.claude-haiku-4-5",
-        offers(true, false, false, true, true),
-    ),
-    (
-        "anthropic.claude-opus-4-5",
-        offers(true, false, false, true, true),
-    ),
-    (
-        "anthropic.claude-sonnet-4-6",
-        offers(true, false, false, true, true),
-    ),
-    (
-        "anthropic.claude-opus-4-6",
-        offers(true, false, false, true, true),
-    ),
-    // Meta Llama.
-    ("meta.llama3-8b-instruct", PLAIN),
-    ("meta.llama3-70b-instruct", PLAIN),
-    ("meta.llama3-1-8b-instruct", BATCH),
-    ("meta.llama3-1-70b-instruct", BATCH),
-    ("meta.llama3-1-405b-instruct", BATCH),
-    ("meta.llama3-2-1b-instruct", BATCH),
-    ("meta.llama3-2-3b-instruct", BATCH),
-    ("meta.llama3-2-11b-instruct", BATCH),
-    ("meta.llama3-2-90b-instruct", BATCH),
-    ("meta.llama3-3-70b-instruct", BATCH),
-    ("meta.llama4-maverick-17b-instruct", BATCH),
-    ("meta.llama4-scout-17b-instruct", BATCH),
-    // Amazon Nova.
-    ("amazon.nova-micro", offers(true, true, true, false, false)),
-    ("amazon.nova-lite", offers(true, true, true, false, false)),
-    ("amazon.nova-pro", offers(true, true, true, false, false)),
-    (
-        "amazon.nova-premier",
-        offers(true, false, false, false, false),
-    ),
-    ("amazon.nova-2-lite", offers(true, true, true, true, false)),
-    // Open-weight models.
-    ("openai.gpt-oss-120b", offers(true, true, true, true, false)),
-    ("openai.gpt-oss-20b", offers(true, true, true, true, false)),
-    ("mistral.mistral-7b-instruct", PLAIN),
-    ("mistral.mixtral-8x7b-instruct", PLAIN),
-    ("mistral.mistral-small-2402", BATCH),
-    ("mistral.mistral-large-2402", PLAIN),
-    ("mistral.mistral-large-2407", BATCH),
-    // Embeddings.
-    ("amazon.titan-embed-text-v1", PLAIN),
-    ("amazon.titan-embed-g1-text-02", PLAIN),
-    ("amazon.titan-embed-text-v2", BATCH),
-    ("amazon.titan-embed-image-v1", BATCH),
-    ("cohere.embed-english-v3", PLAIN),
-    ("cohere.embed-multilingual-v3", PLAIN),
-];
 
 /// The catalogue's entry for `model_id`, or `None` when it does not know the model.
 pub fn offers_of(model_id: &str) -> Option<Offers> {
     let id = ModelId::parse(model_id)?;
-    ENTRIES.iter().find_map(|(key, offers)| {
+    ENTRIES.iter().find_map(|(key, words)| {
         let key = ModelId::parse(key)?;
         let same = key.provider == id.provider
             && key.name == id.name
@@ -166,7 +207,7 @@ pub fn offers_of(model_id: &str) -> Option<Offers> {
                             .is_some_and(|rest| rest.starts_with(':'))
                 })
             });
-        same.then_some(*offers)
+        same.then(|| parse_offers(words))
     })
 }
 
@@ -232,6 +273,12 @@ mod tests {
 
     #[test]
     fn entries_name_models_once() {
+        const WORDS: &[&str] = &["batch", "priority", "flex", "structured", "count"];
+        for (key, words) in ENTRIES {
+            for word in words.split_whitespace() {
+                assert!(WORDS.contains(&word), "{key}: {word}");
+            }
+        }
         let mut keys: Vec<&str> = ENTRIES.iter().map(|(key, _)| *key).collect();
         keys.sort_unstable();
         let before = keys.len();

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::job::JobFormat;
+use crate::schema::SchemaMode;
 use crate::store::run_dir::RetryFailed;
-use crate::vocab::Mode;
+use crate::vocab::{Mode, ServiceTier};
 
 /// Batch runner for Amazon Bedrock: job files in, results and usage totals out.
 #[derive(Debug, Parser)]
@@ -288,10 +289,24 @@ pub struct RunArgs {
     /// results are the same, plus the time to first token.
     #[arg(long, help_heading = "Prompt")]
     pub stream: bool,
-    /// Structured output: a JSON Schema (an object at the top). The model is forced to
-    /// answer through one tool with this input schema; ok lines carry it as `data`.
+    /// Structured output: a JSON Schema (an object at the top); ok lines carry the answer,
+    /// validated against it, as `data`. An answer that breaks it gets one more try, then is
+    /// a `schema_mismatch` line.
     #[arg(long, help_heading = "Prompt", value_name = "FILE")]
     pub schema: Option<PathBuf>,
+    /// How --schema reaches the model: `native`, Bedrock's structured output
+    /// (`outputConfig.textFormat` with the JSON schema); `tool`, one tool with the schema
+    /// as its input and a forced tool choice; `auto` (default), native where the model
+    /// offers it, else the tool. Batch Inference takes no tools in Converse jobs, so
+    /// `--via batch` always uses native (and refuses `tool`).
+    #[arg(
+        long,
+        help_heading = "Prompt",
+        value_enum,
+        default_value = "auto",
+        value_name = "MODE"
+    )]
+    pub schema_mode: SchemaMode,
 
     /// Titan Text Embeddings v2 output size: 256, 512 or 1024.
     #[arg(long, help_heading = "Embeddings")]
@@ -408,6 +423,11 @@ pub struct RunArgs {
     /// Validate every record and estimate input tokens without calling anything.
     #[arg(long, help_heading = "Calls")]
     pub dry_run: bool,
+    /// With --dry-run: ask Bedrock's CountTokens API for each record's exact input tokens
+    /// (free, no model call), where the model offers it; the estimate elsewhere, marked
+    /// as such. Needs the same access as a run (credentials, or --local).
+    #[arg(long, help_heading = "Calls", requires = "dry_run")]
+    pub count_tokens: bool,
 
     /// Start over: the earlier results and state in RUN_DIR are moved aside to
     /// RUN_DIR/previous-<time>/ (not deleted).
@@ -442,6 +462,13 @@ pub struct RunArgs {
     /// will charge with `bedrock-batch prices MODEL --prices FILE`.
     #[arg(long, help_heading = "Cost", value_name = "FILE")]
     pub prices: Option<PathBuf>,
+    /// Bedrock's service tier for on-demand calls: `flex` is discounted and slower (and
+    /// shed first when capacity is short): for work that can wait, without Batch
+    /// Inference's bucket, role and hours; `priority` costs more and answers faster;
+    /// `default` is the standard tier. A record's `service_tier` field overrides it. Lines
+    /// carry the tier that answered, and cost is at that tier's price. Not with --via batch.
+    #[arg(long, help_heading = "Cost", value_enum, value_name = "TIER")]
+    pub service_tier: Option<ServiceTier>,
     /// Stop taking records before this invocation's spend could pass X dollars (each call's
     /// worst case is reserved before it is sent); state is saved, exit 4, rerun to continue.
     #[arg(long, help_heading = "Cost", value_name = "X")]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bedrock::Endpoint;
+use crate::catalogue::{self, Offer};
 use crate::cli::{LocalServerArgs, RunArgs};
 use crate::fetch::FetchSettings;
 use crate::job::JobFormat;
@@ -16,7 +17,7 @@ use crate::job::template::Template;
 use crate::local_server::{BatchFaults, FaultRates, ServerConfig};
 use crate::model_id::{Family, could_be_bedrock_id};
 use crate::report::prices::PriceTable;
-use crate::schema::OutputSchema;
+use crate::schema::{OutputSchema, SchemaMode, SchemaRoute};
 use crate::store::run_dir::RetryFailed;
 use crate::store::state::RunParams;
 use crate::vocab::{Mode, Shard};
@@ -40,6 +41,8 @@ pub struct RunConfig {
     pub connect_timeout: Duration,
     pub limit: Option<u64>,
     pub dry_run: bool,
+    /// With `dry_run`: input tokens from CountTokens.
+    pub count_tokens: bool,
     /// Where calls go: one lane per region or endpoint.
     pub lanes: Vec<LaneSpec>,
     /// The part of the job file this run takes, when the job runs on several machines.
@@ -168,6 +171,27 @@ fn not_a_model_id(model: &str, prices: &PriceTable) -> String {
     )
 }
 
+/// How `--schema` goes to `model`: `--schema-mode`, and for `auto` what the catalogue says
+/// the model offers. Batch Inference refuses tools in Converse jobs, so a run that may go
+/// through batch tries native on models the catalogue does not know; the refusal of
+/// `tool` with `--via batch` comes with the other batch checks, before anything is uploaded.
+fn schema_route(args: &RunArgs, model: &str) -> Result<SchemaRoute, String> {
+    if args.schema.is_none() {
+        return Ok(SchemaRoute::Tool);
+    }
+    let batch = args.via != crate::cli::Via::OnDemand;
+    Ok(match args.schema_mode {
+        SchemaMode::Tool => SchemaRoute::Tool,
+        SchemaMode::Native => SchemaRoute::Native,
+        SchemaMode::Auto => match catalogue::structured_output(model) {
+            Offer::Yes => SchemaRoute::Native,
+            Offer::No => SchemaRoute::Tool,
+            Offer::Unknown if batch => SchemaRoute::Native,
+            Offer::Unknown => SchemaRoute::Tool,
+        },
+    })
+}
+
 impl RunConfig {
     /// The parameters that must match for a rerun to resume this run directory.
     pub fn run_params(&self) -> RunParams {
@@ -257,7 +281,10 @@ impl RunConfig {
             Template::parse(&template_text).map_err(|err| format!("--prompt-template: {err}"))?;
         let schema = match &args.schema {
             Some(_) if mode != Mode::Converse => {
-                return Err("--schema needs --mode converse (structured output is a forced tool call on Converse)".into());
+                return Err(
+                    "--schema needs --mode converse (structured output is a Converse feature)"
+                        .into(),
+                );
             }
             Some(path) => Some(Arc::new(
                 OutputSchema::read(path).map_err(|err| format!("--schema: {err}"))?,
@@ -338,6 +365,20 @@ impl RunConfig {
             ));
         }
         let batch = crate::batch::settings::from_args(args, mode)?;
+        let schema_route = schema_route(args, &model)?;
+        if let Some(tier) = args.service_tier {
+            if args.via != crate::cli::Via::OnDemand {
+                return Err(format!(
+                    "--service-tier {} is for on-demand calls: Batch Inference is not a service tier (it has its own price); drop --service-tier, or use --via on-demand",
+                    tier.as_str()
+                ));
+            }
+            if matches!(mode, Mode::Retrieve | Mode::Rag) {
+                return Err(
+                    "--service-tier applies to model calls, not to knowledge-base modes".into(),
+                );
+            }
+        }
         let lanes = lanes(args)?;
         let shard = shard(args, |name| std::env::var(name).ok())?;
         let prices = match &args.prices {
@@ -427,6 +468,8 @@ impl RunConfig {
                 cache_prompt: args.cache_prompt,
                 stream: args.stream,
                 schema,
+                schema_route,
+                service_tier: args.service_tier,
                 expected_field: args.expected_field.clone(),
             },
             concurrency,
@@ -439,6 +482,7 @@ impl RunConfig {
             connect_timeout: Duration::from_secs_f64(args.connect_timeout),
             limit: args.limit,
             dry_run: args.dry_run,
+            count_tokens: args.count_tokens,
             lanes,
             shard,
             profile: args.profile.clone(),
@@ -504,6 +548,8 @@ pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestS
         cache_prompt: false,
         stream: false,
         schema: None,
+        schema_route: SchemaRoute::Tool,
+        service_tier: None,
         expected_field: None,
     }
 }

@@ -229,6 +229,7 @@ impl Service for KnowledgeBase {
     fn call(
         &self,
         model: &str,
+        _tier: Option<crate::vocab::ServiceTier>,
         payloads: &[&Payload],
     ) -> impl Future<Output = Result<Vec<Answer>, CallError>> + Send {
         KnowledgeBase::call(self, model, payloads)

@@ -1,7 +1,8 @@
 //! The output schema of `--schema`: a JSON Schema read once, checked to be a valid schema
 //! with an object at the top (a tool's input is always an object), compiled once, and used
-//! for every answer. The runner sends it as the input schema of one forced tool; answers
-//! are checked against it here.
+//! for every answer. The runner sends it as Bedrock's native structured output
+//! (`outputConfig.textFormat`) or as the input schema of one forced tool ([`SchemaRoute`]);
+//! answers are checked against it here either way.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,28 @@ pub const TOOL_NAME: &str = "record_output";
 /// What the tool is for, as the model reads it.
 pub const TOOL_DESCRIPTION: &str =
     "Record the answer for this input. Always call this tool with every field filled in.";
+
+/// What native structured output is for, as the model reads it.
+pub const NATIVE_DESCRIPTION: &str = "The answer for this input, with every field filled in.";
+
+/// How `--schema` reaches the model (`--schema-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaMode {
+    /// Native where the model offers it, else the forced tool.
+    Auto,
+    /// Bedrock's structured output: `outputConfig.textFormat` with the JSON schema.
+    Native,
+    /// One tool with the schema as its input, and a forced tool choice.
+    Tool,
+}
+
+/// How one run sends its schema, decided from `--schema-mode`, the model and the route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaRoute {
+    Native,
+    Tool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {

@@ -93,6 +93,7 @@ impl Collector<'_> {
             result,
             attempts: 1,
             retries: Vec::new(),
+            service_tier: None,
             latency,
             batch_job: part.job_id().map(str::to_string),
         }
@@ -219,6 +220,7 @@ mod tests {
             cache_prompt: false,
             stream: false,
             schema: None,
+            schema_route: crate::schema::SchemaRoute::Tool,
         };
         let part = PartState {
             index: 1,

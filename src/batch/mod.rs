@@ -366,6 +366,7 @@ impl Inner {
             attempts: 0,
             retries: Vec::new(),
             latency: Duration::ZERO,
+            service_tier: None,
             batch_job: None,
         }
     }

@@ -21,15 +21,16 @@ use aws_sdk_bedrockruntime::config::{
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
     CachePointBlock, CachePointType, CacheTtl, ContentBlock, ContentBlockDelta, ContentBlockStart,
-    ConversationRole, ConverseStreamOutput, DocumentBlock, DocumentFormat, DocumentSource,
-    ImageBlock, ImageFormat, ImageSource, InferenceConfiguration, Message, SystemContentBlock,
+    ConversationRole, ConverseStreamOutput, ConverseTokensRequest, CountTokensInput, DocumentBlock,
+    DocumentFormat, DocumentSource, ImageBlock, ImageFormat, ImageSource, InferenceConfiguration,
+    InvokeModelTokensRequest, Message, OutputConfig, ServiceTierType, SystemContentBlock,
     ToolConfiguration,
 };
 use serde_json::Value;
 
 use crate::model_id::Family;
-use crate::schema::OutputSchema;
-use crate::vocab::{Answer, DocumentInput, Usage};
+use crate::schema::{OutputSchema, SchemaRoute};
+use crate::vocab::{Answer, DocumentInput, ServiceTier, Usage};
 use crate::vocab::{CallError, ErrorKind};
 use crate::vocab::{ConverseInput, Payload, Prompt};
 use errors::{classify, classify_stream};
@@ -44,8 +45,27 @@ pub struct CallOptions {
     pub shared_documents: Vec<DocumentInput>,
     pub cache_prompt: bool,
     pub stream: bool,
-    /// `--schema`: every Converse call forces one tool with this input schema.
+    /// `--schema`: every Converse call asks for answers in this JSON schema ...
     pub schema: Option<Arc<OutputSchema>>,
+    /// ... through Bedrock's structured output or a forced tool.
+    pub schema_route: SchemaRoute,
+}
+
+/// What InvokeModel brought back.
+struct Invoked {
+    response: Value,
+    tokens: TokenCounts,
+    service_tier: Option<ServiceTier>,
+}
+
+/// Converse's `serviceTier` for `tier`.
+fn service_tier(
+    tier: ServiceTier,
+) -> Result<aws_sdk_bedrockruntime::types::ServiceTier, CallError> {
+    aws_sdk_bedrockruntime::types::ServiceTier::builder()
+        .r#type(ServiceTierType::from(tier.as_str()))
+        .build()
+        .map_err(|err| CallError::new(ErrorKind::Other, err.to_string()))
 }
 
 #[derive(Clone)]
@@ -245,10 +265,16 @@ impl Bedrock {
 
     /// Sends one call for `payloads` (several only for a Cohere Embed batch) and returns
     /// one answer per payload, in order.
-    pub async fn call(&self, model: &str, payloads: &[&Payload]) -> Result<Vec<Answer>, CallError> {
+    /// `tier`: the service tier to ask for (`None` sends none: the default tier).
+    pub async fn call(
+        &self,
+        model: &str,
+        tier: Option<ServiceTier>,
+        payloads: &[&Payload],
+    ) -> Result<Vec<Answer>, CallError> {
         match payloads {
-            [Payload::Converse(input)] => Ok(vec![self.converse(model, input).await?]),
-            [Payload::Invoke { body }] => Ok(vec![self.invoke_native(model, body).await?]),
+            [Payload::Converse(input)] => Ok(vec![self.converse(model, tier, input).await?]),
+            [Payload::Invoke { body }] => Ok(vec![self.invoke_native(model, tier, body).await?]),
             _ => {
                 let texts: Vec<&str> = payloads
                     .iter()
@@ -260,9 +286,57 @@ impl Bedrock {
                         )),
                     })
                     .collect::<Result<_, _>>()?;
-                self.embed(model, &texts).await
+                self.embed(model, tier, &texts).await
             }
         }
+    }
+
+    /// The input tokens Bedrock's CountTokens API counts for `payload` on `model` (what a
+    /// call would bill; it calls no model and costs nothing). CountTokens takes foundation
+    /// model ids only, so an inference profile is counted on its model.
+    pub async fn count_tokens(&self, model: &str, payload: &Payload) -> Result<u64, CallError> {
+        let other = |err: aws_sdk_bedrockruntime::error::BuildError| {
+            CallError::new(ErrorKind::Other, err.to_string())
+        };
+        let invoke = |body: Vec<u8>| {
+            InvokeModelTokensRequest::builder()
+                .body(Blob::new(body))
+                .build()
+                .map(CountTokensInput::InvokeModel)
+                .map_err(other)
+        };
+        let input = match payload {
+            Payload::Converse(converse) => {
+                let (messages, system) = self.converse_parts(converse)?;
+                CountTokensInput::Converse(
+                    ConverseTokensRequest::builder()
+                        .set_messages(Some(messages))
+                        .set_system((!system.is_empty()).then_some(system))
+                        .set_tool_config(self.tool_config()?)
+                        .build(),
+                )
+            }
+            Payload::Invoke { body } => invoke(body.clone())?,
+            Payload::Embed { text } => invoke(
+                serde_json::to_vec(&wire::embed_request(&self.options, model, &[text]))
+                    .unwrap_or_default(),
+            )?,
+            Payload::Retrieve { .. } | Payload::Rag { .. } => {
+                return Err(CallError::new(
+                    ErrorKind::Validation,
+                    "knowledge-base queries have no token count",
+                ));
+            }
+        };
+        let out = self
+            .client
+            .count_tokens()
+            .model_id(crate::model_id::base_model_id(model))
+            .input(input)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.input_tokens().max(0) as u64)
     }
 
     /// The messages and system blocks of a Converse call: shared documents, then the
@@ -333,11 +407,23 @@ impl Bedrock {
     }
 
     fn tool_config(&self) -> Result<Option<ToolConfiguration>, CallError> {
-        self.options
-            .schema
-            .as_deref()
-            .map(tool::configuration)
-            .transpose()
+        match (&self.options.schema, self.options.schema_route) {
+            (Some(schema), SchemaRoute::Tool) => tool::configuration(schema).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn output_config(&self) -> Result<Option<OutputConfig>, CallError> {
+        match (&self.options.schema, self.options.schema_route) {
+            (Some(schema), SchemaRoute::Native) => tool::output_config(schema).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The schema-checked `data` of an answer: the forced tool's input, or the JSON text
+    /// of a native structured answer.
+    fn data(&self, tool_input: Option<Value>, text: &str) -> Result<Option<Value>, CallError> {
+        tool::data(&self.options, tool_input, text)
     }
 
     fn inference_config(input: &ConverseInput) -> Option<InferenceConfiguration> {
@@ -355,9 +441,14 @@ impl Bedrock {
         })
     }
 
-    async fn converse(&self, model: &str, input: &ConverseInput) -> Result<Answer, CallError> {
+    async fn converse(
+        &self,
+        model: &str,
+        tier: Option<ServiceTier>,
+        input: &ConverseInput,
+    ) -> Result<Answer, CallError> {
         if self.options.stream {
-            return self.converse_stream(model, input).await;
+            return self.converse_stream(model, tier, input).await;
         }
         let (messages, system) = self.converse_parts(input)?;
         let out = self
@@ -368,6 +459,8 @@ impl Bedrock {
             .set_system((!system.is_empty()).then_some(system))
             .set_inference_config(Self::inference_config(input))
             .set_tool_config(self.tool_config()?)
+            .set_output_config(self.output_config()?)
+            .set_service_tier(tier.map(service_tier).transpose()?)
             .send()
             .await
             .map_err(classify)?;
@@ -382,22 +475,23 @@ impl Bedrock {
             .cloned()
             .collect::<Vec<_>>()
             .join("");
-        let data = match &self.options.schema {
-            Some(schema) => {
-                let input = content
-                    .iter()
-                    .find_map(|b| b.as_tool_use().ok())
-                    .map(|tool_use| tool::from_document(tool_use.input()));
-                Some(tool::checked(schema, input)?)
-            }
-            None => None,
-        };
+        let usage = out.usage().map(usage_of).unwrap_or_default();
+        let tool_input = content
+            .iter()
+            .find_map(|b| b.as_tool_use().ok())
+            .map(|tool_use| tool::from_document(tool_use.input()));
+        let data = self
+            .data(tool_input, &output)
+            .map_err(|err| err.billed(usage))?;
         Ok(Answer::Text {
             output,
             data,
             stop_reason: out.stop_reason().as_str().to_string(),
-            usage: out.usage().map(usage_of).unwrap_or_default(),
+            usage,
             ttft_ms: None,
+            service_tier: out
+                .service_tier()
+                .and_then(|t| ServiceTier::parse(t.r#type().as_str())),
         })
     }
 
@@ -405,6 +499,7 @@ impl Bedrock {
     async fn converse_stream(
         &self,
         model: &str,
+        tier: Option<ServiceTier>,
         input: &ConverseInput,
     ) -> Result<Answer, CallError> {
         let (messages, system) = self.converse_parts(input)?;
@@ -417,10 +512,13 @@ impl Bedrock {
             .set_system((!system.is_empty()).then_some(system))
             .set_inference_config(Self::inference_config(input))
             .set_tool_config(self.tool_config()?)
+            .set_output_config(self.output_config()?)
+            .set_service_tier(tier.map(service_tier).transpose()?)
             .send()
             .await
             .map_err(classify)?;
         let mut stream = out.stream;
+        let mut served = None;
         let (mut output, mut stop_reason, mut usage, mut ttft_ms) =
             (String::new(), String::new(), Usage::default(), None);
         // The tool input arrives as pieces of JSON text, after a block start naming the tool.
@@ -452,6 +550,9 @@ impl Bedrock {
                 }
                 Some(ConverseStreamOutput::Metadata(metadata)) => {
                     usage = metadata.usage().map(usage_of).unwrap_or_default();
+                    served = metadata
+                        .service_tier()
+                        .and_then(|t| ServiceTier::parse(t.r#type().as_str()));
                 }
                 Some(_) => {}
             }
@@ -462,27 +563,32 @@ impl Bedrock {
                 "the stream ended without a messageStop event",
             ));
         }
-        let data = match &self.options.schema {
-            Some(schema) => {
-                let input = tool_input
-                    .as_deref()
-                    .map(tool::streamed_input)
-                    .transpose()?;
-                Some(tool::checked(schema, input)?)
-            }
-            None => None,
-        };
+        let data = (|| {
+            let input = tool_input
+                .as_deref()
+                .map(tool::streamed_input)
+                .transpose()?;
+            self.data(input, &output)
+        })()
+        .map_err(|err| err.billed(usage))?;
         Ok(Answer::Text {
             output,
             data,
             stop_reason,
             usage,
             ttft_ms,
+            service_tier: served,
         })
     }
 
-    /// InvokeModel with `body`; the parsed response and the token-count headers.
-    async fn invoke(&self, model: &str, body: Vec<u8>) -> Result<(Value, TokenCounts), CallError> {
+    /// InvokeModel with `body`; the parsed response, the token-count headers and the tier
+    /// that served it.
+    async fn invoke(
+        &self,
+        model: &str,
+        tier: Option<ServiceTier>,
+        body: Vec<u8>,
+    ) -> Result<Invoked, CallError> {
         let headers = TokenHeaders::default();
         let out = self
             .client
@@ -491,26 +597,51 @@ impl Bedrock {
             .content_type("application/json")
             .accept("application/json")
             .body(Blob::new(body))
+            .set_service_tier(tier.map(|t| ServiceTierType::from(t.as_str())))
             .customize()
             .interceptor(headers.clone())
             .send()
             .await
             .map_err(classify)?;
-        Ok((parse_json(out.body().as_ref())?, headers.get()))
+        Ok(Invoked {
+            response: parse_json(out.body().as_ref())?,
+            tokens: headers.get(),
+            service_tier: out
+                .service_tier()
+                .and_then(|t| ServiceTier::parse(t.as_str())),
+        })
     }
 
-    async fn invoke_native(&self, model: &str, body: &[u8]) -> Result<Answer, CallError> {
-        let (response, (input, output)) = self.invoke(model, body.to_vec()).await?;
+    async fn invoke_native(
+        &self,
+        model: &str,
+        tier: Option<ServiceTier>,
+        body: &[u8],
+    ) -> Result<Answer, CallError> {
+        let Invoked {
+            response,
+            tokens: (input, output),
+            service_tier,
+        } = self.invoke(model, tier, body.to_vec()).await?;
         let from_body = native_usage(&response);
         let usage = Usage {
             input_tokens: input.unwrap_or(from_body.input_tokens),
             output_tokens: output.unwrap_or(from_body.output_tokens),
             ..Usage::default()
         };
-        Ok(Answer::Invoke { response, usage })
+        Ok(Answer::Invoke {
+            response,
+            usage,
+            service_tier,
+        })
     }
 
-    async fn embed(&self, model: &str, texts: &[&str]) -> Result<Vec<Answer>, CallError> {
+    async fn embed(
+        &self,
+        model: &str,
+        tier: Option<ServiceTier>,
+        texts: &[&str],
+    ) -> Result<Vec<Answer>, CallError> {
         let cohere = Family::of(model) == Some(Family::CohereEmbed);
         if !cohere && texts.len() != 1 {
             return Err(CallError::new(
@@ -519,8 +650,12 @@ impl Bedrock {
             ));
         }
         let body = wire::embed_request(&self.options, model, texts);
-        let (response, (input, _)) = self
-            .invoke(model, serde_json::to_vec(&body).unwrap_or_default())
+        let Invoked {
+            response,
+            tokens: (input, _),
+            service_tier,
+        } = self
+            .invoke(model, tier, serde_json::to_vec(&body).unwrap_or_default())
             .await?;
         let input = input.or_else(|| u64_at(&response, &["inputTextTokenCount"]));
         let vectors = wire::embedding_answers(model, response, texts.len())?;
@@ -544,6 +679,7 @@ impl Bedrock {
                     input_tokens,
                     ..Usage::default()
                 },
+                service_tier,
             })
             .collect())
     }

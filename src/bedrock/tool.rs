@@ -1,16 +1,20 @@
-//! Structured output as a forced tool call: the one tool whose input schema is `--schema`,
-//! the `toolChoice` that names it (so every model with tool use answers through it), and
-//! reading the tool input back as JSON checked against the schema.
+//! Structured output, both ways Bedrock offers it: natively (`outputConfig.textFormat`
+//! with the JSON schema, the answer's text a JSON document), or as a forced tool call (the
+//! one tool whose input schema is `--schema` and the `toolChoice` that names it, for models
+//! without native structured output). Either answer is read back as JSON and checked
+//! against the schema.
 
 use std::collections::HashMap;
 
 use aws_sdk_bedrockruntime::types::{
+    JsonSchemaDefinition, OutputConfig, OutputFormat, OutputFormatStructure, OutputFormatType,
     SpecificToolChoice, Tool, ToolChoice, ToolConfiguration, ToolInputSchema, ToolSpecification,
 };
 use aws_smithy_types::{Document, Number};
 use serde_json::Value;
 
-use crate::schema::{OutputSchema, TOOL_DESCRIPTION, TOOL_NAME};
+use super::CallOptions;
+use crate::schema::{NATIVE_DESCRIPTION, OutputSchema, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME};
 use crate::vocab::{CallError, ErrorKind};
 
 fn build_error(err: aws_sdk_bedrockruntime::error::BuildError) -> CallError {
@@ -36,8 +40,53 @@ pub fn configuration(schema: &OutputSchema) -> Result<ToolConfiguration, CallErr
         .map_err(build_error)
 }
 
-/// The tool input of an answer, checked against the schema: no tool call or an input that
-/// breaks the schema is a `schema_mismatch` (the pool tries once more).
+/// Bedrock's native structured output for `schema`: `outputConfig.textFormat` of type
+/// `json_schema`, the schema travelling as JSON text.
+pub fn output_config(schema: &OutputSchema) -> Result<OutputConfig, CallError> {
+    let definition = JsonSchemaDefinition::builder()
+        .schema(String::from_utf8_lossy(schema.source()))
+        .name(TOOL_NAME)
+        .description(NATIVE_DESCRIPTION)
+        .build()
+        .map_err(build_error)?;
+    let format = OutputFormat::builder()
+        .r#type(OutputFormatType::JsonSchema)
+        .structure(OutputFormatStructure::JsonSchema(definition))
+        .build()
+        .map_err(build_error)?;
+    Ok(OutputConfig::builder().text_format(format).build())
+}
+
+/// The schema-checked `data` of an answer under `options` (`None` without `--schema`): the
+/// forced tool's input, or the JSON text of a native structured answer.
+pub fn data(
+    options: &CallOptions,
+    tool_input: Option<Value>,
+    text: &str,
+) -> Result<Option<Value>, CallError> {
+    let Some(schema) = &options.schema else {
+        return Ok(None);
+    };
+    let answer = match options.schema_route {
+        SchemaRoute::Tool => tool_input,
+        SchemaRoute::Native => Some(native_answer(text)?),
+    };
+    checked(schema, answer).map(Some)
+}
+
+/// The JSON document a native structured answer holds as its text.
+fn native_answer(text: &str) -> Result<Value, CallError> {
+    serde_json::from_str(text.trim()).map_err(|err| {
+        CallError::new(
+            ErrorKind::SchemaMismatch,
+            format!("the structured answer is not valid JSON: {err}"),
+        )
+    })
+}
+
+/// The answer of a `--schema` call (the tool input, or the native answer's JSON), checked
+/// against the schema: no answer or one that breaks the schema is a `schema_mismatch` (the
+/// pool tries once more).
 pub fn checked(schema: &OutputSchema, input: Option<Value>) -> Result<Value, CallError> {
     let input = input.ok_or_else(|| {
         CallError::new(

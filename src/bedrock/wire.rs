@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::tool;
 use super::{CallOptions, native_usage, u64_at};
 use crate::model_id::Family;
-use crate::schema::{TOOL_DESCRIPTION, TOOL_NAME};
+use crate::schema::{NATIVE_DESCRIPTION, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME};
 use crate::vocab::{Answer, CallError, ConverseInput, DocumentInput, ErrorKind, Payload, Prompt};
 use crate::vocab::{ImageInput, Usage};
 
@@ -112,7 +112,7 @@ fn message_json(message: &Message) -> Result<Value, CallError> {
 
 /// The Converse request body for `input`, exactly as [`super::Bedrock`] sends it: shared
 /// documents, then the record's documents and images, then its text; cache points with
-/// `--cache-prompt`; the forced tool with `--schema`.
+/// `--cache-prompt`; with `--schema`, native structured output or the forced tool.
 pub fn converse_request(options: &CallOptions, input: &ConverseInput) -> Result<Value, CallError> {
     let messages = match &input.prompt {
         Prompt::Text(text) => {
@@ -156,7 +156,21 @@ pub fn converse_request(options: &CallOptions, input: &ConverseInput) -> Result<
     if !inference.is_empty() {
         body.insert("inferenceConfig".into(), Value::Object(inference));
     }
-    if let Some(schema) = &options.schema {
+    if let Some(schema) = &options.schema
+        && options.schema_route == SchemaRoute::Native
+    {
+        body.insert(
+            "outputConfig".into(),
+            json!({"textFormat": {
+                "type": "json_schema",
+                "structure": {"jsonSchema": {
+                    "schema": String::from_utf8_lossy(schema.source()),
+                    "name": TOOL_NAME,
+                    "description": NATIVE_DESCRIPTION,
+                }},
+            }}),
+        );
+    } else if let Some(schema) = &options.schema {
         body.insert(
             "toolConfig".into(),
             json!({
@@ -225,17 +239,19 @@ pub fn converse_answer(options: &CallOptions, response: &Value) -> Result<Answer
         .iter()
         .filter_map(|block| block.get("text").and_then(Value::as_str))
         .collect();
-    let data = match &options.schema {
-        Some(schema) => {
-            let input = content
-                .iter()
-                .find_map(|block| block.pointer("/toolUse/input"))
-                .cloned();
-            Some(tool::checked(schema, input)?)
-        }
-        None => None,
-    };
     let usage = |key: &str| u64_at(response, &["usage", key]).unwrap_or(0);
+    let usage = Usage {
+        input_tokens: usage("inputTokens"),
+        output_tokens: usage("outputTokens"),
+        cache_read_input_tokens: usage("cacheReadInputTokens"),
+        cache_write_input_tokens: usage("cacheWriteInputTokens"),
+        cache_write_1h_input_tokens: 0,
+    };
+    let tool_input = content
+        .iter()
+        .find_map(|block| block.pointer("/toolUse/input"))
+        .cloned();
+    let data = tool::data(options, tool_input, &output).map_err(|err| err.billed(usage))?;
     Ok(Answer::Text {
         output,
         data,
@@ -244,14 +260,9 @@ pub fn converse_answer(options: &CallOptions, response: &Value) -> Result<Answer
             .and_then(Value::as_str)
             .unwrap_or("end_turn")
             .to_string(),
-        usage: Usage {
-            input_tokens: usage("inputTokens"),
-            output_tokens: usage("outputTokens"),
-            cache_read_input_tokens: usage("cacheReadInputTokens"),
-            cache_write_input_tokens: usage("cacheWriteInputTokens"),
-            cache_write_1h_input_tokens: 0,
-        },
+        usage,
         ttft_ms: None,
+        service_tier: None,
     })
 }
 
@@ -304,11 +315,16 @@ pub fn batch_answer(
             let vector = embedding_answers(model, output, 1)?
                 .pop()
                 .unwrap_or(Value::Null);
-            Ok(Answer::Embedding { vector, usage })
+            Ok(Answer::Embedding {
+                vector,
+                usage,
+                service_tier: None,
+            })
         }
         BatchKind::Invoke => Ok(Answer::Invoke {
             usage: native_usage(&output),
             response: output,
+            service_tier: None,
         }),
     }
 }
@@ -346,6 +362,7 @@ mod tests {
             cache_prompt: false,
             stream: false,
             schema: None,
+            schema_route: SchemaRoute::Tool,
         }
     }
 
@@ -438,7 +455,8 @@ mod tests {
                 usage: Usage {
                     input_tokens: 4,
                     ..Usage::default()
-                }
+                },
+                service_tier: None,
             }
         );
         let cohere = embedding_answers(

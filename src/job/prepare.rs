@@ -11,9 +11,10 @@ use super::Record;
 use super::media::{MediaLoader, check_document_count};
 use super::messages::{messages_from_json, text_len};
 use crate::job::template::Template;
-use crate::schema::OutputSchema;
+use crate::schema::{OutputSchema, SchemaRoute};
 use crate::vocab::{
     ConverseInput, DocumentInput, InvalidRecord, Mode, Payload, Prepared, Prompt, RecordMeta,
+    ServiceTier,
 };
 
 /// The record's id: `id`, else `recordId`, else its number.
@@ -280,6 +281,23 @@ pub fn prepare(
             })
             .collect()
     });
+    let service_tier = match optional(fields, "service_tier") {
+        _ if matches!(settings.mode, Mode::Retrieve | Mode::Rag) => None,
+        None | Some(Value::Null) => settings.service_tier,
+        Some(Value::String(tier)) if tier.trim().is_empty() => settings.service_tier,
+        Some(Value::String(tier)) => Some(ServiceTier::parse(tier.trim()).ok_or_else(|| {
+            invalid(
+                "invalid_field",
+                format!("field \"service_tier\" must be default, priority or flex, got {tier:?}"),
+            )
+        })?),
+        Some(other) => {
+            return Err(invalid(
+                "invalid_field",
+                format!("field \"service_tier\" must be default, priority or flex, got {other}"),
+            ));
+        }
+    };
     // The schema rides along with every Converse call as the tool's input schema.
     let schema_chars = match (&settings.schema, settings.mode) {
         (Some(schema), Mode::Converse) => schema.chars(),
@@ -295,6 +313,7 @@ pub fn prepare(
             expected,
         },
         model,
+        service_tier,
         payload,
         estimated_input_tokens: estimate(estimated_chars + schema_chars),
     })
@@ -545,6 +564,10 @@ pub struct RequestSettings {
     pub stream: bool,
     /// `--schema`: sent with every Converse call, so counted in every input estimate.
     pub schema: Option<Arc<OutputSchema>>,
+    /// How the schema is sent: native structured output or a forced tool.
+    pub schema_route: SchemaRoute,
+    /// `--service-tier`, for records that name none.
+    pub service_tier: Option<ServiceTier>,
     /// The record field naming the sources a good knowledge-base answer retrieves or cites.
     pub expected_field: Option<String>,
 }

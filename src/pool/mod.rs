@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use crate::bedrock::Bedrock;
 use crate::engine::{Engine, EngineReport, Halt, Stops};
 use crate::vocab::Payload;
-use crate::vocab::{Answer, Usage};
+use crate::vocab::{Answer, ServiceTier, Usage};
 use crate::vocab::{CallError, ErrorKind};
 use crate::vocab::{CallOutcome, DEFAULT_OUTPUT_RESERVE, RegionTries, Task};
 use budget::{Budget, Hold, HoldDecision};
@@ -72,10 +72,13 @@ fn once_more(kind: ErrorKind, retries: &[ErrorKind]) -> bool {
 
 fn used(result: &Result<Vec<Answer>, CallError>) -> Usage {
     let mut usage = Usage::default();
-    if let Ok(answers) = result {
-        for answer in answers {
-            usage.add(answer.usage());
+    match result {
+        Ok(answers) => {
+            for answer in answers {
+                usage.add(answer.usage());
+            }
         }
+        Err(err) => usage.add(&err.billed),
     }
     usage
 }
@@ -86,6 +89,7 @@ pub trait Service: Clone + Send + Sync + 'static {
     fn call(
         &self,
         model: &str,
+        tier: Option<ServiceTier>,
         payloads: &[&Payload],
     ) -> impl Future<Output = Result<Vec<Answer>, CallError>> + Send;
 }
@@ -94,9 +98,10 @@ impl Service for Bedrock {
     fn call(
         &self,
         model: &str,
+        tier: Option<ServiceTier>,
         payloads: &[&Payload],
     ) -> impl Future<Output = Result<Vec<Answer>, CallError>> + Send {
-        Bedrock::call(self, model, payloads)
+        Bedrock::call(self, model, tier, payloads)
     }
 }
 
@@ -173,6 +178,8 @@ struct Call {
     backoff: Box<dyn Iterator<Item = Duration> + Send + Sync>,
     hold: Option<Hold>,
     latency: Duration,
+    /// What earlier attempts were billed (answers that broke `--schema`).
+    billed: Usage,
 }
 
 /// One attempt's answer, back at the dispatcher.
@@ -224,11 +231,21 @@ impl<S: Service> Dispatcher<S> {
             + self.flying.len()
     }
 
-    async fn emit(&self, call: Call, result: Result<Vec<Answer>, CallError>) {
+    async fn emit(&self, call: Call, mut result: Result<Vec<Answer>, CallError>) {
+        // A record's line counts every attempt it was billed for.
+        match &mut result {
+            Ok(answers) => {
+                if let Some(first) = answers.first_mut() {
+                    first.add_billed(&call.billed);
+                }
+            }
+            Err(err) => err.billed.add(&call.billed),
+        }
         if let (Some(budget), Some(hold)) = (&self.controls.budget, call.hold) {
             budget.settle(hold, &call.task.model, &used(&result));
         }
         let task = Arc::try_unwrap(call.task).unwrap_or_else(|shared| (*shared).clone());
+        let service_tier = task.service_tier;
         let region = call
             .tries
             .last()
@@ -244,6 +261,7 @@ impl<S: Service> Dispatcher<S> {
             retries: call.retries,
             latency: call.latency,
             batch_job: None,
+            service_tier,
         };
         let _ = self.outcomes.send(outcome).await;
     }
@@ -264,6 +282,7 @@ impl<S: Service> Dispatcher<S> {
                 backoff: Box::new(self.controls.policy.backoff()),
                 hold: None,
                 latency: Duration::ZERO,
+                billed: Usage::default(),
             },
         ));
     }
@@ -428,11 +447,11 @@ impl<S: Service> Dispatcher<S> {
                 let input = usage.input_tokens
                     + usage.cache_read_input_tokens
                     + usage.cache_write_input_tokens;
-                let answered = result.is_ok();
+                let consumed = result.is_ok() || usage != Usage::default();
                 pacer.settle(
                     attempted.reservation,
                     call.demand,
-                    answered.then_some((input, input + usage.output_tokens)),
+                    consumed.then_some((input, input + usage.output_tokens)),
                     now,
                 );
                 match result {
@@ -451,6 +470,7 @@ impl<S: Service> Dispatcher<S> {
                                 let delay = err.retry_after.map_or(delay, |hint| hint.max(delay));
                                 tracing::debug!(model = %call.task.model, kind = err.kind.name(), ?delay, "retrying: {}", err.message);
                                 call.retries.push(err.kind);
+                                call.billed.add(&err.billed);
                                 Next::After(delay)
                             }
                             None => Next::Done(Err(err)),
@@ -528,7 +548,8 @@ async fn attempt<S: Service>(
 ) -> Attempted {
     let payloads: Vec<&Payload> = task.records.iter().map(|r| &r.payload).collect();
     let started = Instant::now();
-    let result = match tokio::time::timeout(timeout, service.call(&task.model, &payloads)).await {
+    let call = service.call(&task.model, task.service_tier, &payloads);
+    let result = match tokio::time::timeout(timeout, call).await {
         Ok(result) => result,
         Err(_) => Err(CallError::new(
             ErrorKind::Timeout,

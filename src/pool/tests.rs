@@ -72,6 +72,7 @@ impl Service for Bedrockish {
     fn call(
         &self,
         _model: &str,
+        _tier: Option<crate::vocab::ServiceTier>,
         payloads: &[&Payload],
     ) -> impl Future<Output = Result<Vec<Answer>, CallError>> + Send {
         let (chars, max_tokens) = match payloads {
@@ -130,6 +131,7 @@ impl Service for Bedrockish {
                     ..Usage::default()
                 },
                 ttft_ms: None,
+                service_tier: None,
             }])
         }
     }
@@ -147,6 +149,7 @@ fn tasks(n: usize, min: usize, max: usize, max_tokens: i32) -> Vec<Task> {
             let text = "word ".repeat(len / 5 + 1)[..len].to_string();
             Task {
                 model: MODEL.into(),
+                service_tier: None,
                 records: vec![Prepared {
                     meta: RecordMeta {
                         number: i as u64 + 1,
@@ -157,6 +160,7 @@ fn tasks(n: usize, min: usize, max: usize, max_tokens: i32) -> Vec<Task> {
                         expected: None,
                     },
                     model: MODEL.into(),
+                    service_tier: None,
                     estimated_input_tokens: (len as u64).div_ceil(4),
                     payload: Payload::Converse(ConverseInput {
                         system: None,
@@ -579,7 +583,12 @@ fn a_model_error_or_a_schema_mismatch_gets_one_more_try() {
 struct Panicky;
 
 impl Service for Panicky {
-    async fn call(&self, _model: &str, _payloads: &[&Payload]) -> Result<Vec<Answer>, CallError> {
+    async fn call(
+        &self,
+        _model: &str,
+        _tier: Option<crate::vocab::ServiceTier>,
+        _payloads: &[&Payload],
+    ) -> Result<Vec<Answer>, CallError> {
         panic!("a bug in the service")
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::report::prices::{Charge, PriceTable};
+use crate::report::prices::{Charge, PriceTable, Route};
 use crate::report::retrieval::{Retrieval, Scored};
 use crate::vocab::BatchReport;
 use crate::vocab::FilesRead;
@@ -143,6 +143,11 @@ pub struct Summary {
     /// What went to each region (or endpoint).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_region: BTreeMap<String, RegionTotals>,
+    /// Lines by the service tier that answered them (`default`, `priority`, `flex`) and
+    /// `batch` for Batch Inference: the models' `cost_by_variant` regrouped. Absent when
+    /// every line went on demand in the default tier.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_tier: BTreeMap<String, VariantTotals>,
     /// Each model's quota as the pacer learned it (or was told with --tpm / --rpm).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub learned_quota: BTreeMap<String, LearnedQuota>,
@@ -201,6 +206,7 @@ pub fn apply_prices(summary: &mut Summary, prices: &PriceTable) {
             None => unpriced.push(model.clone()),
         }
     }
+    summary.by_tier = by_tier(&summary.by_model);
     let round = |x: f64| (x * 1e6).round() / 1e6;
     if unpriced.is_empty() {
         summary.cost_usd = Some(round(total));
@@ -210,6 +216,31 @@ pub fn apply_prices(summary: &mut Summary, prices: &PriceTable) {
         summary.cost_partial_usd = Some(round(total));
     }
     summary.unpriced_models = unpriced;
+}
+
+/// The lines of `by_model` regrouped by tier; empty when all went the default tier.
+fn by_tier(by_model: &BTreeMap<String, ModelTotals>) -> BTreeMap<String, VariantTotals> {
+    let mut tiers: BTreeMap<String, VariantTotals> = BTreeMap::new();
+    for totals in by_model.values() {
+        for (variant, lines) in &totals.cost_by_variant {
+            let Some(tier) = Route::tier_of_variant(variant) else {
+                continue;
+            };
+            let sum = tiers
+                .entry(tier.to_string())
+                .or_insert_with(|| VariantTotals {
+                    cost_usd: Some(0.0),
+                    ..VariantTotals::default()
+                });
+            sum.records += lines.records;
+            sum.usage.add(&lines.usage);
+            sum.cost_usd = sum.cost_usd.zip(lines.cost_usd).map(|(a, b)| a + b);
+        }
+    }
+    if tiers.keys().all(|tier| tier == "default") {
+        tiers.clear();
+    }
+    tiers
 }
 
 /// `region`'s totals, new ones costing 0 until a line without a price comes.

@@ -10,13 +10,38 @@ use crate::batch::aws::Clients;
 use crate::batch::state::{self, BatchState};
 use crate::batch::{BatchInference, BatchSettings, Setup};
 use crate::bedrock::{self, Endpoint};
+use crate::catalogue::{self, Offer};
 use crate::config::RunConfig;
 use crate::engine::Stops;
 use crate::local_server::{LocalServer, ServerConfig};
+use crate::schema::SchemaRoute;
 use crate::store::state::RecordSet;
 
 use super::on_demand::{call_options, connection};
 use super::{Built, RunError};
+
+/// Why the run's model cannot go through Batch Inference, when the catalogue says it
+/// does not offer it (a batch price in `--prices` says it does). A model the catalogue
+/// does not know is tried: the create call's answer is the verdict.
+pub fn batch_refusal(config: &RunConfig) -> Option<String> {
+    let model = &config.request.model;
+    if config.request.schema.is_some() && config.request.schema_route == SchemaRoute::Tool {
+        let why = if catalogue::structured_output(model) == Offer::No {
+            format!("{model} has no native structured output")
+        } else {
+            "--schema-mode tool asks for a forced tool".to_string()
+        };
+        return Some(format!(
+            "--schema through Batch Inference needs native structured output, and {why}: AWS fails every Converse batch record that carries a toolConfig (with a 400, hours later). Run it with --via on-demand (the forced tool works there), or use a model with native structured output"
+        ));
+    }
+    let priced = config.prices.batch_price(model).is_some();
+    (catalogue::batch(model) == Offer::No && !priced).then(|| {
+        format!(
+            "{model} does not offer Bedrock Batch Inference (AWS's list of batch models leaves it out): run it with --via on-demand, or --service-tier flex for a discount without a bucket; if AWS now offers batch for it, give batch_input and batch_output for it with --prices FILE"
+        )
+    })
+}
 
 pub async fn build(
     config: &RunConfig,
@@ -24,10 +49,9 @@ pub async fn build(
     stops: &Stops,
     retried: RecordSet,
 ) -> Result<Built, RunError> {
-    config
-        .prices
-        .batch_price(&config.request.model)
-        .map_err(|err| RunError::Usage(err.to_string()))?;
+    if let Some(refusal) = batch_refusal(config) {
+        return Err(RunError::Usage(refusal));
+    }
     let spec = &config.lanes[0];
     let mut servers = Vec::new();
     let (local_url, s3_endpoint) = match spec.endpoint {

@@ -4,6 +4,10 @@
 //! priced record by record as the run would (a long request is billed at its own tier).
 //! Media named by URL are not fetched (fetching is calling): they are counted and left out
 //! of the checks and the estimate, and the report says so.
+//!
+//! With `--count-tokens` each record's input tokens come from Bedrock's CountTokens API
+//! instead (free, no model call; a few in flight at once), for models that offer it; the
+//! others keep the estimate, and the report tells the two apart.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +22,15 @@ use crate::job::{self, JobError};
 use crate::report::prices::{PriceTable, Route};
 use crate::report::summary::thousands;
 use crate::store::state::RecordSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::bedrock::{Bedrock, Endpoint};
+use crate::catalogue::{self, Offer};
+use crate::local_server::{LocalServer, ServerConfig};
 use crate::vocab::Mode;
+use crate::vocab::Payload;
 use crate::vocab::Task;
 use crate::vocab::Usage;
 
@@ -28,7 +40,16 @@ const LISTED: usize = 20;
 #[derive(Debug, Serialize)]
 struct ModelEstimate {
     records: u64,
+    /// Input tokens by the four-characters rule, of the records CountTokens did not count.
     estimated_input_tokens: u64,
+    /// With `--count-tokens`: the records CountTokens counted, and their input tokens.
+    #[serde(skip_serializing_if = "is_zero")]
+    counted_records: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    counted_input_tokens: u64,
+    /// Why CountTokens did not count this model's records, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_counted: Option<String>,
     max_output_tokens: u64,
     /// Cost of the estimated input, `null` without a price.
     input_cost_usd: Option<f64>,
@@ -42,6 +63,9 @@ impl Default for ModelEstimate {
         ModelEstimate {
             records: 0,
             estimated_input_tokens: 0,
+            counted_records: 0,
+            counted_input_tokens: 0,
+            not_counted: None,
             max_output_tokens: 0,
             input_cost_usd: Some(0.0),
             cost_ceiling_usd: Some(0.0),
@@ -57,6 +81,11 @@ struct Estimate {
     estimated_input_tokens: u64,
     max_output_tokens: u64,
     records_without_max_tokens: u64,
+    /// With `--count-tokens`: records counted by CountTokens, and their input tokens.
+    #[serde(skip_serializing_if = "is_zero")]
+    counted_records: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    counted_input_tokens: u64,
     by_model: BTreeMap<String, ModelEstimate>,
     /// Totals over models; `null` when any model lacks a price.
     input_cost_usd: Option<f64>,
@@ -72,19 +101,89 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl ModelEstimate {
-    /// Counts one request whose worst case is `worst`, priced on its own.
-    fn add(&mut self, model: &str, worst: &Usage, prices: &PriceTable, route: Route) {
+    /// Counts one request whose worst case is `worst` (its input counted by CountTokens when
+    /// `counted`), priced on its own.
+    fn add(
+        &mut self,
+        model: &str,
+        (worst, counted): (&Usage, bool),
+        prices: &PriceTable,
+        route: Route,
+    ) {
         let input_only = Usage {
             input_tokens: worst.input_tokens,
             ..Usage::default()
         };
         let plus = |sum: Option<f64>, cost: Option<f64>| sum.zip(cost).map(|(a, b)| a + b);
         self.records += 1;
-        self.estimated_input_tokens += worst.input_tokens;
+        if counted {
+            self.counted_records += 1;
+            self.counted_input_tokens += worst.input_tokens;
+        } else {
+            self.estimated_input_tokens += worst.input_tokens;
+        }
         self.max_output_tokens += worst.output_tokens;
         let cost = |usage: &Usage| prices.charge(model, usage, route).usd;
         self.input_cost_usd = plus(self.input_cost_usd, cost(&input_only));
         self.cost_ceiling_usd = plus(self.cost_ceiling_usd, cost(worst));
+    }
+}
+
+/// A prepared record with its counted input tokens, or why they were not counted (`None`:
+/// not asked to count).
+enum Measured {
+    Ready(Box<crate::vocab::Prepared>, Result<u64, Option<String>>),
+    Invalid(crate::vocab::InvalidRecord),
+}
+
+/// The CountTokens client of a `--count-tokens` dry run (and the local server it talks to
+/// with `--local`).
+struct Counter {
+    bedrock: Bedrock,
+    server: Option<LocalServer>,
+}
+
+impl Counter {
+    async fn connect(config: &RunConfig) -> Result<Counter, RunError> {
+        let spec = &config.lanes[0];
+        let server = match spec.endpoint {
+            Endpoint::Local => Some(
+                LocalServer::start(ServerConfig::default())
+                    .await
+                    .map_err(RunError::LocalServer)?,
+            ),
+            _ => None,
+        };
+        let local_url = server.as_ref().map(LocalServer::url);
+        let connection = super::on_demand::connection(config, spec, local_url.as_deref());
+        let (client, _) = crate::bedrock::connect(connection)
+            .await
+            .map_err(RunError::Usage)?;
+        let options = super::on_demand::call_options(&config.request);
+        Ok(Counter {
+            bedrock: Bedrock::new(client, options),
+            server,
+        })
+    }
+
+    /// The input tokens of one record, or why they were not counted. Models the catalogue
+    /// says cannot count are not asked; throttled counts are tried again a few times.
+    async fn count(&self, model: &str, payload: &Payload) -> Result<u64, Option<String>> {
+        if catalogue::count_tokens(model) == Offer::No {
+            return Err(Some("the model does not offer CountTokens".to_string()));
+        }
+        let mut delay = Duration::from_millis(100);
+        for _ in 0..5 {
+            match self.bedrock.count_tokens(model, payload).await {
+                Ok(tokens) => return Ok(tokens),
+                Err(err) if err.kind.retryable() => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(err) => return Err(Some(format!("CountTokens: {}", err.message))),
+            }
+        }
+        Err(Some("CountTokens kept throttling".to_string()))
     }
 }
 
@@ -94,6 +193,9 @@ fn total_estimates(estimate: &mut Estimate) {
     estimate.input_cost_usd = models.clone().map(|m| m.input_cost_usd).sum();
     estimate.cost_ceiling_usd = models.map(|m| m.cost_ceiling_usd).sum();
 }
+
+/// Records on their way from the reading thread to the counting.
+const IN_FLIGHT: usize = 16;
 
 pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
     let settings = config.request.clone();
@@ -105,49 +207,92 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
     let route = if config.via == crate::cli::Via::Batch {
         Route::Batch
     } else {
-        Route::OnDemand
+        Route::on_demand(config.request.service_tier)
     };
-    let mut estimate = tokio::task::spawn_blocking(move || -> Result<Estimate, JobError> {
-        let mut estimate = Estimate::default();
+    let counter = match config.count_tokens {
+        true => Some(Counter::connect(&config).await?),
+        false => None,
+    };
+    // Reading and preparing stay on a blocking thread; what it prepares streams over a
+    // bounded channel, so memory holds a few records whatever the job's size.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(IN_FLIGHT * 4);
+    let reader = tokio::task::spawn_blocking(move || -> Result<u64, JobError> {
         let media = MediaLoader::new(&job_path).without_fetching();
-        let mut feed = Feed::new(records, settings, limit, RecordSet::default(), media).in_shard(shard);
+        let mut feed =
+            Feed::new(records, settings, limit, RecordSet::default(), media).in_shard(shard);
         for fed in feed.by_ref() {
-            match fed? {
+            if sender.blocking_send(fed?).is_err() {
+                break;
+            }
+        }
+        Ok(feed.media.not_fetched())
+    });
+    let incoming = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let counting = counter.as_ref();
+    let mut measured = incoming
+        .map(|fed| async move {
+            match fed {
                 Fed::Ready(prepared) => {
-                    estimate.valid += 1;
-                    if let crate::vocab::Payload::Converse(input) = &prepared.payload
-                        && input.max_tokens.is_none()
-                    {
-                        estimate.records_without_max_tokens += 1;
-                    }
-                    let model = prepared.model.clone();
-                    let worst = Task {
-                        model: model.clone(),
-                        records: vec![*prepared],
-                    }
-                    .worst_case();
-                    estimate
-                        .by_model
-                        .entry(model.clone())
-                        .or_default()
-                        .add(&model, &worst, &prices, route);
-                    estimate.estimated_input_tokens += worst.input_tokens;
-                    estimate.max_output_tokens += worst.output_tokens;
+                    let counted = match counting {
+                        Some(counter) => counter.count(&prepared.model, &prepared.payload).await,
+                        None => Err(None),
+                    };
+                    Measured::Ready(prepared, counted)
                 }
-                Fed::Invalid(record) => {
-                    estimate.invalid += 1;
-                    if estimate.errors.len() < LISTED {
-                        estimate.errors.push(serde_json::json!({"line": record.line, "id": record.id, "kind": record.kind, "message": record.message}));
+                Fed::Invalid(record) => Measured::Invalid(record),
+            }
+        })
+        .buffered(IN_FLIGHT);
+    let mut estimate = Estimate::default();
+    while let Some(measured) = measured.next().await {
+        match measured {
+            Measured::Ready(prepared, counted) => {
+                estimate.valid += 1;
+                if let crate::vocab::Payload::Converse(input) = &prepared.payload
+                    && input.max_tokens.is_none()
+                {
+                    estimate.records_without_max_tokens += 1;
+                }
+                let model = prepared.model.clone();
+                let mut worst = Task {
+                    model: model.clone(),
+                    service_tier: prepared.service_tier,
+                    records: vec![*prepared],
+                }
+                .worst_case();
+                let by_model = estimate.by_model.entry(model.clone()).or_default();
+                let counted_ok = counted.is_ok();
+                match counted {
+                    Ok(tokens) => {
+                        worst.input_tokens = tokens;
+                        estimate.counted_records += 1;
+                        estimate.counted_input_tokens += tokens;
                     }
+                    Err(Some(why)) => {
+                        by_model.not_counted.get_or_insert(why);
+                        estimate.estimated_input_tokens += worst.input_tokens;
+                    }
+                    Err(None) => estimate.estimated_input_tokens += worst.input_tokens,
+                }
+                by_model.add(&model, (&worst, counted_ok), &prices, route);
+                estimate.max_output_tokens += worst.output_tokens;
+            }
+            Measured::Invalid(record) => {
+                estimate.invalid += 1;
+                if estimate.errors.len() < LISTED {
+                    estimate.errors.push(serde_json::json!({"line": record.line, "id": record.id, "kind": record.kind, "message": record.message}));
                 }
             }
         }
-        estimate.records = estimate.valid + estimate.invalid;
-        estimate.media_urls_not_fetched = feed.media.not_fetched();
-        Ok(estimate)
-    })
-    .await
-    .map_err(|err| RunError::Usage(format!("the dry run stopped: {err}")))??;
+    }
+    drop(measured);
+    estimate.media_urls_not_fetched = reader
+        .await
+        .map_err(|err| RunError::Usage(format!("the dry run stopped: {err}")))??;
+    estimate.records = estimate.valid + estimate.invalid;
+    if let Some(server) = counter.and_then(|counter| counter.server) {
+        server.shutdown().await;
+    }
     total_estimates(&mut estimate);
     if config.knowledge_base.is_some() {
         // Knowledge-base calls report no token usage: no estimate is better than a guess.
@@ -165,10 +310,25 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
             thousands(estimate.valid),
             thousands(estimate.invalid),
         );
-        eprintln!(
-            "estimated input tokens: {} (about 4 characters a token)",
-            thousands(estimate.estimated_input_tokens)
-        );
+        if estimate.counted_records > 0 || config.count_tokens {
+            eprintln!(
+                "input tokens: {} counted by CountTokens ({} records), {} estimated (about 4 characters a token; {} records)",
+                thousands(estimate.counted_input_tokens),
+                thousands(estimate.counted_records),
+                thousands(estimate.estimated_input_tokens),
+                thousands(estimate.valid - estimate.counted_records),
+            );
+            for (model, by_model) in &estimate.by_model {
+                if let Some(why) = &by_model.not_counted {
+                    eprintln!("  {model}: estimated, not counted: {why}");
+                }
+            }
+        } else {
+            eprintln!(
+                "estimated input tokens: {} (about 4 characters a token)",
+                thousands(estimate.estimated_input_tokens)
+            );
+        }
         if !matches!(config.request.mode, Mode::Embed | Mode::Retrieve) {
             eprintln!(
                 "output ceiling: {} tokens from max_tokens{}",

@@ -222,7 +222,8 @@ impl Batcher {
         }
     }
 
-    /// Adds a record; returns the tasks now ready (zero, one, or two when the model changed).
+    /// Adds a record; returns the tasks now ready (zero, one, or two when the model or the
+    /// tier changed).
     pub fn push(&mut self, prepared: Prepared) -> Vec<Task> {
         let batched =
             self.batch_size > 1 && Family::of(&prepared.model) == Some(Family::CohereEmbed);
@@ -230,6 +231,7 @@ impl Batcher {
             let mut ready = self.flush();
             ready.push(Task {
                 model: prepared.model.clone(),
+                service_tier: prepared.service_tier,
                 records: vec![prepared],
             });
             return ready;
@@ -238,7 +240,7 @@ impl Batcher {
         if self
             .pending
             .first()
-            .is_some_and(|p| p.model != prepared.model)
+            .is_some_and(|p| p.model != prepared.model || p.service_tier != prepared.service_tier)
         {
             ready.extend(self.flush());
         }
@@ -257,6 +259,7 @@ impl Batcher {
         let records = std::mem::take(&mut self.pending);
         vec![Task {
             model: records[0].model.clone(),
+            service_tier: records[0].service_tier,
             records,
         }]
     }

@@ -11,6 +11,7 @@ use crate::fetch::{Fetchers, S3Fetcher};
 use crate::job::{self, JobError};
 use crate::local_server::LocalServer;
 use crate::model_id::base_model_id;
+use crate::report::prices::Route;
 use crate::report::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
 use crate::store::ledger::Ledger;
 use crate::store::run_dir::{self, OpenRunDir, RunDirError};
@@ -63,10 +64,14 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     }
     let opened = open_run_dir(&config)?;
     let request = &config.request;
+    let route = match config.via {
+        crate::cli::Via::Batch => Route::Batch,
+        _ => Route::on_demand(request.service_tier),
+    };
     let mut ledger = Ledger::new(
         config.out_dir.clone(),
         &opened,
-        config.prices.clone(),
+        (config.prices.clone(), route),
         || {
             let totals = Totals::new(
                 &config.job_path.display().to_string(),
@@ -213,6 +218,14 @@ fn choose_batch<'a>(
     let total = config.shard.map_or(total, |shard| shard.records_of(total));
     let to_send = total.saturating_sub(opened.done.len());
     let minimum = crate::batch::parts::MIN_RECORDS;
+    if config.via == crate::cli::Via::Auto
+        && let Some(refusal) = batch::batch_refusal(config)
+    {
+        if !config.quiet {
+            eprintln!("--via auto: calling on demand: {refusal}");
+        }
+        return Ok(None);
+    }
     match config.via {
         crate::cli::Via::Batch if to_send < minimum => Err(RunError::Usage(format!(
             "{} records to send: a Batch Inference job takes at least {minimum}; use --via auto (on-demand below {minimum}) or --via on-demand",

@@ -108,6 +108,7 @@ pub(super) fn call_options(request: &RequestSettings) -> CallOptions {
         cache_prompt: request.cache_prompt,
         stream: request.stream,
         schema: request.schema.clone(),
+        schema_route: request.schema_route,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::vocab::ErrorKind;
 use crate::vocab::InvalidRecord;
 use crate::vocab::LimiterReport;
 use crate::vocab::RecordMeta;
-use crate::vocab::{Answer, Usage};
+use crate::vocab::{Answer, ServiceTier, Usage};
 
 pub struct Ledger {
     run_dir: PathBuf,
@@ -35,6 +35,8 @@ pub struct Ledger {
     started: Instant,
     last_checkpoint: Instant,
     prices: Arc<PriceTable>,
+    /// How the run sends its calls, for the price warning.
+    route: Route,
     /// Models already warned about for lacking a price.
     unpriced: BTreeSet<String>,
 }
@@ -60,7 +62,7 @@ impl Ledger {
     pub fn new(
         run_dir: PathBuf,
         opened: &OpenRunDir,
-        prices: Arc<PriceTable>,
+        (prices, route): (Arc<PriceTable>, Route),
         fresh: impl FnOnce() -> Totals,
     ) -> Result<Ledger, StoreError> {
         let writer = ResultsWriter::create(&run_dir)?;
@@ -80,6 +82,7 @@ impl Ledger {
             started: now,
             last_checkpoint: now,
             prices,
+            route,
             unpriced: BTreeSet::new(),
         };
         let model = ledger.totals.summary.model.clone();
@@ -92,14 +95,27 @@ impl Ledger {
         self.totals.summary.usage_reported != Some(false)
     }
 
-    /// Warns once for each model that has no price (a price means nothing without usage).
+    /// Warns once for each model that has no price on the run's route (a price means
+    /// nothing without usage): a `warning:` line for the person at the terminal, the run's
+    /// own model's at the start.
     fn check_price(&mut self, model: &str) {
+        let probe = Usage {
+            input_tokens: 1,
+            output_tokens: 1,
+            ..Usage::default()
+        };
         if self.usage_reported()
-            && self.prices.price(model).is_none()
+            && self.prices.charge(model, &probe, self.route).usd.is_none()
             && self.unpriced.insert(model.to_string())
         {
-            tracing::warn!(
-                "no price known for {model}: its cost is reported as null (unknown), not 0; give it with --prices FILE"
+            let which = match self.route {
+                Route::OnDemand => "",
+                Route::Priority => "priority-tier ",
+                Route::Flex => "flex-tier ",
+                Route::Batch => "Batch Inference ",
+            };
+            eprintln!(
+                "warning: no {which}price known for {model}: its cost will be reported as unknown (null), not 0; give it with --prices FILE (`bedrock-batch prices --help` says how)"
             );
         }
     }
@@ -192,19 +208,22 @@ impl Ledger {
         let latency_ms = outcome.latency.as_millis() as u64;
         let region = (!outcome.region.is_empty()).then_some(outcome.region.as_str());
         let batch_job = outcome.batch_job.as_deref();
-        let route = match batch_job {
-            Some(_) => Route::Batch,
-            None => Route::OnDemand,
-        };
         let via = batch_job.map(|_| "batch");
         match &outcome.result {
             Ok(answers) => {
                 for (meta, answer) in outcome.records.iter().zip(answers) {
                     let usage = *answer.usage();
+                    // Billed at the tier the answer reports, else the one asked for.
+                    let tier = answer.service_tier().or(outcome.service_tier);
+                    let route = match batch_job {
+                        Some(_) => Route::Batch,
+                        None => Route::on_demand(tier),
+                    };
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
                     line.region = region;
                     line.via = via;
                     line.batch_job = batch_job;
+                    line.service_tier = tier.map(ServiceTier::as_str);
                     if matches!(answer, Answer::Retrieved { .. } | Answer::Generated { .. }) {
                         self.count_unreported(&outcome.model);
                         line.usage = None;
@@ -247,14 +266,25 @@ impl Ledger {
                 }
             }
             Err(err) => {
-                for meta in &outcome.records {
-                    self.count_via(
-                        &outcome.model,
-                        &Usage::default(),
-                        Some(err.kind.name()),
-                        route,
-                    );
+                let route = match batch_job {
+                    Some(_) => Route::Batch,
+                    None => Route::on_demand(outcome.service_tier),
+                };
+                for (index, meta) in outcome.records.iter().enumerate() {
+                    // What the failed call was billed (an answer that broke --schema) goes
+                    // on its first line, so the lines still sum to what was paid.
+                    let billed = if index == 0 {
+                        err.billed
+                    } else {
+                        Usage::default()
+                    };
+                    let usd = self.count_via(&outcome.model, &billed, Some(err.kind.name()), route);
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
+                    if billed != Usage::default() {
+                        self.totals.region_line(&outcome.region, &billed, usd);
+                        line.usage = Some(billed);
+                        line.service_tier = outcome.service_tier.map(ServiceTier::as_str);
+                    }
                     line.region = region;
                     line.via = via;
                     line.batch_job = batch_job;

@@ -77,6 +77,9 @@ pub struct ResultLine<'a> {
     /// The Batch Inference job id that answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_job: Option<&'a str>,
+    /// The service tier that answered (as the answer reports it, else as asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,6 +114,7 @@ impl<'a> ResultLine<'a> {
             region: None,
             via: None,
             batch_job: None,
+            service_tier: None,
             line: None,
             error: None,
             fields: None,

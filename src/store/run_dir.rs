@@ -93,6 +93,9 @@ struct LineHead {
     /// `batch` for lines of Bedrock Batch Inference jobs, which cost batch prices.
     #[serde(default)]
     via: Option<String>,
+    /// The service tier that answered, which decides an on-demand line's price.
+    #[serde(default)]
+    service_tier: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -129,10 +132,7 @@ fn without_lines(
                 &head.usage,
                 head.error.as_ref().map(|e| e.kind.as_str()),
             );
-            let route = match head.via.as_deref() {
-                Some("batch") => Route::Batch,
-                _ => Route::OnDemand,
-            };
+            let route = Route::of_line(head.via.as_deref(), head.service_tier.as_deref());
             let charge = prices.charge(&head.model, &head.usage, route);
             totals.refund(&head.model, &head.usage, &charge);
             dropped += 1;

@@ -6,6 +6,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::request::ServiceTier;
+
 /// Token usage as results and summaries report it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
@@ -113,19 +115,21 @@ pub enum Answer {
         usage: Usage,
         /// Time to first token, for streamed calls.
         ttft_ms: Option<u64>,
+        /// The service tier the answer reports (`None` when it reports none).
+        service_tier: Option<ServiceTier>,
     },
     Embedding {
         vector: Value,
         usage: Usage,
+        service_tier: Option<ServiceTier>,
     },
     Invoke {
         response: Value,
         usage: Usage,
+        service_tier: Option<ServiceTier>,
     },
     /// What Retrieve found, best first.
-    Retrieved {
-        passages: Vec<Passage>,
-    },
+    Retrieved { passages: Vec<Passage> },
     /// What RetrieveAndGenerate answered.
     Generated {
         output: String,
@@ -134,6 +138,26 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// The tier the service says served the call.
+    pub fn service_tier(&self) -> Option<ServiceTier> {
+        match self {
+            Answer::Text { service_tier, .. }
+            | Answer::Embedding { service_tier, .. }
+            | Answer::Invoke { service_tier, .. } => *service_tier,
+            Answer::Retrieved { .. } | Answer::Generated { .. } => None,
+        }
+    }
+
+    /// Adds `billed` (earlier attempts of the same call that were paid for) to the usage.
+    pub fn add_billed(&mut self, billed: &Usage) {
+        match self {
+            Answer::Text { usage, .. }
+            | Answer::Embedding { usage, .. }
+            | Answer::Invoke { usage, .. } => usage.add(billed),
+            Answer::Retrieved { .. } | Answer::Generated { .. } => {}
+        }
+    }
+
     pub fn usage(&self) -> &Usage {
         match self {
             Answer::Text { usage, .. }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::answer::Answer;
-use super::request::RecordMeta;
+use super::answer::{Answer, Usage};
+use super::request::{RecordMeta, ServiceTier};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,6 +111,9 @@ pub struct CallError {
     /// The SDK's whole account of the error, when `message` is the short form of it: for
     /// `-v`, not for the one line a user reads.
     pub detail: Option<String>,
+    /// What the failed call was billed (an answer that broke `--schema` was generated and
+    /// paid for); zero for calls the service refused.
+    pub billed: Usage,
 }
 
 impl CallError {
@@ -120,6 +123,15 @@ impl CallError {
             message: message.into(),
             retry_after: None,
             detail: None,
+            billed: Usage::default(),
+        }
+    }
+
+    /// This error, for a call that was billed `usage`.
+    pub fn billed(self, usage: Usage) -> CallError {
+        CallError {
+            billed: usage,
+            ..self
         }
     }
 }
@@ -155,6 +167,8 @@ pub struct CallOutcome {
     pub latency: Duration,
     /// The Batch Inference job that answered, when the call went through one.
     pub batch_job: Option<String>,
+    /// The service tier the call asked for.
+    pub service_tier: Option<ServiceTier>,
 }
 
 /// A call's attempts in one region (or at one endpoint).

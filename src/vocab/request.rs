@@ -134,6 +134,8 @@ pub enum Payload {
 pub struct Prepared {
     pub meta: RecordMeta,
     pub model: String,
+    /// `--service-tier` or the record's `service_tier` (`None`: none sent, the default).
+    pub service_tier: Option<ServiceTier>,
     pub payload: Payload,
     /// Input tokens by the four-characters rule, for estimates.
     pub estimated_input_tokens: u64,
@@ -158,6 +160,8 @@ pub struct DocumentInput {
 #[derive(Debug, Clone)]
 pub struct Task {
     pub model: String,
+    /// The service tier every record of the call asks for.
+    pub service_tier: Option<ServiceTier>,
     pub records: Vec<Prepared>,
 }
 

@@ -61,6 +61,8 @@ fn tokens(input: f64, output: f64, source: Source) -> Price {
         cache_write: None,
         cache_write_1h: None,
         batch: None,
+        priority: None,
+        flex: None,
         regional_premium: None,
         geography_premium: BTreeMap::new(),
         long_context: None,

@@ -18,7 +18,7 @@ pub enum PricesError {
         error: std::io::Error,
     },
     #[error(
-        "--prices {}: {message}. Expected [models.\"MODEL_ID\"] tables with input and output (and optionally cache_read, cache_write, cache_write_1h, batch_input, batch_output, regional_premium, geography_premium, long_context, source, date) in USD per million tokens",
+        "--prices {}: {message}. Expected [models.\"MODEL_ID\"] tables with input and output (and optionally cache_read, cache_write, cache_write_1h, batch_input, batch_output, priority_input, priority_output, priority_cache_read, flex_input, flex_output, flex_cache_read, regional_premium, geography_premium, long_context, source, date) in USD per million tokens",
         path.display()
     )]
     Format { path: PathBuf, message: String },
@@ -57,6 +57,12 @@ pub(super) struct FileEntry {
     cache_write_1h: Option<f64>,
     batch_input: Option<f64>,
     batch_output: Option<f64>,
+    priority_input: Option<f64>,
+    priority_output: Option<f64>,
+    priority_cache_read: Option<f64>,
+    flex_input: Option<f64>,
+    flex_output: Option<f64>,
+    flex_cache_read: Option<f64>,
     regional_premium: Option<f64>,
     #[serde(default)]
     geography_premium: BTreeMap<String, f64>,
@@ -76,6 +82,12 @@ impl FileEntry {
             ("cache_write_1h", self.cache_write_1h),
             ("batch_input", self.batch_input),
             ("batch_output", self.batch_output),
+            ("priority_input", self.priority_input),
+            ("priority_output", self.priority_output),
+            ("priority_cache_read", self.priority_cache_read),
+            ("flex_input", self.flex_input),
+            ("flex_output", self.flex_output),
+            ("flex_cache_read", self.flex_cache_read),
             ("regional_premium", self.regional_premium),
         ]
         .into_iter()
@@ -170,6 +182,43 @@ pub(super) fn merge(
         (None, None) => None,
         _ => return Err(problem("batch_input and batch_output go together")),
     };
+    let tier = |name: &str,
+                input: Option<f64>,
+                output: Option<f64>,
+                cache_read: Option<f64>,
+                base: Option<Rates>|
+     -> Result<Option<Rates>, PricesError> {
+        match (
+            input.or(base.map(|b| b.input)),
+            output.or(base.map(|b| b.output)),
+        ) {
+            (Some(input), Some(output)) => Ok(Some(Rates {
+                input,
+                output,
+                cache_read: cache_read.or(base.and_then(|b| b.cache_read)),
+                cache_write: base.and_then(|b| b.cache_write),
+                cache_write_1h: base.and_then(|b| b.cache_write_1h),
+            })),
+            (None, None) if cache_read.is_none() => Ok(None),
+            _ => Err(problem(&format!(
+                "{name}_input and {name}_output go together"
+            ))),
+        }
+    };
+    let priority = tier(
+        "priority",
+        entry.priority_input,
+        entry.priority_output,
+        entry.priority_cache_read,
+        base.and_then(|p| p.priority),
+    )?;
+    let flex = tier(
+        "flex",
+        entry.flex_input,
+        entry.flex_output,
+        entry.flex_cache_read,
+        base.and_then(|p| p.flex),
+    )?;
     let mut geography_premium = base
         .map(|p| p.geography_premium.clone())
         .unwrap_or_default();
@@ -190,6 +239,8 @@ pub(super) fn merge(
         cache_write: or_base(entry.cache_write, |p| p.cache_write),
         cache_write_1h: or_base(entry.cache_write_1h, |p| p.cache_write_1h),
         batch,
+        priority,
+        flex,
         regional_premium: or_base(entry.regional_premium, |p| p.regional_premium),
         geography_premium,
         long_context: entry.long_context.or(base.and_then(|p| p.long_context)),

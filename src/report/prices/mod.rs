@@ -8,7 +8,7 @@
 //! on the request: the long-context tier bills a whole request at its premium rates once
 //! its input passes a threshold, which a sum over requests cannot tell. Each charge names
 //! its pricing variant (`on_demand`, `on_demand+regional`, `on_demand+global+long_context`,
-//! `batch`) so summaries can say what was billed how. A model or a usage without a price
+//! `flex`, `priority+regional`, `batch`) so summaries can say what was billed how. A model or a usage without a price
 //! costs `None`, never a silent 0.
 
 pub mod built_in;
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use file::PricesError;
 
 use crate::model_id::{ModelId, Scope, base_model_id};
-use crate::vocab::Usage;
+use crate::vocab::{ServiceTier, Usage};
 
 /// The variant of a usage that could not be priced.
 pub const UNPRICED: &str = "unpriced";
@@ -106,9 +106,16 @@ pub struct Price {
     /// Cache writes with a 1-hour TTL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_write_1h: Option<f64>,
-    /// `None`: the model offers no Batch Inference.
+    /// Batch Inference prices; `None`: not published (or not offered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchPrice>,
+    /// The priority service tier's rates (before any regional premium); `None`: not
+    /// published, so priority calls cost unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Rates>,
+    /// The flex service tier's rates (before any regional premium).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flex: Option<Rates>,
     /// The factor over the `global.` price for geographic profiles (`us.`, `eu.`...) and
     /// in-region ids; `None`: one price wherever the call runs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,14 +171,35 @@ impl Price {
     /// The on-demand rates of a call in `scope`, long-context tier included when
     /// `long_context`, and the variant's name.
     fn on_demand_in(&self, scope: Scope, long_context: Option<&LongContext>) -> (Rates, String) {
-        let (factor, place) = self.premium(scope);
         let rates = long_context.map_or(self.on_demand(), |tier| tier.rates);
-        let name = std::iter::once("on_demand")
+        self.placed("on_demand", rates, scope, long_context.is_some())
+    }
+
+    /// `rates` with the premium of `scope`, and the variant's name: `head`, the place,
+    /// then `long_context` when it applies.
+    fn placed(
+        &self,
+        head: &str,
+        rates: Rates,
+        scope: Scope,
+        long_context: bool,
+    ) -> (Rates, String) {
+        let (factor, place) = self.premium(scope);
+        let name = std::iter::once(head)
             .chain(place.as_deref())
-            .chain(long_context.map(|_| "long_context"))
+            .chain(long_context.then_some("long_context"))
             .collect::<Vec<_>>()
             .join("+");
         (rates.scaled(factor), name)
+    }
+
+    /// The rates of a service tier other than default, when published.
+    fn tier(&self, tier: ServiceTier) -> Option<Rates> {
+        match tier {
+            ServiceTier::Default => Some(self.on_demand()),
+            ServiceTier::Priority => self.priority,
+            ServiceTier::Flex => self.flex,
+        }
     }
 
     /// Every way a call in `scope` can be billed: on demand, in the long-context tier, in
@@ -187,6 +215,16 @@ impl Price {
         };
         let mut variants = vec![variant(None)];
         variants.extend(self.long_context.as_ref().map(|tier| variant(Some(tier))));
+        for tier in [ServiceTier::Priority, ServiceTier::Flex] {
+            variants.extend(self.tier(tier).map(|rates| {
+                let (rates, variant) = self.placed(tier.as_str(), rates, scope, false);
+                VariantRates {
+                    variant,
+                    above_input_tokens: None,
+                    rates,
+                }
+            }));
+        }
         variants.extend(self.batch.map(|batch| VariantRates {
             variant: "batch".to_string(),
             above_input_tokens: None,
@@ -228,9 +266,56 @@ impl BatchPrice {
 /// How a request is sent, which decides its price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    /// On demand in the default tier.
     OnDemand,
+    /// On demand in the priority service tier.
+    Priority,
+    /// On demand in the flex service tier.
+    Flex,
     /// Bedrock Batch Inference: the model's batch prices, no premium or tier.
     Batch,
+}
+
+impl Route {
+    /// The on-demand route of calls served in `tier` (`None`: no tier reported, so default).
+    pub fn on_demand(tier: Option<ServiceTier>) -> Route {
+        match tier.unwrap_or_default() {
+            ServiceTier::Default => Route::OnDemand,
+            ServiceTier::Priority => Route::Priority,
+            ServiceTier::Flex => Route::Flex,
+        }
+    }
+
+    /// The head of the route's variant names, off the default route.
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Route::OnDemand => None,
+            Route::Priority => Some("priority"),
+            Route::Flex => Some("flex"),
+            Route::Batch => Some("batch"),
+        }
+    }
+
+    /// The tier (or `batch`) a variant name was charged under: `on_demand...` and
+    /// `unpriced` are the default tier; `None` for lines no route priced (usage not
+    /// reported, lines of runs before variants were kept).
+    pub fn tier_of_variant(variant: &str) -> Option<&'static str> {
+        match variant.split('+').next()? {
+            "on_demand" | UNPRICED => Some("default"),
+            "priority" => Some("priority"),
+            "flex" => Some("flex"),
+            "batch" => Some("batch"),
+            _ => None,
+        }
+    }
+
+    /// The route of a result line: `batch` by its `via`, else by its `service_tier`.
+    pub fn of_line(via: Option<&str>, service_tier: Option<&str>) -> Route {
+        match via {
+            Some("batch") => Route::Batch,
+            _ => Route::on_demand(service_tier.and_then(ServiceTier::parse)),
+        }
+    }
 }
 
 /// What one request (or result line) cost and under which pricing variant.
@@ -242,25 +327,15 @@ pub struct Charge {
 }
 
 impl Charge {
-    fn unpriced() -> Charge {
-        Charge {
-            variant: UNPRICED.to_string(),
-            usd: None,
-        }
+    /// No price for a request sent by `route`: `unpriced`, or `flex+unpriced` and the like
+    /// off the default route, so the tier of every line still shows.
+    fn unpriced(route: Route) -> Charge {
+        let variant = match route.name() {
+            None => UNPRICED.to_string(),
+            Some(head) => format!("{head}+{UNPRICED}"),
+        };
+        Charge { variant, usd: None }
     }
-}
-
-/// Why a model cannot go through Bedrock Batch Inference, for `--via batch`.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum NoBatch {
-    #[error(
-        "{0} has no price, so its batch support is unknown: give batch_input and batch_output for it with --prices FILE, or run it with --via on-demand"
-    )]
-    Unpriced(String),
-    #[error(
-        "{0} does not offer Bedrock Batch Inference (its price entry has no batch price): run it with --via on-demand, or, if AWS now offers batch for it, give batch_input and batch_output with --prices FILE"
-    )]
-    NotOffered(String),
 }
 
 /// A model id as a table key: the parts of a [`ModelId`] an entry gives; a missing date or
@@ -335,8 +410,21 @@ impl Resolved<'_, '_> {
         let (rates, variant) = match route {
             Route::Batch => match self.price.batch {
                 Some(batch) => (batch.rates(), "batch".to_string()),
-                None => return Charge::unpriced(),
+                None => return Charge::unpriced(route),
             },
+            Route::Priority | Route::Flex => {
+                let tier = if route == Route::Flex {
+                    ServiceTier::Flex
+                } else {
+                    ServiceTier::Priority
+                };
+                match self.price.tier(tier) {
+                    Some(rates) => self
+                        .price
+                        .placed(tier.as_str(), rates, self.id.scope, false),
+                    None => return Charge::unpriced(route),
+                }
+            }
             Route::OnDemand => {
                 let input = usage.input_tokens
                     + usage.cache_read_input_tokens
@@ -354,7 +442,7 @@ impl Resolved<'_, '_> {
                 variant,
                 usd: Some(usd),
             },
-            None => Charge::unpriced(),
+            None => Charge::unpriced(route),
         }
     }
 }
@@ -430,8 +518,10 @@ impl PriceTable {
 
     /// What one request's `usage` on `model_id` costs sent by `route`.
     pub fn charge(&self, model_id: &str, usage: &Usage, route: Route) -> Charge {
-        self.resolve(model_id)
-            .map_or_else(Charge::unpriced, |resolved| resolved.charge(usage, route))
+        self.resolve(model_id).map_or_else(
+            || Charge::unpriced(route),
+            |resolved| resolved.charge(usage, route),
+        )
     }
 
     /// The on-demand cost of one request's `usage` on `model_id`, or `None` when unknown.
@@ -439,16 +529,9 @@ impl PriceTable {
         self.charge(model_id, usage, Route::OnDemand).usd
     }
 
-    /// The Batch Inference price of `model_id`, or why it has none: what `--via batch`
-    /// checks before sending anything.
-    pub fn batch_price(&self, model_id: &str) -> Result<BatchPrice, NoBatch> {
-        let resolved = self
-            .resolve(model_id)
-            .ok_or_else(|| NoBatch::Unpriced(model_id.to_string()))?;
-        resolved
-            .price
-            .batch
-            .ok_or_else(|| NoBatch::NotOffered(model_id.to_string()))
+    /// The Batch Inference price of `model_id`, when known.
+    pub fn batch_price(&self, model_id: &str) -> Option<BatchPrice> {
+        self.price(model_id).and_then(|price| price.batch)
     }
 
     /// Up to `n` entry names nearest `query` (a model name without its provider, a typo),
