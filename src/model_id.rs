@@ -171,6 +171,12 @@ impl Family {
             "writer.",
             "qwen.",
             "openai.",
+            "moonshot.",
+            "moonshotai.",
+            "minimax.",
+            "zai.",
+            "google.",
+            "nvidia.",
         ]
         .iter()
         .any(|prefix| base.starts_with(prefix))

@@ -225,10 +225,13 @@ impl Price {
                 }
             }));
         }
-        variants.extend(self.batch.map(|batch| VariantRates {
-            variant: "batch".to_string(),
-            above_input_tokens: None,
-            rates: batch.rates(),
+        variants.extend(self.batch.map(|batch| {
+            let (rates, variant) = self.placed("batch", batch.rates(), scope, false);
+            VariantRates {
+                variant,
+                above_input_tokens: None,
+                rates,
+            }
         }));
         variants
     }
@@ -272,7 +275,7 @@ pub enum Route {
     Priority,
     /// On demand in the flex service tier.
     Flex,
-    /// Bedrock Batch Inference: the model's batch prices, no premium or tier.
+    /// Bedrock Batch Inference: the model's batch prices (with its regional premium).
     Batch,
 }
 
@@ -408,8 +411,12 @@ impl Resolved<'_, '_> {
     /// What `usage`, one request's, costs sent by `route`.
     pub fn charge(&self, usage: &Usage, route: Route) -> Charge {
         let (rates, variant) = match route {
+            // Batch prices carry the regional premium too (Claude 4.5 and later: `us.`
+            // batch costs 10% more than `global.` batch).
             Route::Batch => match self.price.batch {
-                Some(batch) => (batch.rates(), "batch".to_string()),
+                Some(batch) => self
+                    .price
+                    .placed("batch", batch.rates(), self.id.scope, false),
                 None => return Charge::unpriced(route),
             },
             Route::Priority | Route::Flex => {

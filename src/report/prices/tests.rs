@@ -191,13 +191,39 @@ fn every_id_form_resolves_to_its_entry_or_none() {
             "mistral.mistral-large-2407-v1:0",
             Some("mistral.mistral-large-2407"),
         ),
-        // Unknown: a future minor version, another Titan generation, other providers, an
-        // application profile ARN whose model cannot be told from its id.
-        ("anthropic.claude-opus-4-6-20260101-v1:0", None),
-        ("anthropic.claude-sonnet-5-20260101-v1:0", None),
+        // The 2026 models, in every id form they come in.
+        (
+            "anthropic.claude-opus-4-6-v1",
+            Some("anthropic.claude-opus-4-6"),
+        ),
+        (
+            "global.anthropic.claude-sonnet-4-6",
+            Some("anthropic.claude-sonnet-4-6"),
+        ),
+        (
+            "us.anthropic.claude-opus-5-5",
+            Some("anthropic.claude-opus-5-5"),
+        ),
+        ("qwen.qwen3-32b-v1:0", Some("qwen.qwen3-32b")),
+        ("deepseek.v3-v1:0", Some("deepseek.v3")),
+        ("deepseek.v3.2", Some("deepseek.v3.2")),
+        (
+            "moonshot.kimi-k2-thinking",
+            Some("moonshot.kimi-k2-thinking"),
+        ),
+        (
+            "amazon.nova-2-multimodal-embeddings-v1:0",
+            Some("amazon.nova-2-multimodal-embeddings"),
+        ),
+        ("cohere.embed-v4:0", Some("cohere.embed-v4:0")),
+        // Unknown: a model no entry names, another Titan generation, a Mistral release
+        // the table lacks, an application profile ARN whose model cannot be told from
+        // its id.
+        ("anthropic.claude-opus-4-9-v1:0", None),
+        ("anthropic.claude-haiku-5-v1:0", None),
         ("amazon.titan-embed-text-v3:0", None),
-        ("amazon.nova-2-multimodal-embeddings-v1:0", None),
-        ("qwen.qwen3-32b-v1:0", None),
+        ("amazon.nova-3-lite-v1:0", None),
+        ("qwen.qwen4-32b-v1:0", None),
         ("mistral.mistral-large-2411-v1:0", None),
         (
             "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
@@ -312,8 +338,12 @@ fn batch_lines_cost_batch_prices_and_models_without_batch_are_refused() {
         );
     }
     assert_eq!(table.batch_price("acme.model-v1:0"), None);
-    // A batch line on a model without batch is unpriced, not priced on demand.
-    assert_eq!(table.charge(SONNET_4_5, &u, Route::Batch).usd, None);
+    // A batch line on a model without a batch price is unpriced, not priced on demand.
+    let opus_4_7 = table.charge("anthropic.claude-opus-4-7", &u, Route::Batch);
+    assert_eq!(
+        (opus_4_7.usd, opus_4_7.variant.as_str()),
+        (None, "batch+unpriced")
+    );
 }
 
 #[test]
@@ -467,7 +497,11 @@ fn the_listing_shows_each_variant_with_its_source() {
         .collect();
     assert_eq!(
         names,
-        ["on_demand+regional", "on_demand+regional+long_context"]
+        [
+            "on_demand+regional",
+            "on_demand+regional+long_context",
+            "batch+regional"
+        ]
     );
     assert!(!listed[1].is_priced());
     let text = listing::render(&listed, crate::report::table::Format::Table).unwrap();
@@ -494,7 +528,15 @@ fn the_listing_shows_each_variant_with_its_source() {
         .find(|l| l.model == "anthropic.claude-opus-4-5")
         .unwrap();
     let names: Vec<&str> = opus.variants.iter().map(|v| v.variant.as_str()).collect();
-    assert_eq!(names, ["on_demand+global", "on_demand+regional"]);
+    assert_eq!(
+        names,
+        [
+            "on_demand+global",
+            "batch+global",
+            "on_demand+regional",
+            "batch+regional"
+        ]
+    );
     let json: serde_json::Value =
         serde_json::from_str(&listing::render(&all, crate::report::table::Format::Json).unwrap())
             .unwrap();
@@ -524,4 +566,76 @@ fn closest_entries_for_names_that_are_no_model_id() {
             .all(|name| name.contains("haiku"))
     );
     assert!(table.closest("gpt-4o", 3).is_empty(), "nothing near");
+}
+
+#[test]
+fn the_2026_models_cost_their_hand_computation_global_regional_and_by_tier() {
+    let table = PriceTable::built_in();
+    // 2M input, 1M output, 1M cache read, 400k cache write.
+    let u = usage(2_000_000, 1_000_000, 1_000_000, 400_000);
+    for (id, expected, variant) in [
+        // Sonnet 4.6: 3 / 15 / 0.30 / 3.75 global, 10% more regional.
+        (
+            "global.anthropic.claude-sonnet-4-6",
+            2.0 * 3.0 + 15.0 + 0.30 + 0.4 * 3.75,
+            "on_demand+global",
+        ),
+        (
+            "us.anthropic.claude-sonnet-4-6",
+            1.1 * (2.0 * 3.0 + 15.0 + 0.30 + 0.4 * 3.75),
+            "on_demand+regional",
+        ),
+        // Opus 4.6: 5 / 25 / 0.50 / 6.25.
+        (
+            "global.anthropic.claude-opus-4-6-v1",
+            2.0 * 5.0 + 25.0 + 0.50 + 0.4 * 6.25,
+            "on_demand+global",
+        ),
+        (
+            "anthropic.claude-opus-4-6-v1",
+            1.1 * (2.0 * 5.0 + 25.0 + 0.50 + 0.4 * 6.25),
+            "on_demand+regional",
+        ),
+    ] {
+        let charge = table.charge(id, &u, Route::OnDemand);
+        assert_eq!(charge.variant, variant, "{id}");
+        assert!(close(charge.usd.unwrap(), expected), "{id}: {charge:?}");
+    }
+    // No long-context tier from 4.6 on: 300k input costs the plain rate.
+    let long = usage(300_000, 0, 0, 0);
+    let charge = table.charge("global.anthropic.claude-sonnet-4-6", &long, Route::OnDemand);
+    assert!(close(charge.usd.unwrap(), 0.3 * 3.0), "{charge:?}");
+    // Batch keeps the premium: 1.50 / 7.50 global, 1.65 / 8.25 `us.`.
+    let plain = usage(1_000_000, 1_000_000, 0, 0);
+    let batch = table.charge("us.anthropic.claude-sonnet-4-6", &plain, Route::Batch);
+    assert_eq!(batch.variant, "batch+regional");
+    assert!(close(batch.usd.unwrap(), 1.65 + 8.25), "{batch:?}");
+    // Service tiers: flex at half, priority at 1.75x; a tier without a price is unknown.
+    let flex = table.charge("openai.gpt-oss-120b-1:0", &plain, Route::Flex);
+    assert_eq!(flex.variant, "flex");
+    assert!(close(flex.usd.unwrap(), 0.075 + 0.30), "{flex:?}");
+    let priority = table.charge("qwen.qwen3-32b-v1:0", &plain, Route::Priority);
+    assert_eq!(priority.variant, "priority");
+    assert!(close(priority.usd.unwrap(), 0.2625 + 1.05), "{priority:?}");
+    let nova = table.charge("us.amazon.nova-2-lite-v1:0", &plain, Route::Flex);
+    assert_eq!(nova.variant, "flex+regional");
+    assert!(close(nova.usd.unwrap(), 1.1 * (0.15 + 1.25)), "{nova:?}");
+    let unpriced = table.charge("anthropic.claude-sonnet-4-6", &plain, Route::Flex);
+    assert_eq!(
+        (unpriced.usd, unpriced.variant.as_str()),
+        (None, "flex+unpriced")
+    );
+    // Nova 2 Lite: 0.30 global, 0.33 regional, cache reads at 0.075 / 0.0825.
+    let reads = usage(1_000_000, 0, 1_000_000, 0);
+    for (id, expected) in [
+        ("global.amazon.nova-2-lite-v1:0", 0.30 + 0.075),
+        ("us.amazon.nova-2-lite-v1:0", 0.33 + 0.0825),
+    ] {
+        let cost = table.charge(id, &reads, Route::OnDemand).usd.unwrap();
+        assert!(close(cost, expected), "{id}: {cost}");
+    }
+    // Every built-in entry says where its numbers come from and when.
+    for (name, price) in table.entries() {
+        assert!(!price.source.is_empty() && !price.date.is_empty(), "{name}");
+    }
 }
