@@ -138,7 +138,7 @@ pub struct MergeArgs {
     pub out: PathBuf,
     /// Prices for the merged cost, as `run --prices` takes them.
     #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
+    pub prices: Vec<PathBuf>,
     /// Print summary.json to stdout.
     #[arg(long)]
     pub json: bool,
@@ -155,7 +155,7 @@ pub struct PricesArgs {
     pub models: Vec<String>,
     /// Prices that extend or override the built-in table, as `run --prices` takes them.
     #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
+    pub prices: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: crate::report::table::Format,
 }
@@ -455,13 +455,16 @@ pub struct RunArgs {
     )]
     pub checkpoint_secs: f64,
 
-    /// Prices (USD per million tokens) that extend or override the built-in table: a TOML
-    /// or JSON file of [models."MODEL_ID"] tables with input, output and optionally
-    /// cache_read, cache_write, cache_write_1h, batch_input, batch_output,
-    /// regional_premium, geography_premium, long_context, source, date. See what a run
-    /// will charge with `bedrock-batch prices MODEL --prices FILE`.
+    /// Prices (USD per million tokens) that extend or override the built-in table: our
+    /// TOML or JSON file of [models."MODEL_ID"] tables (input, output and optionally
+    /// cache_read, cache_write, cache_write_1h, batch_input, batch_output, priority_input,
+    /// priority_output, flex_input, flex_output, regional_premium, geography_premium,
+    /// long_context, source, date), LiteLLM's model_prices_and_context_window.json (its
+    /// Bedrock entries) or genai-prices' data.json (its AWS Bedrock models). Repeat it:
+    /// later files win field by field, so a file of ours can correct one number of a
+    /// LiteLLM file. See what a run will charge with `bedrock-batch prices MODEL --prices FILE`.
     #[arg(long, help_heading = "Cost", value_name = "FILE")]
-    pub prices: Option<PathBuf>,
+    pub prices: Vec<PathBuf>,
     /// Bedrock's service tier for on-demand calls: `flex` is discounted and slower (and
     /// shed first when capacity is short): for work that can wait, without Batch
     /// Inference's bucket, role and hours; `priority` costs more and answers faster;

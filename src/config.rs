@@ -381,10 +381,7 @@ impl RunConfig {
         }
         let lanes = lanes(args)?;
         let shard = shard(args, |name| std::env::var(name).ok())?;
-        let prices = match &args.prices {
-            Some(path) => PriceTable::with_file(path).map_err(|err| err.to_string())?,
-            None => PriceTable::built_in(),
-        };
+        let prices = PriceTable::with_files(&args.prices).map_err(|err| err.to_string())?;
         if let Some(model) = &args.model
             && !could_be_bedrock_id(model)
         {

@@ -131,10 +131,8 @@ fn report(args: ReportArgs) -> Result<u8, Failure> {
 
 fn prices(args: PricesArgs) -> Result<u8, Failure> {
     use bedrock_batch::report::prices::{PriceTable, listing};
-    let table = match &args.prices {
-        Some(path) => PriceTable::with_file(path).map_err(|err| Failure::usage(err.to_string()))?,
-        None => PriceTable::built_in(),
-    };
+    let table =
+        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
     let listed = listing::list(&table, &args.models);
     let text = listing::render(&listed, args.format).map_err(Failure::usage)?;
     emit(&text)?;
@@ -149,10 +147,8 @@ fn merge(args: MergeArgs) -> Result<u8, Failure> {
     use bedrock_batch::merge::{self, MergeError};
     use bedrock_batch::report::prices::PriceTable;
     use bedrock_batch::report::summary::render;
-    let prices = match &args.prices {
-        Some(path) => PriceTable::with_file(path).map_err(|err| Failure::usage(err.to_string()))?,
-        None => PriceTable::built_in(),
-    };
+    let prices =
+        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
     let summary = merge::merge(&args.shards, &args.out, &prices).map_err(|err| match err {
         MergeError::Refused(message) => Failure::usage(message),
         other => Failure::usage(other.to_string()),

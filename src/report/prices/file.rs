@@ -1,5 +1,5 @@
 //! `--prices FILE`: `[models."MODEL_ID"]` tables (TOML, or the same shape in JSON) of USD
-//! per million tokens. An entry for a model the built-in table knows overrides only the
+//! per million tokens, or a price file of LiteLLM or genai-prices ([`super::ecosystem`]). An entry for a model the built-in table knows overrides only the
 //! fields it gives; an entry for a new model needs at least `input` and `output`. Files
 //! written for older versions (input, output, cache_read, cache_write) read the same.
 
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::ecosystem::{self, Shape};
 use super::{BatchPrice, LongContext, Price, Rates};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,28 +48,28 @@ struct PricesFile {
 }
 
 /// An entry as written: every field optional, so it can override a built-in one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileEntry {
-    input: Option<f64>,
-    output: Option<f64>,
-    cache_read: Option<f64>,
-    cache_write: Option<f64>,
-    cache_write_1h: Option<f64>,
-    batch_input: Option<f64>,
-    batch_output: Option<f64>,
-    priority_input: Option<f64>,
-    priority_output: Option<f64>,
-    priority_cache_read: Option<f64>,
-    flex_input: Option<f64>,
-    flex_output: Option<f64>,
-    flex_cache_read: Option<f64>,
-    regional_premium: Option<f64>,
+    pub(super) input: Option<f64>,
+    pub(super) output: Option<f64>,
+    pub(super) cache_read: Option<f64>,
+    pub(super) cache_write: Option<f64>,
+    pub(super) cache_write_1h: Option<f64>,
+    pub(super) batch_input: Option<f64>,
+    pub(super) batch_output: Option<f64>,
+    pub(super) priority_input: Option<f64>,
+    pub(super) priority_output: Option<f64>,
+    pub(super) priority_cache_read: Option<f64>,
+    pub(super) flex_input: Option<f64>,
+    pub(super) flex_output: Option<f64>,
+    pub(super) flex_cache_read: Option<f64>,
+    pub(super) regional_premium: Option<f64>,
     #[serde(default)]
-    geography_premium: BTreeMap<String, f64>,
-    long_context: Option<LongContext>,
-    source: Option<String>,
-    date: Option<String>,
+    pub(super) geography_premium: BTreeMap<String, f64>,
+    pub(super) long_context: Option<LongContext>,
+    pub(super) source: Option<String>,
+    pub(super) date: Option<String>,
 }
 
 impl FileEntry {
@@ -131,16 +132,40 @@ pub(super) fn read(path: &Path) -> Result<BTreeMap<String, FileEntry>, PricesErr
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let file: PricesFile = if is_json {
-        serde_json::from_str(&text).map_err(|err| err.to_string())
-    } else {
-        toml::from_str(&text).map_err(|err| err.to_string())
-    }
-    .map_err(|message| PricesError::Format {
+    let format_error = |message: String| PricesError::Format {
         path: path.to_path_buf(),
         message,
-    })?;
-    Ok(file.models)
+    };
+    if !is_json {
+        let file: PricesFile =
+            toml::from_str(&text).map_err(|err| format_error(err.to_string()))?;
+        return Ok(file.models);
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|err| format_error(err.to_string()))?;
+    let entries = match (ecosystem::shape(&value), value) {
+        (Shape::LiteLlm, serde_json::Value::Object(map)) => {
+            let source = format!("LiteLLM price file {}", path.display());
+            ecosystem::litellm(&map, &source)
+        }
+        (Shape::GenaiPrices, serde_json::Value::Array(providers)) => {
+            let source = format!("genai-prices data file {}", path.display());
+            let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+            ecosystem::genai_prices(&providers, &source, &today)
+        }
+        (_, value) => {
+            let file: PricesFile =
+                serde_json::from_value(value).map_err(|err| format_error(err.to_string()))?;
+            return Ok(file.models);
+        }
+    };
+    if entries.is_empty() {
+        return Err(format_error(
+            "it looks like a LiteLLM or genai-prices file, but has no Bedrock entry with a price"
+                .to_string(),
+        ));
+    }
+    Ok(entries)
 }
 
 /// `entry` over `base` (the entry its model resolved to before it), checked.

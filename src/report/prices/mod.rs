@@ -1,6 +1,6 @@
 //! What tokens cost. A [`PriceTable`] maps model ids to [`Price`] entries: the built-in
 //! table ([`built_in`]), extended or overridden field by field by `--prices FILE` (TOML or
-//! JSON, [`file`]). Ids are parsed ([`ModelId`]), never matched by prefix: an entry names
+//! JSON, [`file`]; or LiteLLM's and genai-prices' files, [`ecosystem`]). Ids are parsed ([`ModelId`]), never matched by prefix: an entry names
 //! one model (every version of it when the entry gives no date or version), so a new model
 //! stays unpriced until an entry names it instead of inheriting an elder's price.
 //!
@@ -12,6 +12,7 @@
 //! costs `None`, never a silent 0.
 
 pub mod built_in;
+mod ecosystem;
 mod file;
 pub mod listing;
 
@@ -394,8 +395,9 @@ struct Entry {
     name: String,
     key: Key,
     price: Price,
-    /// Entries from `--prices` win over built-in ones.
-    from_file: bool,
+    /// 0 for built-in entries, then the place of its `--prices` file (1 for the first):
+    /// entries of a later file win over earlier ones and over the built-in table.
+    rank: usize,
 }
 
 /// A model id resolved to its entry.
@@ -469,16 +471,26 @@ impl PriceTable {
                 name: name.to_string(),
                 key,
                 price,
-                from_file: false,
+                rank: 0,
             });
         }
         table
     }
 
-    /// The built-in table with `path`'s entries added, or overriding the fields they give.
-    /// Broad entries are read before narrow ones, so `anthropic.claude-sonnet-4-5-20250929-v1:0`
-    /// in a file starts from the file's `anthropic.claude-sonnet-4-5`, not the built-in one.
-    pub fn with_file(path: &Path) -> Result<PriceTable, PricesError> {
+    /// The built-in table with the entries of `paths` added (or overriding the fields they
+    /// give), each file over the ones before it: a LiteLLM file, then a file of ours that
+    /// corrects one field. Within a file broad entries are read before narrow ones, so
+    /// `anthropic.claude-sonnet-4-5-20250929-v1:0` in a file starts from the file's
+    /// `anthropic.claude-sonnet-4-5`, not the built-in one.
+    pub fn with_files(paths: &[std::path::PathBuf]) -> Result<PriceTable, PricesError> {
+        let mut table = PriceTable::built_in();
+        for (index, path) in paths.iter().enumerate() {
+            table.add_file(path, index + 1)?;
+        }
+        Ok(table)
+    }
+
+    fn add_file(&mut self, path: &Path, rank: usize) -> Result<(), PricesError> {
         let mut keyed = Vec::new();
         for (name, entry) in file::read(path)? {
             let key = Key::parse(&name).ok_or_else(|| PricesError::Key {
@@ -488,18 +500,22 @@ impl PriceTable {
             keyed.push((key, name, entry));
         }
         keyed.sort_by_key(|(key, _, _)| key.specificity());
-        let mut table = PriceTable::built_in();
         for (key, name, entry) in keyed {
-            let base = table.price(without_wildcard(&name)).cloned();
+            let base = self.price(without_wildcard(&name)).cloned();
             let price = file::merge(path, &name, entry, base.as_ref())?;
-            table.entries.push(Entry {
+            self.entries.push(Entry {
                 name,
                 key,
                 price,
-                from_file: true,
+                rank,
             });
         }
-        Ok(table)
+        Ok(())
+    }
+
+    /// The built-in table with `path`'s entries ([`PriceTable::with_files`] with one file).
+    pub fn with_file(path: &Path) -> Result<PriceTable, PricesError> {
+        PriceTable::with_files(&[path.to_path_buf()])
     }
 
     /// The entry `model_id` resolves to: the `--prices` file's before the built-in table's,
@@ -510,7 +526,7 @@ impl PriceTable {
             .entries
             .iter()
             .filter(|entry| entry.key.matches(&id))
-            .max_by_key(|entry| (entry.from_file, entry.key.specificity()))?;
+            .max_by_key(|entry| (entry.rank, entry.key.specificity()))?;
         Some(Resolved {
             entry: &entry.name,
             price: &entry.price,
@@ -571,7 +587,7 @@ impl PriceTable {
         for entry in &self.entries {
             // A file entry under the same key replaces the built-in one.
             let slot = winners.entry(&entry.name).or_insert(entry);
-            if entry.from_file {
+            if entry.rank >= slot.rank {
                 *slot = entry;
             }
         }
