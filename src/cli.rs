@@ -165,7 +165,8 @@ pub struct ReportArgs {
     /// Run directories (each holds a summary.json).
     #[arg(required = true)]
     pub run_dirs: Vec<PathBuf>,
-    /// Rows by model (default), by day and model, or by run and model.
+    /// Rows by model (default), by day and model, by run and model, or by service tier
+    /// (default, priority, flex, batch) and model: records, tokens and cost.
     #[arg(long, value_enum, default_value = "model")]
     pub by: crate::report::runs::GroupBy,
     #[arg(long, value_enum, default_value = "table")]

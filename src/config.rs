@@ -175,15 +175,29 @@ fn not_a_model_id(model: &str, prices: &PriceTable) -> String {
 /// the model offers. Batch Inference refuses tools in Converse jobs, so a run that may go
 /// through batch tries native on models the catalogue does not know; the refusal of
 /// `tool` with `--via batch` comes with the other batch checks, before anything is uploaded.
-fn schema_route(args: &RunArgs, model: &str) -> Result<SchemaRoute, String> {
-    if args.schema.is_none() {
+///
+/// A schema native structured output refuses (a `minimum`, a `maxLength`...) goes as the
+/// tool under `auto`, and is a usage error under `native`: AWS would answer every call 400.
+fn schema_route(
+    args: &RunArgs,
+    model: &str,
+    schema: Option<&OutputSchema>,
+) -> Result<SchemaRoute, String> {
+    let Some(schema) = schema else {
         return Ok(SchemaRoute::Tool);
-    }
+    };
     let batch = args.via != crate::cli::Via::OnDemand;
-    Ok(match args.schema_mode {
-        SchemaMode::Tool => SchemaRoute::Tool,
-        SchemaMode::Native => SchemaRoute::Native,
-        SchemaMode::Auto => match catalogue::structured_output(model) {
+    let obstacle = schema.native_obstacle();
+    Ok(match (args.schema_mode, obstacle) {
+        (SchemaMode::Tool, _) => SchemaRoute::Tool,
+        (SchemaMode::Native, Some(obstacle)) => {
+            return Err(format!(
+                "--schema-mode native: Bedrock's structured output refuses this schema ({obstacle}: no numeric bounds, string lengths, additionalProperties other than false, minItems above 1 or external $ref); drop that keyword, or use --schema-mode tool"
+            ));
+        }
+        (SchemaMode::Native, None) => SchemaRoute::Native,
+        (SchemaMode::Auto, Some(_)) => SchemaRoute::Tool,
+        (SchemaMode::Auto, None) => match catalogue::structured_output(model) {
             Offer::Yes => SchemaRoute::Native,
             Offer::No => SchemaRoute::Tool,
             Offer::Unknown if batch => SchemaRoute::Native,
@@ -365,7 +379,7 @@ impl RunConfig {
             ));
         }
         let batch = crate::batch::settings::from_args(args, mode)?;
-        let schema_route = schema_route(args, &model)?;
+        let schema_route = schema_route(args, &model, schema.as_deref())?;
         if let Some(tier) = args.service_tier {
             if args.via != crate::cli::Via::OnDemand {
                 return Err(format!(

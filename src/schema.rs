@@ -151,6 +151,55 @@ impl OutputSchema {
         &self.source
     }
 
+    /// The schema as compact JSON text: what native structured output sends.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The first thing in the schema that Bedrock's native structured output refuses (with
+    /// a 400 before any generation), as `keyword at /pointer`; `None` when it takes the
+    /// schema. AWS's list: no numeric bounds (`minimum`, `maximum`, their exclusive forms,
+    /// `multipleOf`), no string lengths (`minLength`, `maxLength`), `additionalProperties`
+    /// only `false`, `minItems` only 0 or 1, and `$ref` only inside the schema.
+    pub fn native_obstacle(&self) -> Option<String> {
+        fn walk(value: &Value, pointer: &str) -> Option<String> {
+            match value {
+                Value::Object(map) => {
+                    for (key, inner) in map {
+                        let here =
+                            format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                        // Under `properties` (and the like) the keys are names, not keywords.
+                        let names = ["/properties", "/$defs", "/definitions"]
+                            .iter()
+                            .any(|parent| pointer.ends_with(parent));
+                        let refused = !names
+                            && match key.as_str() {
+                                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum"
+                                | "multipleOf" | "minLength" | "maxLength" => true,
+                                "additionalProperties" => inner != &Value::Bool(false),
+                                "minItems" => inner.as_u64().is_none_or(|n| n > 1),
+                                "$ref" => inner.as_str().is_none_or(|r| !r.starts_with('#')),
+                                _ => false,
+                            };
+                        if refused {
+                            return Some(format!("{key} at {pointer}/"));
+                        }
+                        if let Some(found) = walk(inner, &here) {
+                            return Some(found);
+                        }
+                    }
+                    None
+                }
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, item)| walk(item, &format!("{pointer}/{i}"))),
+                _ => None,
+            }
+        }
+        walk(&self.json, "")
+    }
+
     /// The schema's length in characters as the request carries it.
     pub fn chars(&self) -> usize {
         self.text.chars().count()
@@ -218,6 +267,28 @@ mod tests {
         assert!(violation.reason.contains('9'), "{violation}");
         let missing = tickets().check(&json!({"category": "bug"})).unwrap_err();
         assert!(missing.reason.contains("urgency"), "{missing}");
+    }
+
+    #[test]
+    fn native_obstacles_are_named_with_where_they_are() {
+        let schema = |json: Value| OutputSchema::new(json).ok().unwrap();
+        let plain = schema(serde_json::json!({"type": "object", "properties": {
+            "category": {"type": "string", "enum": ["a", "b"]},
+            "minimum": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1}
+        }, "required": ["category"], "additionalProperties": false}));
+        assert_eq!(plain.native_obstacle(), None);
+        let bounded = schema(serde_json::json!({"type": "object", "properties": {
+            "urgency": {"type": "integer", "minimum": 1}}}));
+        assert_eq!(
+            bounded.native_obstacle().as_deref(),
+            Some("minimum at /properties/urgency/")
+        );
+        let open = schema(serde_json::json!({"type": "object", "additionalProperties": true}));
+        assert_eq!(
+            open.native_obstacle().as_deref(),
+            Some("additionalProperties at /")
+        );
     }
 
     #[test]

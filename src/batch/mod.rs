@@ -445,7 +445,7 @@ impl Inner {
                         part.model
                     ),
                     format!(
-                        "Check that {} offers Batch Inference in {}, that the role {role_arn} can be passed (iam:PassRole) and trusts bedrock.amazonaws.com, and that it can read and write {}; then rerun to resume (parts already created are not created again).",
+                        "Check that {} offers Batch Inference in {}, that the role {role_arn} can be passed (iam:PassRole) and trusts bedrock.amazonaws.com, and that it can read and write {}; then rerun to resume (parts already created are not created again). A model that does not offer batch runs with --via on-demand (or --service-tier flex, where offered, for a discount).",
                         part.model,
                         self.region,
                         location.uri(&location.key(""))

@@ -44,7 +44,7 @@ pub fn configuration(schema: &OutputSchema) -> Result<ToolConfiguration, CallErr
 /// `json_schema`, the schema travelling as JSON text.
 pub fn output_config(schema: &OutputSchema) -> Result<OutputConfig, CallError> {
     let definition = JsonSchemaDefinition::builder()
-        .schema(String::from_utf8_lossy(schema.source()))
+        .schema(schema.text())
         .name(TOOL_NAME)
         .description(NATIVE_DESCRIPTION)
         .build()

@@ -164,7 +164,7 @@ pub fn converse_request(options: &CallOptions, input: &ConverseInput) -> Result<
             json!({"textFormat": {
                 "type": "json_schema",
                 "structure": {"jsonSchema": {
-                    "schema": String::from_utf8_lossy(schema.source()),
+                    "schema": schema.text(),
                     "name": TOOL_NAME,
                     "description": NATIVE_DESCRIPTION,
                 }},

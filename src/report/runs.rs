@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::summary::{Summary, thousands};
+use super::prices::Route;
+use super::summary::{Summary, VariantTotals, thousands};
 pub use super::table::Format;
 use crate::vocab::SUMMARY_FILE;
 use crate::vocab::Usage;
@@ -19,6 +20,9 @@ pub enum GroupBy {
     Model,
     Day,
     Run,
+    /// The service tier that served the lines (`default`, `priority`, `flex`) or `batch`:
+    /// records, tokens and cost (calls and failures are not kept by tier).
+    Tier,
 }
 
 /// One line of the report.
@@ -111,6 +115,10 @@ pub fn rows(runs: &[RunSummary], by: GroupBy, since: Option<u64>) -> Vec<Row> {
             GroupBy::Model => None,
             GroupBy::Day => Some(day_of(summary.finished_unix)),
             GroupBy::Run => Some(run.dir.display().to_string()),
+            GroupBy::Tier => {
+                tier_rows(&mut grouped, &mut total, summary);
+                continue;
+            }
         };
         for (model, totals) in &summary.by_model {
             let row = grouped
@@ -137,6 +145,53 @@ pub fn rows(runs: &[RunSummary], by: GroupBy, since: Option<u64>) -> Vec<Row> {
         row.cost_usd = row.cost_usd.map(|c| (c * 1e6).round() / 1e6);
     }
     rows
+}
+
+/// Adds `summary`'s lines to the rows of their tier (and to `total`).
+fn tier_rows(
+    grouped: &mut BTreeMap<(Option<String>, String), Row>,
+    total: &mut Row,
+    summary: &Summary,
+) {
+    for (model, totals) in &summary.by_model {
+        let mut lines: Vec<(&str, &VariantTotals)> = totals
+            .cost_by_variant
+            .iter()
+            .map(|(variant, lines)| (Route::tier_of_variant(variant).unwrap_or("unknown"), lines))
+            .collect();
+        let whole;
+        if lines.is_empty() {
+            // A summary without variants: every line went the default way.
+            whole = VariantTotals {
+                records: totals.records,
+                usage: totals.usage,
+                cost_usd: totals.cost_usd,
+            };
+            lines.push(("default", &whole));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (tier, variant) in lines {
+            let group = Some(tier.to_string());
+            let row = grouped
+                .entry((group.clone(), model.clone()))
+                .or_insert_with(|| Row {
+                    group,
+                    model: model.clone(),
+                    cost_usd: Some(0.0),
+                    ..Row::default()
+                });
+            for row in [&mut *row, &mut *total] {
+                row.records += variant.records;
+                add_usage(row, &variant.usage);
+                row.cost_usd = row.cost_usd.zip(variant.cost_usd).map(|(a, b)| a + b);
+            }
+            if seen.insert(tier) {
+                row.runs += 1;
+            }
+        }
+        total.requests += totals.requests;
+        total.failed += totals.failed;
+    }
 }
 
 fn cost_cell(cost: Option<f64>) -> String {
@@ -176,6 +231,7 @@ pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, Strin
         GroupBy::Model => None,
         GroupBy::Day => Some("day"),
         GroupBy::Run => Some("run"),
+        GroupBy::Tier => Some("tier"),
     };
     let headers: Vec<&str> = group_header.into_iter().chain(HEADERS).collect();
     let table: Vec<Vec<String>> = rows

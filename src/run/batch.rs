@@ -25,11 +25,17 @@ use super::{Built, RunError};
 /// does not know is tried: the create call's answer is the verdict.
 pub fn batch_refusal(config: &RunConfig) -> Option<String> {
     let model = &config.request.model;
-    if config.request.schema.is_some() && config.request.schema_route == SchemaRoute::Tool {
-        let why = if catalogue::structured_output(model) == Offer::No {
-            format!("{model} has no native structured output")
-        } else {
-            "--schema-mode tool asks for a forced tool".to_string()
+    if let Some(schema) = &config.request.schema
+        && config.request.schema_route == SchemaRoute::Tool
+    {
+        let why = match schema.native_obstacle() {
+            _ if catalogue::structured_output(model) == Offer::No => {
+                format!("{model} has no native structured output")
+            }
+            Some(obstacle) => {
+                format!("native structured output refuses the schema ({obstacle})")
+            }
+            None => "--schema-mode tool asks for a forced tool".to_string(),
         };
         return Some(format!(
             "--schema through Batch Inference needs native structured output, and {why}: AWS fails every Converse batch record that carries a toolConfig (with a 400, hours later). Run it with --via on-demand (the forced tool works there), or use a model with native structured output"
@@ -49,9 +55,6 @@ pub async fn build(
     stops: &Stops,
     retried: RecordSet,
 ) -> Result<Built, RunError> {
-    if let Some(refusal) = batch_refusal(config) {
-        return Err(RunError::Usage(refusal));
-    }
     let spec = &config.lanes[0];
     let mut servers = Vec::new();
     let (local_url, s3_endpoint) = match spec.endpoint {

@@ -62,6 +62,12 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     if config.dry_run {
         return dry_run::run(config, records).await;
     }
+    // What a create call would refuse is refused before the run directory is touched.
+    if config.via == crate::cli::Via::Batch
+        && let Some(refusal) = batch::batch_refusal(&config)
+    {
+        return Err(RunError::Usage(refusal));
+    }
     let opened = open_run_dir(&config)?;
     let request = &config.request;
     let route = match config.via {
