@@ -63,10 +63,11 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         return dry_run::run(config, records).await;
     }
     // What a create call would refuse is refused before the run directory is touched.
-    if config.via == crate::cli::Via::Batch
-        && let Some(refusal) = batch::batch_refusal(&config)
-    {
-        return Err(RunError::Usage(refusal));
+    if config.via == crate::cli::Via::Batch {
+        if let Some(refusal) = batch::batch_refusal(&config) {
+            return Err(RunError::Usage(refusal));
+        }
+        tiered_record(&config)?;
     }
     let opened = open_run_dir(&config)?;
     let request = &config.request;
@@ -172,6 +173,25 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+/// Refuses a `--via batch` run whose job file asks for a service tier on any record:
+/// Batch Inference is not a tier, and finding out record by record would upload the rest.
+/// One pass over the file, a record at a time.
+fn tiered_record(config: &RunConfig) -> Result<(), RunError> {
+    for record in job::read(&config.job_path, config.format)? {
+        let Ok(record) = record? else { continue };
+        let tier = record.fields.get("service_tier");
+        if tier.is_some_and(|t| !t.is_null() && t.as_str() != Some("")) {
+            return Err(RunError::Usage(format!(
+                "{} line {}: the record asks for service_tier {}, and Batch Inference is not a service tier; drop the field, or run on demand (--via on-demand)",
+                config.job_path.display(),
+                record.line,
+                tier.map(|t| t.to_string()).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The fetchers of media named by URL: http and https, and s3 with the run's S3 client
