@@ -392,6 +392,13 @@ impl RunConfig {
                     "--service-tier applies to model calls, not to knowledge-base modes".into(),
                 );
             }
+            // AWS would answer every call ValidationException: say so before the first.
+            if catalogue::tier(&model, tier) == Offer::No {
+                return Err(format!(
+                    "{model} is not offered in the {} service tier (AWS's model cards list each model's tiers; src/catalogue.rs has them): drop --service-tier, or use a model that offers it (gpt-oss, Qwen3, DeepSeek, Nova Pro / 2 Lite...); for Claude, Batch Inference (--via batch) is the discounted route",
+                    tier.as_str()
+                ));
+            }
         }
         let lanes = lanes(args)?;
         let shard = shard(args, |name| std::env::var(name).ok())?;
