@@ -581,8 +581,24 @@ pub fn usage_text(u: &Usage) -> String {
 
 /// `$1.2345`, or what is known when some prices are missing.
 pub fn cost_text(summary: &Summary) -> String {
+    // With tiers in play, each tier's part: "$0.0123 (flex $0.0100, default $0.0023)".
+    let tiers = || {
+        let parts: Vec<String> = summary
+            .by_tier
+            .iter()
+            .map(|(tier, lines)| match lines.cost_usd {
+                Some(cost) => format!("{tier} ${cost:.4}"),
+                None => format!("{tier} unknown"),
+            })
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    };
     match (summary.cost_usd, summary.cost_partial_usd) {
-        (Some(cost), _) => format!("${cost:.4}"),
+        (Some(cost), _) => format!("${cost:.4}{}", tiers()),
         (None, Some(partial)) if partial > 0.0 => format!(
             "partial: ${partial:.4} for priced models; no price for {} (give one with --prices FILE)",
             summary.unpriced_models.join(", ")
