@@ -503,11 +503,14 @@ pub struct RunArgs {
     /// Inference jobs (half the price, answers within hours, at least 100 records a job);
     /// `auto`, batch when at least 100 records are left to send, else on-demand. A batch
     /// run resumes like any other: rerun the same command to poll and collect its jobs.
+    /// Given twice, the last one counts (append `--retry-failed --via on-demand` to the
+    /// batch command to finish its leftovers now).
     #[arg(
         long,
         help_heading = "Batch Inference",
         value_enum,
-        default_value = "on-demand"
+        default_value = "on-demand",
+        overrides_with = "via"
     )]
     pub via: Via,
     /// Where batch input and output go: s3://BUCKET/PREFIX (the run adds RUN_ID/input/ and

@@ -123,7 +123,10 @@ fn report(args: ReportArgs) -> Result<u8, Failure> {
         .map(runs::parse_since)
         .transpose()
         .map_err(Failure::usage)?;
-    let summaries = runs::read_runs(&args.run_dirs).map_err(Failure::usage)?;
+    let (summaries, skipped) = runs::read_runs(&args.run_dirs).map_err(Failure::usage)?;
+    for why in skipped {
+        eprintln!("warning: {why}");
+    }
     let rows = runs::rows(&summaries, args.by, since);
     let text = runs::render(&rows, args.by, args.format).map_err(Failure::usage)?;
     emit(&text)

@@ -56,7 +56,7 @@ async fn inference_profiles_are_priced_as_their_base_model() {
 async fn unknown_prices_are_null_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let job = write_job(work.path(), "job.jsonl", 3);
-    let model = "qwen.qwen3-32b-v1:0";
+    let model = "qwen.qwen9-32b-v1:0";
     let out = bb(
         work.path(),
         &["run", &job, "--model", model, "--local", "--out", "run"],
@@ -69,7 +69,7 @@ async fn unknown_prices_are_null_with_a_warning() {
         "{err}"
     );
     assert!(
-        err.contains("cost: unknown: no price for qwen.qwen3-32b-v1:0"),
+        err.contains("cost: unknown: no price for qwen.qwen9-32b-v1:0"),
         "{err}"
     );
     let s = summary(work.path(), "run");
@@ -402,11 +402,12 @@ async fn every_id_form_costs_its_hand_computation_and_report_agrees() {
             output: 0.30,
             variant: "on_demand",
         },
+        // Nova 2 Lite: 10% more outside global. (0.33 / 2.75 against 0.30 / 2.50).
         Expected {
             model: "us.amazon.nova-2-lite-v1:0",
-            input: 0.30,
-            output: 2.50,
-            variant: "on_demand",
+            input: 0.33,
+            output: 2.75,
+            variant: "on_demand+regional",
         },
     ];
     let mut dirs = Vec::new();

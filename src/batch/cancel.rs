@@ -31,6 +31,32 @@ pub async fn cancel(
                 run_dir.display()
             )
         })?;
+    let running: Vec<&state::PartState> = state
+        .parts
+        .iter()
+        .filter(|p| p.job_arn.is_some() && !p.ended())
+        .collect();
+    if running.is_empty() {
+        eprintln!(
+            "nothing to cancel: {} has no Batch Inference job that has not ended ({} job(s) in all)",
+            run_dir.display(),
+            state.parts.iter().filter(|p| p.job_arn.is_some()).count()
+        );
+        return Ok(Cancelled {
+            already_ended: state.parts.len(),
+            ..Cancelled::default()
+        });
+    }
+    if state.local && endpoint_url.is_none() {
+        eprintln!(
+            "nothing to cancel: {} ran its jobs on the built-in server of --local, which ends with the run that started it; rerun the run's command to send their records again",
+            run_dir.display()
+        );
+        return Ok(Cancelled {
+            already_ended: running.len(),
+            ..Cancelled::default()
+        });
+    }
     let endpoint = match endpoint_url
         .map(str::to_string)
         .or(state.endpoint_url.clone())

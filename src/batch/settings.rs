@@ -52,8 +52,12 @@ pub fn is_role_arn(arn: &str) -> bool {
 pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, String> {
     let batch_flags = args.s3.is_some() || args.role_arn.is_some();
     if args.via == Via::OnDemand {
+        // Nothing is sent or paid differently for them: the previous command with one flag
+        // changed (`--via on-demand` to finish a batch run now) must work as copied.
         if batch_flags {
-            return Err("--s3 and --role-arn are for --via batch or --via auto".into());
+            eprintln!(
+                "warning: --s3 and --role-arn are for --via batch or auto: ignored by this on-demand run"
+            );
         }
         return Ok(None);
     }

@@ -35,6 +35,10 @@ pub struct BatchState {
     pub region: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// The jobs ran on the built-in server of `--local`, which lives only as long as the
+    /// run that started it: they end with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
     /// `s3://BUCKET/PREFIX` as given.
     pub s3: String,
     pub role_arn: String,
@@ -105,7 +109,7 @@ pub fn part_name(index: u32) -> String {
 
 /// The directory of the local copies of the parts (input lines and record sidecars).
 pub fn parts_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("batch")
+    run_dir.join(crate::vocab::BATCH_DIR)
 }
 
 pub fn read(run_dir: &Path) -> Result<Option<BatchState>, StoreError> {
@@ -134,6 +138,23 @@ impl BatchState {
             .iter()
             .filter(|p| !p.collected && (p.job_arn.is_some() || p.status == PREPARED))
             .collect()
+    }
+
+    /// Forgets the parts whose jobs were created but not collected, with their local
+    /// files, and returns how many jobs and records that was: for a `--local` run, whose
+    /// jobs ended with the built-in server of the run that created them. Their records
+    /// are no part's members any more, so the run sends them again in new parts.
+    pub fn forget_lost_jobs(&mut self, run_dir: &Path) -> (usize, u64) {
+        let dir = parts_dir(run_dir);
+        let (lost, kept): (Vec<PartState>, Vec<PartState>) = std::mem::take(&mut self.parts)
+            .into_iter()
+            .partition(|p| !p.collected && p.job_arn.is_some());
+        self.parts = kept;
+        for part in &lost {
+            let _ = std::fs::remove_file(super::parts::input_path(&dir, part.index));
+            let _ = std::fs::remove_file(super::parts::sidecar_path(&dir, part.index));
+        }
+        (lost.len(), lost.iter().map(|p| p.records).sum())
     }
 
     pub fn reports(&self) -> Vec<BatchJobReport> {
@@ -180,6 +201,7 @@ mod tests {
             run_id: new_run_id(),
             region: "us-east-1".into(),
             endpoint_url: None,
+            local: false,
             s3: "s3://b/p".into(),
             role_arn: "arn:aws:iam::123456789012:role/r".into(),
             parts: vec![

@@ -50,26 +50,41 @@ pub struct RunSummary {
     pub summary: Summary,
 }
 
-pub fn read_runs(dirs: &[PathBuf]) -> Result<Vec<RunSummary>, String> {
-    dirs.iter()
-        .map(|dir| {
-            let path = dir.join(SUMMARY_FILE);
-            let text = std::fs::read_to_string(&path).map_err(|err| {
-                format!(
-                    "cannot read {}: {err} (is {} a bedrock-batch run directory?)",
-                    path.display(),
-                    dir.display()
-                )
-            })?;
-            let summary = serde_json::from_str(&text).map_err(|err| {
-                format!("{} is not a bedrock-batch summary: {err}", path.display())
-            })?;
-            Ok(RunSummary {
+/// The summaries of `dirs`, and a warning for each directory that has none it can read (a
+/// run refused before it started, a run still in its first seconds, another folder caught
+/// by a glob): one bad directory must not blank a nightly report. An error only when no
+/// directory has a summary.
+pub fn read_runs(dirs: &[PathBuf]) -> Result<(Vec<RunSummary>, Vec<String>), String> {
+    let mut runs = Vec::new();
+    let mut skipped = Vec::new();
+    for dir in dirs {
+        let path = dir.join(SUMMARY_FILE);
+        let summary = std::fs::read_to_string(&path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))
+            .and_then(|text| {
+                serde_json::from_str(&text).map_err(|err| {
+                    format!("{} is not a bedrock-batch summary: {err}", path.display())
+                })
+            });
+        match summary {
+            Ok(summary) => runs.push(RunSummary {
                 dir: dir.clone(),
                 summary,
-            })
-        })
-        .collect()
+            }),
+            Err(why) => skipped.push(format!("skipping {}: {why}", dir.display())),
+        }
+    }
+    if runs.is_empty() {
+        return Err(format!(
+            "no run directory to report: {}",
+            if skipped.is_empty() {
+                "none given".to_string()
+            } else {
+                skipped.join("; ")
+            }
+        ));
+    }
+    Ok((runs, skipped))
 }
 
 pub fn day_of(unix: u64) -> String {

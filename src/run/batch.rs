@@ -49,6 +49,26 @@ pub fn batch_refusal(config: &RunConfig) -> Option<String> {
     })
 }
 
+/// A `--local` run's earlier state, without the jobs its built-in server took with it
+/// when that run ended (they cannot be polled or collected: the server ran inside the run):
+/// their records go again, and the user is told so. Saved at once, so `--retry-failed` and
+/// a plain rerun see the same.
+pub fn local_jobs_lost(config: &RunConfig, mut state: BatchState) -> Result<BatchState, RunError> {
+    if !state.local {
+        return Ok(state);
+    }
+    let (jobs, records) = state.forget_lost_jobs(&config.out_dir);
+    if jobs > 0 {
+        state::write(&config.out_dir, &state)?;
+        if !config.quiet {
+            eprintln!(
+                "the built-in server's {jobs} Batch Inference job(s) ended with the run that created them (--local runs its server inside bedrock-batch): their {records} records are sent again"
+            );
+        }
+    }
+    Ok(state)
+}
+
 pub async fn build(
     config: &RunConfig,
     settings: &BatchSettings,
@@ -88,7 +108,7 @@ pub async fn build(
                     earlier.role_arn
                 )));
             }
-            earlier
+            local_jobs_lost(config, earlier)?
         }
         None => BatchState {
             version: 1,
@@ -98,6 +118,7 @@ pub async fn build(
                 Endpoint::Url(url) => Some(url.clone()),
                 _ => None,
             },
+            local: spec.endpoint == Endpoint::Local,
             s3,
             role_arn: settings.role_arn.clone(),
             parts: Vec::new(),

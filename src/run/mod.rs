@@ -224,7 +224,9 @@ fn choose_batch<'a>(
     config: &'a RunConfig,
     opened: &OpenRunDir,
 ) -> Result<Option<&'a crate::batch::BatchSettings>, RunError> {
-    let earlier = crate::batch::state::read(&config.out_dir)?;
+    let earlier = crate::batch::state::read(&config.out_dir)?
+        .map(|state| batch::local_jobs_lost(config, state))
+        .transpose()?;
     let unfinished = earlier.as_ref().map_or(0, |state| state.unfinished().len());
     let Some(settings) = &config.batch else {
         if unfinished > 0 {
@@ -292,6 +294,17 @@ fn open_run_dir(config: &RunConfig) -> Result<OpenRunDir, RunError> {
     if !config.quiet {
         if let Some(aside) = &opened.moved_aside {
             eprintln!("--fresh: the earlier run was moved to {}", aside.display());
+            let unfinished = crate::batch::state::read(aside)
+                .ok()
+                .flatten()
+                .map_or(0, |state| state.unfinished().len());
+            if unfinished > 0 {
+                eprintln!(
+                    "--fresh: its {} Batch Inference job(s) may still be running (and billing): `bedrock-batch cancel {}` stops them",
+                    unfinished,
+                    aside.display()
+                );
+            }
         }
         if opened.earlier.is_some() {
             eprintln!(

@@ -17,7 +17,7 @@ use super::state::{
 use crate::report::prices::{PriceTable, Route};
 use crate::report::summary::{Summary, Totals};
 use crate::vocab::Usage;
-use crate::vocab::{RESULTS_FILE, SUMMARY_FILE};
+use crate::vocab::{BATCH_DIR, RESULTS_FILE, SCHEMA_FILE, SUMMARY_FILE};
 
 /// A RUN_DIR ready to be written.
 pub struct OpenRunDir {
@@ -54,15 +54,30 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     }
 }
 
-/// Moves an earlier run's files into RUN_DIR/previous-<unix time>/.
+/// What an earlier run leaves in RUN_DIR besides `state/`: its results, summary and schema,
+/// and the Batch Inference parts and sidecars (`batch/`).
+const RUN_FILES: [&str; 4] = [RESULTS_FILE, SUMMARY_FILE, SCHEMA_FILE, BATCH_DIR];
+
+/// Moves every piece of an earlier run into RUN_DIR/previous-<unix time>/: the files of
+/// [`RUN_FILES`] and everything in `state/` but the lock this run holds (the checkpoint,
+/// the manifest, a Batch Inference run's jobs...), so nothing of it is resumed, polled or
+/// collected by the new run.
 fn move_aside(run_dir: &Path) -> Result<Option<PathBuf>, StoreError> {
-    let candidates = [
-        run_dir.join(RESULTS_FILE),
-        run_dir.join(SUMMARY_FILE),
-        state_dir(run_dir).join(state::MANIFEST_FILE),
-        state_dir(run_dir).join(state::CHECKPOINT_FILE),
-    ];
-    if !candidates.iter().any(|p| p.exists()) {
+    let state = state_dir(run_dir);
+    let mut candidates: Vec<(PathBuf, PathBuf)> = RUN_FILES
+        .iter()
+        .map(|name| (run_dir.join(name), PathBuf::from(name)))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(&state) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name != state::LOCK_FILE {
+                candidates.push((entry.path(), Path::new(state::STATE_DIR).join(name)));
+            }
+        }
+    }
+    candidates.retain(|(path, _)| path.exists());
+    if candidates.is_empty() {
         return Ok(None);
     }
     let mut aside = run_dir.join(format!("previous-{}", crate::vocab::unix_now()));
@@ -71,10 +86,9 @@ fn move_aside(run_dir: &Path) -> Result<Option<PathBuf>, StoreError> {
         aside = run_dir.join(format!("previous-{}-{n}", crate::vocab::unix_now()));
         n += 1;
     }
-    std::fs::create_dir_all(&aside).map_err(io_error(&aside))?;
-    for path in candidates.iter().filter(|p| p.exists()) {
-        let name = path.file_name().unwrap_or_default();
-        let target = aside.join(name);
+    std::fs::create_dir_all(aside.join(state::STATE_DIR)).map_err(io_error(&aside))?;
+    for (path, relative) in &candidates {
+        let target = aside.join(relative);
         std::fs::rename(path, &target).map_err(io_error(path))?;
     }
     Ok(Some(aside))

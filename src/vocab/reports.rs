@@ -98,3 +98,6 @@ pub const SUMMARY_FILE: &str = "summary.json";
 
 /// The `--schema` of a run, kept in RUN_DIR for `export`.
 pub const SCHEMA_FILE: &str = "schema.json";
+
+/// A Batch Inference run's local copies of its parts, in RUN_DIR.
+pub const BATCH_DIR: &str = "batch";
