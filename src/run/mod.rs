@@ -25,6 +25,7 @@ mod feed;
 mod interrupt;
 mod on_demand;
 mod resolve;
+mod setup;
 
 /// Ctrl-C or SIGTERM; the local server waits for it too.
 pub use interrupt::next_signal;
@@ -58,6 +59,7 @@ impl RunError {
 
 /// Runs the job; returns the exit code.
 pub async fn run(config: RunConfig) -> Result<u8, RunError> {
+    setup::check(&config)?;
     let records = job::read(&config.job_path, config.format)?;
     if config.dry_run {
         return dry_run::run(config, records).await;

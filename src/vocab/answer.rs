@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::request::ServiceTier;
+use super::tier::ServiceTier;
 
 /// Token usage as results and summaries report it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -7,6 +7,7 @@ mod answer;
 mod outcome;
 mod reports;
 mod request;
+mod tier;
 
 pub use answer::{Answer, Citation, Passage, Source, Usage};
 pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord, RegionTries};
@@ -16,5 +17,6 @@ pub use reports::{
 };
 pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,
-    Prompt, RecordMeta, ServiceTier, Shard, Task,
+    Prompt, RecordMeta, Shard, Task,
 };
+pub use tier::ServiceTier;

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::answer::{Answer, Usage};
-use super::request::{RecordMeta, ServiceTier};
+use super::request::RecordMeta;
+use super::tier::ServiceTier;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

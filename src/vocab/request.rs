@@ -9,6 +9,7 @@ use aws_sdk_bedrockruntime::types::Message;
 use serde_json::{Map, Value};
 
 use super::answer::Usage;
+use super::tier::ServiceTier;
 
 /// What kind of call each record becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -24,54 +25,6 @@ pub enum Mode {
     Retrieve,
     /// Knowledge Bases RetrieveAndGenerate: an answer with its citations.
     Rag,
-}
-
-/// Bedrock's service tiers for on-demand calls (`serviceTier.type` in Converse, the
-/// `X-Amzn-Bedrock-Service-Tier` header of InvokeModel). Batch Inference is not a tier.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceTier {
-    /// The standard tier: what a call without a tier gets.
-    #[default]
-    Default,
-    /// Faster answers and first claim on capacity, at a premium.
-    Priority,
-    /// Discounted, slower, and shed first when capacity is short: for work that can wait.
-    Flex,
-}
-
-impl ServiceTier {
-    /// The wire name (`default`, `priority`, `flex`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceTier::Default => "default",
-            ServiceTier::Priority => "priority",
-            ServiceTier::Flex => "flex",
-        }
-    }
-
-    /// The tier named `text` on the wire; `None` for any other name.
-    pub fn parse(text: &str) -> Option<ServiceTier> {
-        match text {
-            "default" => Some(ServiceTier::Default),
-            "priority" => Some(ServiceTier::Priority),
-            "flex" => Some(ServiceTier::Flex),
-            _ => None,
-        }
-    }
 }
 
 /// Who a result line belongs to.

@@ -10,6 +10,7 @@
 //! providers are left out: a run's price does not depend on them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -17,28 +18,28 @@ use super::file::FileEntry;
 use super::{LongContext, Rates};
 use crate::model_id::{ModelId, Scope};
 
-/// The format of a `--prices` JSON file, told from its shape.
-pub(super) enum Shape {
-    /// `{"models": {...}}`: our own.
-    Ours,
-    /// An object of entries with `litellm_provider`.
-    LiteLlm,
-    /// An array of providers with `models`: genai-prices' data file.
-    GenaiPrices,
-}
-
-pub(super) fn shape(value: &Value) -> Shape {
-    match value {
-        Value::Array(_) => Shape::GenaiPrices,
+/// Our entries of a `--prices` JSON file of the ecosystem's, told from its shape: an object
+/// of entries with `litellm_provider` is LiteLLM's, an array of providers genai-prices'.
+/// Any other file comes back as it was, to be read as ours.
+pub(super) fn read(path: &Path, file: Value) -> Result<BTreeMap<String, FileEntry>, Value> {
+    match file {
         Value::Object(map)
             if !map.contains_key("models")
                 && map
                     .values()
                     .any(|entry| entry.get("litellm_provider").is_some()) =>
         {
-            Shape::LiteLlm
+            Ok(litellm(
+                &map,
+                &format!("LiteLLM price file {}", path.display()),
+            ))
         }
-        _ => Shape::Ours,
+        Value::Array(providers) => {
+            let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+            let source = format!("genai-prices data file {}", path.display());
+            Ok(genai_prices(&providers, &source, &today))
+        }
+        other => Err(other),
     }
 }
 

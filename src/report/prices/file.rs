@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::ecosystem::{self, Shape};
 use super::{BatchPrice, LongContext, Price, Rates};
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +123,9 @@ impl FileEntry {
 }
 
 /// The entries of the prices file at `path`, as written.
-pub(super) fn read(path: &Path) -> Result<BTreeMap<String, FileEntry>, PricesError> {
+/// `value` (our JSON shape, or an ecosystem file read as [`super::ecosystem`] entries), or
+/// the text of our TOML, as entries.
+pub(super) fn read(path: &Path) -> Result<Read, PricesError> {
     let text = std::fs::read_to_string(path).map_err(|error| PricesError::Read {
         path: path.to_path_buf(),
         error,
@@ -132,40 +133,37 @@ pub(super) fn read(path: &Path) -> Result<BTreeMap<String, FileEntry>, PricesErr
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let format_error = |message: String| PricesError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
     if !is_json {
         let file: PricesFile =
-            toml::from_str(&text).map_err(|err| format_error(err.to_string()))?;
-        return Ok(file.models);
+            toml::from_str(&text).map_err(|err| format_error(path, err.to_string()))?;
+        return Ok(Read::Entries(file.models));
     }
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|err| format_error(err.to_string()))?;
-    let entries = match (ecosystem::shape(&value), value) {
-        (Shape::LiteLlm, serde_json::Value::Object(map)) => {
-            let source = format!("LiteLLM price file {}", path.display());
-            ecosystem::litellm(&map, &source)
-        }
-        (Shape::GenaiPrices, serde_json::Value::Array(providers)) => {
-            let source = format!("genai-prices data file {}", path.display());
-            let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-            ecosystem::genai_prices(&providers, &source, &today)
-        }
-        (_, value) => {
-            let file: PricesFile =
-                serde_json::from_value(value).map_err(|err| format_error(err.to_string()))?;
-            return Ok(file.models);
-        }
-    };
-    if entries.is_empty() {
-        return Err(format_error(
-            "it looks like a LiteLLM or genai-prices file, but has no Bedrock entry with a price"
-                .to_string(),
-        ));
+    serde_json::from_str(&text)
+        .map(Read::Json)
+        .map_err(|err| format_error(path, err.to_string()))
+}
+
+/// A `--prices` file as read: our entries, or JSON whose shape decides its format.
+pub(super) enum Read {
+    Entries(BTreeMap<String, FileEntry>),
+    Json(serde_json::Value),
+}
+
+/// Our entries in JSON.
+pub(super) fn ours(
+    path: &Path,
+    value: serde_json::Value,
+) -> Result<BTreeMap<String, FileEntry>, PricesError> {
+    let file: PricesFile =
+        serde_json::from_value(value).map_err(|err| format_error(path, err.to_string()))?;
+    Ok(file.models)
+}
+
+pub(super) fn format_error(path: &Path, message: String) -> PricesError {
+    PricesError::Format {
+        path: path.to_path_buf(),
+        message,
     }
-    Ok(entries)
 }
 
 /// `entry` over `base` (the entry its model resolved to before it), checked.

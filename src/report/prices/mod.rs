@@ -342,6 +342,21 @@ impl Charge {
     }
 }
 
+/// The entries of the `--prices` file at `path`, whichever format it is in.
+fn read_entries(path: &Path) -> Result<BTreeMap<String, file::FileEntry>, PricesError> {
+    match file::read(path)? {
+        file::Read::Entries(entries) => Ok(entries),
+        file::Read::Json(value) => match ecosystem::read(path, value) {
+            Ok(entries) if entries.is_empty() => Err(PricesError::Format {
+                path: path.to_path_buf(),
+                message: "it looks like a LiteLLM or genai-prices file, but has no Bedrock entry with a price".to_string(),
+            }),
+            Ok(entries) => Ok(entries),
+            Err(value) => file::ours(path, value),
+        },
+    }
+}
+
 /// A model id as a table key: the parts of a [`ModelId`] an entry gives; a missing date or
 /// version matches every one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,7 +507,7 @@ impl PriceTable {
 
     fn add_file(&mut self, path: &Path, rank: usize) -> Result<(), PricesError> {
         let mut keyed = Vec::new();
-        for (name, entry) in file::read(path)? {
+        for (name, entry) in read_entries(path)? {
             let key = Key::parse(&name).ok_or_else(|| PricesError::Key {
                 path: path.to_path_buf(),
                 key: name.clone(),
