@@ -218,9 +218,12 @@ async fn output_lines(s3: &S3, key: &str) -> BTreeMap<String, Value> {
     lines
 }
 
+/// An answer without what only an on-demand call reports: its latency and the service
+/// tier that served it (Batch Inference is not a tier).
 fn without_metrics(mut body: Value) -> Value {
     if let Some(object) = body.as_object_mut() {
         object.remove("metrics");
+        object.remove("serviceTier");
     }
     body
 }
