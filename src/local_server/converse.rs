@@ -344,13 +344,7 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
         None => None,
         Some(tier) => match tier.get("type") {
             Some(Value::String(name)) => Some(name.clone()),
-            None if tier.is_object() => {
-                return Err(structured::constraint(
-                    &Value::Null,
-                    "serviceTier.type",
-                    "not be null",
-                ));
-            }
+            None if tier.is_object() => return Err(ApiError::missing("serviceTier.type")),
             _ => {
                 return Err(ApiError::validation(
                     "serviceTier must be an object whose type is a string",

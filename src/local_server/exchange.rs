@@ -22,7 +22,6 @@ use super::model::{self, Answer, Route, ToolUse, Work};
 use super::native;
 use super::request_id;
 use super::state::{InFlight, Shared, body_hash};
-use super::structured;
 use super::text::stream_pieces;
 use super::tier;
 use crate::catalogue::{self, Offer};
@@ -502,7 +501,7 @@ fn count_input_tokens(shared: &Shared, model_id: &str, body: &[u8]) -> Result<u6
         .map_err(|err| ApiError::validation(format!("Malformed request body: {err}")))?;
     let input = request
         .get("input")
-        .ok_or_else(|| structured::constraint(&Value::Null, "input", "not be null"))?;
+        .ok_or_else(|| ApiError::missing("input"))?;
     let (kind, value) = input
         .as_object()
         .filter(|members| members.len() == 1)
@@ -526,9 +525,9 @@ fn count_input_tokens(shared: &Shared, model_id: &str, body: &[u8]) -> Result<u6
             )
         }
         "invokeModel" => {
-            let encoded = value.get("body").ok_or_else(|| {
-                structured::constraint(&Value::Null, "input.invokeModel.body", "not be null")
-            })?;
+            let encoded = value
+                .get("body")
+                .ok_or_else(|| ApiError::missing("input.invokeModel.body"))?;
             let encoded = encoded.as_str().ok_or_else(|| {
                 ApiError::validation("input.invokeModel.body must be a base64-encoded string")
             })?;

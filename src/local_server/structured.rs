@@ -1,23 +1,10 @@
 //! Native structured output: Converse's `outputConfig.textFormat` validated as Bedrock
 //! validates it (a `json_schema` format whose `schema` is a JSON Schema, as JSON text,
-//! with an object at the top), and the smithy wording of the violations it shares with
-//! other members.
+//! with an object at the top).
 
 use serde_json::Value;
 
 use super::api_error::ApiError;
-
-/// Smithy's wording of one constraint violation, as Bedrock's front end sends it.
-pub fn constraint(value: &Value, path: &str, constraint: &str) -> ApiError {
-    let shown = match value {
-        Value::Null => "null".to_string(),
-        Value::String(s) => format!("'{s}'"),
-        other => format!("'{other}'"),
-    };
-    ApiError::validation(format!(
-        "1 validation error detected: Value {shown} at '{path}' failed to satisfy constraint: Member must {constraint}"
-    ))
-}
 
 /// The JSON Schema that `outputConfig` asks the answer to conform to, or `None` when it
 /// sets no `textFormat` (only `effort`, say).
@@ -35,23 +22,18 @@ pub fn parse(output_config: &Value) -> Result<Option<Value>, ApiError> {
     match format.get("type") {
         Some(Value::String(kind)) if kind == "json_schema" => {}
         Some(other) => {
-            return Err(constraint(
-                other,
+            let shown = other.as_str().map_or(other.to_string(), str::to_string);
+            return Err(ApiError::constraint(
+                Some(&shown),
                 &format!("{path}.type"),
                 "satisfy enum value set: [json_schema]",
             ));
         }
-        None => {
-            return Err(constraint(
-                &Value::Null,
-                &format!("{path}.type"),
-                "not be null",
-            ));
-        }
+        None => return Err(ApiError::missing(&format!("{path}.type"))),
     }
     let structure = format
         .get("structure")
-        .ok_or_else(|| constraint(&Value::Null, &format!("{path}.structure"), "not be null"))?;
+        .ok_or_else(|| ApiError::missing(&format!("{path}.structure")))?;
     let definition = match structure.as_object() {
         Some(members) if members.len() == 1 && members.contains_key("jsonSchema") => {
             &members["jsonSchema"]
@@ -74,13 +56,7 @@ pub fn parse(output_config: &Value) -> Result<Option<Value>, ApiError> {
     }
     let text = match definition.get("schema") {
         Some(Value::String(text)) => text,
-        None => {
-            return Err(constraint(
-                &Value::Null,
-                &format!("{path}.schema"),
-                "not be null",
-            ));
-        }
+        None => return Err(ApiError::missing(&format!("{path}.schema"))),
         Some(_) => {
             return Err(ApiError::validation(format!(
                 "{path}.schema must be a string holding the JSON schema as JSON text"
