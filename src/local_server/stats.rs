@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// A snapshot of the server's counters since start or the last `POST /_local/reset`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Every request that reached a model route.
+    /// Every request that reached a model route, CountTokens included.
     pub requests: u64,
     /// Responses by HTTP status (a reset connection has none and is counted in `faults`).
     pub by_status: BTreeMap<u16, u64>,
