@@ -604,7 +604,8 @@ pub struct LocalServerArgs {
     /// Share of streams cut halfway by a throttlingException frame.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub stream_throttle_rate: f64,
-    /// Share of forced tool answers whose input breaks the tool's schema.
+    /// Share of forced tool answers and structured-output (`outputConfig`) answers that
+    /// break their schema.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub schema_violation_rate: f64,
     /// Answer AccessDeniedException for model ids matching PATTERN (`*` wildcards; matched

@@ -218,9 +218,12 @@ async fn output_lines(s3: &S3, key: &str) -> BTreeMap<String, Value> {
     lines
 }
 
+/// An answer without what only an on-demand call reports: its latency and the service
+/// tier that served it (Batch Inference is not a tier).
 fn without_metrics(mut body: Value) -> Value {
     if let Some(object) = body.as_object_mut() {
         object.remove("metrics");
+        object.remove("serviceTier");
     }
     body
 }
@@ -319,6 +322,58 @@ async fn a_converse_job_runs_to_completion_through_s3() {
     let stats = server.stats();
     assert_eq!(stats.batch.by_status.get("Completed"), Some(&1));
     assert_eq!(stats.batch.records_processed, 150);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn converse_records_with_tools_fail_and_structured_records_are_answered() {
+    const SONNET: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let server = server(ServerConfig {
+        batch_min_records: 10,
+        ..config()
+    })
+    .await;
+    let (bedrock, s3) = (bedrock_client(&server), s3_client(&server));
+    let schema = json!({"type": "object", "properties": {
+        "category": {"type": "string", "enum": ["billing", "bug", "other"]},
+        "urgency": {"type": "integer", "minimum": 1, "maximum": 5}},
+        "required": ["category", "urgency"]});
+    let mut records = converse_records(10);
+    records[3].1["toolConfig"] = json!({"tools": [{"toolSpec": {"name": "record_output",
+        "inputSchema": {"json": schema}}}], "toolChoice": {"tool": {"name": "record_output"}}});
+    records[5].1["outputConfig"] = json!({"textFormat": {"type": "json_schema",
+        "structure": {"jsonSchema": {"schema": schema.to_string(), "name": "ticket"}}}});
+    put(&s3, "in/part-00001.jsonl", jsonl(&records)).await;
+    let spec = JobSpec {
+        name: "converse-tools",
+        model: SONNET,
+        ..JobSpec::default()
+    };
+    let arn = create(&bedrock, &spec).await.expect("create");
+    let job = wait_ended(&bedrock, &arn).await;
+    assert_eq!(job.status(), Some(&ModelInvocationJobStatus::Completed));
+    assert_eq!(job.success_record_count(), Some(9));
+    assert_eq!(job.error_record_count(), Some(1));
+    let lines = output_lines(&s3, &format!("out/{}/part-00001.jsonl.out", job_id(&arn))).await;
+    let refused = &lines[&records[3].0];
+    assert_eq!(refused["error"]["errorCode"], 400);
+    assert_eq!(
+        refused["error"]["errorMessage"],
+        "Tool use isn't supported in batch inference jobs with the Converse API. Remove toolConfig from the record's modelInput and try again."
+    );
+    assert!(refused.get("modelOutput").is_none());
+    let structured =
+        &lines[&records[5].0]["modelOutput"]["output"]["message"]["content"][0]["text"];
+    let data: Value = serde_json::from_str(structured.as_str().expect("a text block")).unwrap();
+    assert!(
+        jsonschema::validator_for(&schema).unwrap().is_valid(&data),
+        "{data}"
+    );
+    for (i, (record_id, _)) in records.iter().enumerate() {
+        if i != 3 {
+            assert!(lines[record_id]["modelOutput"].is_object(), "{record_id}");
+        }
+    }
     server.shutdown().await;
 }
 

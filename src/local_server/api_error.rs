@@ -85,6 +85,21 @@ impl ApiError {
         ApiError::new(ErrorKind::Validation, message)
     }
 
+    /// Smithy's wording of one constraint violation, as Bedrock's front end sends it:
+    /// `value` breaks `rule` ("satisfy enum value set: [a, b]") at `field`; `None` for a
+    /// member that is missing.
+    pub fn constraint(value: Option<&str>, field: &str, rule: &str) -> ApiError {
+        let value = value.map_or("null".to_string(), |v| format!("'{v}'"));
+        ApiError::validation(format!(
+            "1 validation error detected: Value {value} at '{field}' failed to satisfy constraint: Member must {rule}"
+        ))
+    }
+
+    /// A required member that is missing.
+    pub fn missing(field: &str) -> ApiError {
+        ApiError::constraint(None, field, "not be null")
+    }
+
     /// The JSON body Bedrock sends with an error.
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({ "message": self.message }))

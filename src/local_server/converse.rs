@@ -1,12 +1,14 @@
 //! Converse and ConverseStream requests: validated like Bedrock validates them, with
 //! messages that name the offending field, and reduced to what the fake model needs (the
-//! prompt, the input-token count, `maxTokens`, stop sequences and the cache points).
+//! prompt, the input-token count, `maxTokens`, stop sequences, the cache points, the
+//! forced tool, the structured-output schema and the service tier asked for).
 
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::api_error::ApiError;
 use super::attachments::{Attachment, check_counts, check_document, check_image, decode_base64};
+use super::structured;
 use super::text::count_tokens;
 use super::tools::{self, ForcedTool};
 
@@ -31,6 +33,10 @@ pub struct ConverseRequest {
     pub attachments: Vec<Attachment>,
     /// The tool the model must call (`toolChoice` `tool`, or `any` with the first tool).
     pub forced_tool: Option<ForcedTool>,
+    /// The JSON Schema of `outputConfig.textFormat`: the answer's text must conform to it.
+    pub output_schema: Option<Value>,
+    /// `serviceTier.type` as sent, not yet checked against the tiers.
+    pub service_tier: Option<String>,
 }
 
 /// Walks the request in order, counting tokens and hashing the content so far.
@@ -330,6 +336,23 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
         ));
     }
 
+    let output_schema = match request.get("outputConfig") {
+        Some(config) => structured::parse(config)?,
+        None => None,
+    };
+    let service_tier = match request.get("serviceTier") {
+        None => None,
+        Some(tier) => match tier.get("type") {
+            Some(Value::String(name)) => Some(name.clone()),
+            None if tier.is_object() => return Err(ApiError::missing("serviceTier.type")),
+            _ => {
+                return Err(ApiError::validation(
+                    "serviceTier must be an object whose type is a string",
+                ));
+            }
+        },
+    };
+
     Ok(ConverseRequest {
         input_tokens: walk.tokens,
         max_tokens,
@@ -338,6 +361,8 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, ApiError> {
         cache_prefixes: walk.cache_prefixes,
         attachments: walk.attachments,
         forced_tool,
+        output_schema,
+        service_tier,
     })
 }
 

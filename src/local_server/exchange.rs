@@ -1,6 +1,9 @@
 //! One request's life on the local server: access and model checks, parsing, the quota
-//! reservation, the seeded fault, the wait that stands for generation, the answer (JSON or
-//! paced event-stream frames), then settling the quota and counting what was delivered.
+//! reservation (a flex request leaves a reserve to the other tiers), the seeded fault, the
+//! wait that stands for generation (longer in flex, shorter in priority), the answer (JSON
+//! or paced event-stream frames, reporting the tier that served), then settling the quota
+//! and counting what was delivered. CountTokens is answered here too, from the same
+//! validation and the same input count, without quota.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
 use super::api_error::{ApiError, ErrorKind};
+use super::attachments::decode_base64;
 use super::eventstream;
 use super::faults::{Fault, glob_match};
 use super::model::{self, Answer, Route, ToolUse, Work};
@@ -19,7 +23,10 @@ use super::native;
 use super::request_id;
 use super::state::{InFlight, Shared, body_hash};
 use super::text::stream_pieces;
-use crate::model_id::{Family, base_model_id};
+use super::tier;
+use crate::catalogue::{self, Offer};
+use crate::model_id::base_model_id;
+use crate::vocab::ServiceTier;
 
 /// Output tokens per stream delta.
 const STREAM_PIECE_TOKENS: usize = 4;
@@ -37,6 +44,7 @@ pub async fn handle(
     shared: Arc<Shared>,
     route: Route,
     model_id: String,
+    headers: http::HeaderMap,
     body: Bytes,
     abort: Option<ConnectionAbort>,
 ) -> Response {
@@ -50,7 +58,13 @@ pub async fn handle(
         request_id: &request_id,
         started: Instant::now(),
     };
-    match call.respond(&body, abort, in_flight).await {
+    let tier_header = headers
+        .get(tier::HEADER)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    match call
+        .respond(&body, tier_header.as_deref(), abort, in_flight)
+        .await
+    {
         Ok(response) => response,
         Err(error) => {
             let throttle = error.kind == ErrorKind::Throttling;
@@ -80,15 +94,16 @@ impl Call<'_> {
         (output_tokens as f64 * self.shared.config.burndown).ceil() as u64
     }
 
-    /// The time a model takes to produce `output_tokens`, first-token latency included.
-    fn generation_time(&self, output_tokens: u64) -> Duration {
+    /// The time a model takes to produce `output_tokens` in `tier`, first-token latency
+    /// included.
+    fn generation_time(&self, output_tokens: u64, tier: ServiceTier) -> Duration {
         let config = &self.shared.config;
         let generating = if config.tokens_per_sec > 0.0 {
             Duration::from_secs_f64(output_tokens as f64 / config.tokens_per_sec)
         } else {
             Duration::ZERO
         };
-        config.latency + generating
+        (config.latency + generating).mul_f64(tier::pace(tier))
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -98,36 +113,27 @@ impl Call<'_> {
     async fn respond(
         &self,
         body: &Bytes,
+        tier_header: Option<&str>,
         abort: Option<ConnectionAbort>,
         in_flight: InFlight,
     ) -> Result<Response, ApiError> {
         let model_id = self.model_id;
-        let base = base_model_id(model_id);
-        if self
-            .shared
-            .config
-            .deny_models
-            .iter()
-            .any(|pattern| glob_match(pattern, model_id) || glob_match(pattern, base))
-        {
-            return Err(ApiError::new(
-                ErrorKind::AccessDenied,
-                "You don't have access to the model with the specified model ID.",
-            ));
-        }
-        let family = Family::of(model_id)
-            .ok_or_else(|| ApiError::validation("The provided model identifier is invalid."))?;
-        let mut work = model::prepare(self.route, family, body)?;
+        check_access(self.shared, model_id)?;
+        let mut work = model::prepare(self.route, model_id, body, tier_header)?;
         work.cache = self.shared.cache_use(model_id, &work.cache_prefixes);
 
         let hash = body_hash(self.route.name(), model_id, body);
-        let reservation = Reservation {
+        let mut reservation = Reservation {
             reserved: work.input_tokens + self.burn(work.max_tokens),
             used: work.input_tokens + self.burn(work.output_tokens()),
         };
-        let admitted = self
-            .shared
-            .admit(model_id, hash, reservation.reserved, reservation.used);
+        let admitted = self.shared.admit(
+            model_id,
+            hash,
+            reservation.reserved,
+            reservation.used,
+            Some(work.service_tier),
+        );
         let (fault, arrival) = match admitted {
             Ok(admitted) => admitted,
             Err(shortage) => {
@@ -136,8 +142,9 @@ impl Call<'_> {
                 return Err(ApiError::new(ErrorKind::Throttling, shortage.message()));
             }
         };
-        if let Some(tool_use) = &mut work.tool_use {
-            tool_use.violate = self.shared.schema_violated(hash, arrival);
+        if self.shared.schema_violated(hash, arrival) {
+            work.break_schema();
+            reservation.used = work.input_tokens + self.burn(work.output_tokens());
         }
         if fault != Fault::None {
             return self
@@ -148,13 +155,14 @@ impl Call<'_> {
             let throttled = self.shared.stream_throttled(hash, arrival);
             return Ok(self.stream(work, reservation, hash, throttled, in_flight));
         }
-        tokio::time::sleep(self.generation_time(work.output_tokens())).await;
+        tokio::time::sleep(self.generation_time(work.output_tokens(), work.service_tier)).await;
         self.shared
             .settle(model_id, reservation.reserved, reservation.used);
         self.shared.deliver(
             model_id,
             hash,
             work.delivered(),
+            Some(work.service_tier),
             &work.cache_prefixes,
             &work.attachments,
         );
@@ -203,7 +211,8 @@ impl Call<'_> {
                 )
             }
             Fault::Garbage => {
-                tokio::time::sleep(self.generation_time(work.output_tokens())).await;
+                tokio::time::sleep(self.generation_time(work.output_tokens(), work.service_tier))
+                    .await;
                 shared.settle(self.model_id, reservation.reserved, reservation.used);
                 shared.record_garbage(self.model_id);
                 return Ok(self.garbage());
@@ -235,16 +244,19 @@ impl Call<'_> {
             .unwrap_or_default()
     }
 
-    /// The non-streaming answer.
+    /// The non-streaming answer, reporting the tier that served it.
     fn answer(&self, work: &Work) -> Response {
         let latency_ms = self.elapsed_ms();
-        let body = model::response_body(work, self.route, self.model_id, latency_ms);
+        let mut body = model::response_body(work, self.route, self.model_id, latency_ms);
         let mut response = self.response("application/json");
         if self.route == Route::Invoke {
             response = response
                 .header("x-amzn-bedrock-input-token-count", work.input_tokens)
                 .header("x-amzn-bedrock-output-token-count", work.output_tokens())
-                .header("x-amzn-bedrock-invocation-latency", latency_ms);
+                .header("x-amzn-bedrock-invocation-latency", latency_ms)
+                .header(tier::HEADER, work.service_tier.as_str());
+        } else {
+            body["serviceTier"] = json!({"type": work.service_tier.as_str()});
         }
         response
             .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
@@ -265,8 +277,15 @@ impl Call<'_> {
         let model_id = self.model_id.to_string();
         let route = self.route;
         let started = self.started;
-        let first_token = self.shared.config.latency;
-        let generating = self.generation_time(work.output_tokens()) - first_token;
+        let service_tier = work.service_tier;
+        let first_token = self
+            .shared
+            .config
+            .latency
+            .mul_f64(tier::pace(work.service_tier));
+        let generating = self
+            .generation_time(work.output_tokens(), work.service_tier)
+            .saturating_sub(first_token);
         let burn_partial = {
             let burndown = self.shared.config.burndown;
             move |tokens: f64| (tokens * burndown).ceil() as u64
@@ -376,7 +395,11 @@ impl Call<'_> {
                     ),
                     eventstream::event(
                         "metadata",
-                        &json!({"usage": work.converse_usage(), "metrics": {"latencyMs": latency_ms}}),
+                        &json!({
+                            "usage": work.converse_usage(),
+                            "metrics": {"latencyMs": latency_ms},
+                            "serviceTier": {"type": work.service_tier.as_str()},
+                        }),
                     ),
                 ],
                 _ => {
@@ -396,6 +419,7 @@ impl Call<'_> {
                 &model_id,
                 hash,
                 work.delivered(),
+                Some(work.service_tier),
                 &work.cache_prefixes,
                 &work.attachments,
             );
@@ -413,10 +437,117 @@ impl Call<'_> {
         let mut response = self.response(EVENT_STREAM);
         if route == Route::InvokeStream {
             // The type of the chunks' bytes, a required member of the response.
-            response = response.header("x-amzn-bedrock-content-type", "application/json");
+            response = response
+                .header("x-amzn-bedrock-content-type", "application/json")
+                .header(tier::HEADER, service_tier.as_str());
         }
         response.body(Body::from_stream(frames)).unwrap_or_default()
     }
+}
+
+/// `--deny-model`: the account has no access to the model.
+fn check_access(shared: &Shared, model_id: &str) -> Result<(), ApiError> {
+    let base = base_model_id(model_id);
+    if shared
+        .config
+        .deny_models
+        .iter()
+        .any(|pattern| glob_match(pattern, model_id) || glob_match(pattern, base))
+    {
+        return Err(ApiError::new(
+            ErrorKind::AccessDenied,
+            "You don't have access to the model with the specified model ID.",
+        ));
+    }
+    Ok(())
+}
+
+/// The members of CountTokens' `input.converse`: what a Converse request may carry that
+/// counts as input.
+const CONVERSE_TOKENS_MEMBERS: &[&str] = &[
+    "messages",
+    "system",
+    "toolConfig",
+    "additionalModelRequestFields",
+];
+
+/// CountTokens (`POST /model/{modelId}/count-tokens`): the input tokens the same request
+/// would be billed for on Converse or InvokeModel (cache reads and writes included), from
+/// the same validation and count. It takes no quota and draws no fault.
+pub async fn count_tokens(shared: Arc<Shared>, model_id: String, body: Bytes) -> Response {
+    let request_id = request_id();
+    match count_input_tokens(&shared, &model_id, &body) {
+        Ok(input_tokens) => {
+            shared.count_tokens_call(200);
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("x-amzn-requestid", &request_id)
+                .body(Body::from(
+                    serde_json::to_vec(&json!({ "inputTokens": input_tokens })).unwrap_or_default(),
+                ))
+                .unwrap_or_default()
+        }
+        Err(error) => {
+            shared.count_tokens_call(error.kind.status().as_u16());
+            error.into_response(&request_id)
+        }
+    }
+}
+
+fn count_input_tokens(shared: &Shared, model_id: &str, body: &[u8]) -> Result<u64, ApiError> {
+    check_access(shared, model_id)?;
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|err| ApiError::validation(format!("Malformed request body: {err}")))?;
+    let input = request
+        .get("input")
+        .ok_or_else(|| ApiError::missing("input"))?;
+    let (kind, value) = input
+        .as_object()
+        .filter(|members| members.len() == 1)
+        .and_then(|members| members.iter().next())
+        .ok_or_else(|| {
+            ApiError::validation("input must set exactly one member (converse, invokeModel)")
+        })?;
+    let (route, native) = match kind.as_str() {
+        "converse" => {
+            let members = value
+                .as_object()
+                .ok_or_else(|| ApiError::validation("input.converse must be an object"))?;
+            let converse: serde_json::Map<String, Value> = members
+                .iter()
+                .filter(|(key, _)| CONVERSE_TOKENS_MEMBERS.contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            (
+                Route::Converse,
+                serde_json::to_vec(&converse).unwrap_or_default(),
+            )
+        }
+        "invokeModel" => {
+            let encoded = value
+                .get("body")
+                .ok_or_else(|| ApiError::missing("input.invokeModel.body"))?;
+            let encoded = encoded.as_str().ok_or_else(|| {
+                ApiError::validation("input.invokeModel.body must be a base64-encoded string")
+            })?;
+            (
+                Route::Invoke,
+                decode_base64(encoded, "input.invokeModel.body")?,
+            )
+        }
+        other => {
+            return Err(ApiError::validation(format!(
+                "input.{other} is not a CountTokens input; use converse or invokeModel"
+            )));
+        }
+    };
+    if catalogue::count_tokens(model_id) == Offer::No {
+        return Err(ApiError::validation(
+            "The provided model doesn't support counting tokens.",
+        ));
+    }
+    Ok(model::prepare(route, model_id, &native, None)?.input_tokens)
 }
 
 /// An InvokeModelWithResponseStream `chunk` event carrying `payload` as base64 bytes.

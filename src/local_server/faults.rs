@@ -19,7 +19,8 @@ pub struct FaultRates {
     pub model_error: f64,
     /// A stream cut after its first deltas by a `throttlingException` frame.
     pub stream_throttle: f64,
-    /// A forced tool call answered with input that breaks the tool's schema.
+    /// A forced tool call answered with input that breaks the tool's schema, or a
+    /// structured-output answer whose JSON text breaks `outputConfig`'s schema.
     pub schema_violation: f64,
 }
 
@@ -106,7 +107,8 @@ pub fn stream_throttled(rates: &FaultRates, seed: u64, body_hash: u64, occurrenc
     rates.stream_throttle > 0.0 && unit(seed, body_hash, occurrence, 2) < rates.stream_throttle
 }
 
-/// Whether a forced tool answer to this request breaks the tool's schema.
+/// Whether a forced tool answer (or structured-output answer) to this request breaks its
+/// schema.
 pub fn schema_violated(rates: &FaultRates, seed: u64, body_hash: u64, occurrence: u32) -> bool {
     rates.schema_violation > 0.0 && unit(seed, body_hash, occurrence, 3) < rates.schema_violation
 }

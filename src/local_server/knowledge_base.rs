@@ -249,7 +249,7 @@ async fn serve(
     let (input_tokens, output_tokens) = tokens;
     let hash = body_hash(route, key, body);
     let burned = input_tokens + (output_tokens as f64 * shared.config.burndown).ceil() as u64;
-    let (fault, _) = match shared.admit(key, hash, burned, burned) {
+    let (fault, _) = match shared.admit(key, hash, burned, burned, None) {
         Ok(admitted) => admitted,
         Err(shortage) => {
             tokio::time::sleep(shared.config.throttle_delay).await;
@@ -283,7 +283,7 @@ async fn serve(
         output_tokens,
         ..Delivered::default()
     };
-    shared.deliver(key, hash, delivered, &[], &[]);
+    shared.deliver(key, hash, delivered, None, &[], &[]);
     Ok(Json(answer).into_response())
 }
 

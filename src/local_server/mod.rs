@@ -2,10 +2,13 @@
 //! `aws-sdk-bedrockruntime` client (and boto3) talk to it unchanged. It answers Converse,
 //! ConverseStream, InvokeModel and InvokeModelWithResponseStream with a deterministic fake
 //! model (and, for knowledge bases built from local files, Retrieve and
-//! RetrieveAndGenerate), meters per-model quotas the way Bedrock does, injects seeded faults, and counts
-//! what it saw. It also serves Bedrock's Batch Inference control plane (`batch`), whose jobs
-//! really run, and an S3 endpoint on a second port (`s3`) for their input and output. It backs `bedrock-batch local-server`, `run --local`, every test and every
-//! benchmark.
+//! RetrieveAndGenerate), and CountTokens with the count those calls bill. It meters
+//! per-model quotas the way Bedrock does, serves the service tiers (`tier`: flex slower and
+//! shed first, priority faster) and native structured output (`structured`) to the models
+//! the catalogue says offer them, injects seeded faults, and counts what it saw. It also
+//! serves Bedrock's Batch Inference control plane (`batch`), whose jobs really run, and an
+//! S3 endpoint on a second port (`s3`) for their input and output. It backs
+//! `bedrock-batch local-server`, `run --local`, every test and every benchmark.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -34,7 +37,9 @@ mod s3;
 mod server;
 mod state;
 mod stats;
+mod structured;
 mod text;
+mod tier;
 mod tools;
 
 use std::net::SocketAddr;
@@ -48,7 +53,7 @@ use tokio::task::JoinHandle;
 pub use batch::BatchFaults;
 pub use faults::FaultRates;
 pub use s3::{ACCESS_KEY as S3_ACCESS_KEY, SECRET_KEY as S3_SECRET_KEY};
-pub use stats::{AttachmentStats, BatchStats, FaultCounts, ModelStats, Stats};
+pub use stats::{AttachmentStats, BatchStats, FaultCounts, ModelStats, Stats, TierStats};
 
 use batch::{Batch, BatchConfig};
 use s3::S3Endpoint;

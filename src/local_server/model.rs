@@ -1,7 +1,9 @@
 //! The fake model's answer to one request, as pure functions shared by the on-demand routes
-//! (`exchange`) and Batch Inference jobs (`batch`): the request validated and reduced to the
-//! work to do, and the JSON body Converse or InvokeModel answers with. What depends on the
-//! server's state (the prompt cache, quotas, faults, timing) stays with the callers.
+//! (`exchange`), CountTokens and Batch Inference jobs (`batch`): the request validated and
+//! reduced to the work to do (the service tier that serves it included), and the JSON body
+//! Converse or InvokeModel answers with. The answer's text is a summary of the prompt, or,
+//! under `outputConfig.textFormat`, a JSON document conforming to the schema. What depends
+//! on the server's state (the prompt cache, quotas, faults, timing) stays with the callers.
 
 use serde_json::{Value, json};
 
@@ -10,9 +12,12 @@ use super::attachments::Attachment;
 use super::converse::{self, CachePrefix};
 use super::native::{self, NativeRequest};
 use super::state::{CacheUse, Delivered};
-use super::text::{Generation, generate};
+use super::text::{Generation, generate, write_out};
+use super::tier;
 use super::tools::{self, ForcedTool};
+use crate::catalogue::{self, Offer};
 use crate::model_id::Family;
+use crate::vocab::ServiceTier;
 
 /// What Converse reserves when the request sets no `maxTokens`.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -54,6 +59,11 @@ pub struct Work {
     pub answer: Answer,
     /// The forced tool call that replaces the text in a Converse answer.
     pub tool_use: Option<ToolUse>,
+    /// Under `outputConfig.textFormat`: the answer's text breaking the schema, for the
+    /// schema-violation fault (the answer itself conforms).
+    pub violating_text: Option<Generation>,
+    /// The tier that serves the request.
+    pub service_tier: ServiceTier,
 }
 
 /// A forced tool call: the tool's name and its input, conforming to the tool's schema
@@ -100,6 +110,16 @@ pub enum Answer {
 }
 
 impl Work {
+    /// Makes the answer break its schema (the schema-violation fault): a forced tool's
+    /// input, or the JSON text of a structured answer. Other answers have no schema.
+    pub fn break_schema(&mut self) {
+        if let Some(tool) = &mut self.tool_use {
+            tool.violate = true;
+        } else if let Some(violating) = self.violating_text.take() {
+            self.answer = Answer::Text(violating);
+        }
+    }
+
     pub fn output_tokens(&self) -> u64 {
         match &self.answer {
             Answer::Text(_) if self.tool_use.is_some() => self
@@ -135,10 +155,19 @@ impl Work {
     }
 }
 
-/// Validates `body` for `route` and decides the answer. The prompt cache is left unused;
-/// the on-demand path fills [`Work::cache`] from the server's state.
-pub fn prepare(route: Route, family: Family, body: &[u8]) -> Result<Work, ApiError> {
-    let work = |input_tokens, max_tokens, attachments, answer| Work {
+/// Validates `body` sent to `model_id` on `route` and decides the answer. `tier_header` is
+/// InvokeModel's `X-Amzn-Bedrock-Service-Tier` (Converse names its tier in the body). The
+/// prompt cache is left unused; the on-demand path fills [`Work::cache`] from the
+/// server's state.
+pub fn prepare(
+    route: Route,
+    model_id: &str,
+    body: &[u8],
+    tier_header: Option<&str>,
+) -> Result<Work, ApiError> {
+    let family = Family::of(model_id)
+        .ok_or_else(|| ApiError::validation("The provided model identifier is invalid."))?;
+    let work = |input_tokens, max_tokens, attachments, answer, service_tier| Work {
         family,
         input_tokens,
         max_tokens,
@@ -147,6 +176,8 @@ pub fn prepare(route: Route, family: Family, body: &[u8]) -> Result<Work, ApiErr
         attachments,
         answer,
         tool_use: None,
+        violating_text: None,
+        service_tier,
     };
     match route {
         Route::Converse | Route::ConverseStream => {
@@ -156,14 +187,47 @@ pub fn prepare(route: Route, family: Family, body: &[u8]) -> Result<Work, ApiErr
                 ));
             }
             let request = converse::parse(body)?;
+            let service_tier = tier::resolve(model_id, request.service_tier.as_deref())?;
+            if request.output_schema.is_some()
+                && catalogue::structured_output(model_id) == Offer::No
+            {
+                return Err(ApiError::validation(format!(
+                    "The model {model_id} doesn't support structured outputs (outputConfig.textFormat). Remove outputConfig.textFormat or try again with a model that supports it."
+                )));
+            }
             let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-            let generation = generate(&request.prompt, max_tokens, &request.stop_sequences);
+            let stops = &request.stop_sequences;
+            // A forced tool call is the whole answer: the text format has no text to shape.
+            let structured = request
+                .output_schema
+                .as_ref()
+                .filter(|_| request.forced_tool.is_none());
+            let (generation, violating_text) = match structured {
+                Some(schema) => {
+                    let json = |value: Value| serde_json::to_string(&value).unwrap_or_default();
+                    (
+                        write_out(
+                            json(tools::conforming(schema, &request.prompt)),
+                            max_tokens,
+                            stops,
+                        ),
+                        Some(write_out(
+                            json(tools::violating(schema, &request.prompt)),
+                            max_tokens,
+                            stops,
+                        )),
+                    )
+                }
+                None => (generate(&request.prompt, max_tokens, stops), None),
+            };
             let mut prepared = work(
                 request.input_tokens,
                 max_tokens,
                 request.attachments,
                 Answer::Text(generation),
+                service_tier,
             );
+            prepared.violating_text = violating_text;
             prepared.cache_prefixes = request.cache_prefixes;
             prepared.tool_use = request
                 .forced_tool
@@ -176,6 +240,7 @@ pub fn prepare(route: Route, family: Family, body: &[u8]) -> Result<Work, ApiErr
                     "This model doesn't support response streaming. Call InvokeModel instead.",
                 ));
             }
+            let service_tier = tier::resolve(model_id, tier_header)?;
             Ok(match native::parse(family, body)? {
                 NativeRequest::Text {
                     input_tokens,
@@ -188,11 +253,18 @@ pub fn prepare(route: Route, family: Family, body: &[u8]) -> Result<Work, ApiErr
                     max_tokens,
                     attachments,
                     Answer::Text(generate(&prompt, max_tokens, &stop_sequences)),
+                    service_tier,
                 ),
                 NativeRequest::Embedding {
                     input_tokens,
                     response,
-                } => work(input_tokens, 0, Vec::new(), Answer::Embedding(response)),
+                } => work(
+                    input_tokens,
+                    0,
+                    Vec::new(),
+                    Answer::Embedding(response),
+                    service_tier,
+                ),
             })
         }
     }
@@ -238,9 +310,7 @@ pub struct Answered {
 /// Answers `body` sent to `model_id` on `route` (`Converse` or `Invoke`) as an on-demand
 /// call with no cache and no latency would be answered.
 pub fn answer(route: Route, model_id: &str, body: &[u8]) -> Result<Answered, ApiError> {
-    let family = Family::of(model_id)
-        .ok_or_else(|| ApiError::validation("The provided model identifier is invalid."))?;
-    let work = prepare(route, family, body)?;
+    let work = prepare(route, model_id, body, None)?;
     Ok(Answered {
         body: response_body(&work, route, model_id, 0),
         input_tokens: work.input_tokens,
@@ -280,5 +350,102 @@ mod tests {
             Some(256)
         );
         assert_eq!(embedded.output_tokens, 0);
+    }
+
+    fn structured_body(schema: &Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "messages": [{"role": "user", "content": [{"text": "My invoice is wrong. Please fix it soon."}]}],
+            "outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {
+                "schema": schema.to_string(), "name": "ticket"}}}},
+        }))
+        .unwrap()
+    }
+
+    fn text_of(work: &Work) -> &str {
+        match &work.answer {
+            Answer::Text(generation) => &generation.text,
+            Answer::Embedding(_) => panic!("not a text answer"),
+        }
+    }
+
+    #[test]
+    fn structured_output_answers_json_text_that_conforms_or_breaks_on_demand() {
+        let schema = json!({"type": "object", "properties": {
+            "category": {"type": "string", "enum": ["billing", "bug"]},
+            "urgency": {"type": "integer", "minimum": 1, "maximum": 5}},
+            "required": ["category", "urgency"]});
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let model = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+        let mut work = prepare(Route::Converse, model, &structured_body(&schema), None).unwrap();
+        let answer: Value = serde_json::from_str(text_of(&work)).unwrap();
+        assert!(validator.is_valid(&answer), "{answer}");
+        assert_eq!(
+            work.output_tokens(),
+            (text_of(&work).len() as u64).div_ceil(4)
+        );
+        work.break_schema();
+        let broken: Value = serde_json::from_str(text_of(&work)).unwrap();
+        assert!(!validator.is_valid(&broken), "{broken}");
+
+        // A model the catalogue says has no structured output refuses it.
+        let err = prepare(
+            Route::Converse,
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            &structured_body(&schema),
+            None,
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            err.message.contains("structured outputs"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_forced_tool_wins_over_the_text_format() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let mut body: Value = serde_json::from_slice(&structured_body(&schema)).unwrap();
+        body["toolConfig"] = json!({"tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": schema}}}],
+            "toolChoice": {"tool": {"name": "t"}}});
+        let work = prepare(
+            Route::Converse,
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            &serde_json::to_vec(&body).unwrap(),
+            None,
+        )
+        .unwrap();
+        assert!(work.tool_use.is_some());
+        assert!(work.violating_text.is_none());
+    }
+
+    #[test]
+    fn the_tier_comes_from_the_body_or_the_header() {
+        let converse = br#"{"messages": [{"role": "user", "content": [{"text": "Hi."}]}], "serviceTier": {"type": "flex"}}"#;
+        let nova = "amazon.nova-lite-v1:0";
+        let work = prepare(Route::Converse, nova, converse, None).unwrap();
+        assert_eq!(work.service_tier, ServiceTier::Flex);
+        let err = prepare(
+            Route::Converse,
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            converse,
+            None,
+        )
+        .err()
+        .expect("haiku has no flex tier");
+        assert!(err.message.contains("flex"));
+        let llama = br#"{"prompt": "Hello there.", "max_gen_len": 20}"#;
+        let work = prepare(Route::Invoke, "meta.llama3-1-8b-instruct-v1:0", llama, None).unwrap();
+        assert_eq!(work.service_tier, ServiceTier::Default);
+        assert!(
+            prepare(
+                Route::Invoke,
+                "meta.llama3-1-8b-instruct-v1:0",
+                llama,
+                Some("priority")
+            )
+            .is_err()
+        );
     }
 }

@@ -93,6 +93,14 @@ fn routes(shared: Arc<Shared>) -> Router {
             model_route(Route::InvokeStream),
         )
         .route(
+            "/model/{model_id}/count-tokens",
+            post(
+                |State(shared): State<Arc<Shared>>, Path(model_id): Path<String>, body: Bytes| {
+                    exchange::count_tokens(shared, model_id, body)
+                },
+            ),
+        )
+        .route(
             "/knowledgebases/{knowledge_base_id}/retrieve",
             post(
                 |State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes| {
@@ -152,8 +160,16 @@ fn model_route(route: Route) -> MethodRouter<Arc<Shared>> {
         move |State(shared): State<Arc<Shared>>,
               Path(model_id): Path<String>,
               abort: Option<Extension<ConnectionAbort>>,
+              headers: http::HeaderMap,
               body: Bytes| {
-            exchange::handle(shared, route, model_id, body, abort.map(|Extension(a)| a))
+            exchange::handle(
+                shared,
+                route,
+                model_id,
+                headers,
+                body,
+                abort.map(|Extension(a)| a),
+            )
         },
     )
 }

@@ -17,6 +17,8 @@ use super::corpus::KnowledgeBase;
 use super::faults::{self, Fault};
 use super::quota::{Quota, Shortage};
 use super::stats::Stats;
+use super::tier;
+use crate::vocab::ServiceTier;
 
 /// How long a cached prompt prefix lives after its last use, as on Bedrock.
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -144,6 +146,19 @@ impl Shared {
         stats.max_in_flight = stats.max_in_flight.max(stats.in_flight);
     }
 
+    /// Counts a CountTokens call and its answer's status (it uses no quota and delivers
+    /// no tokens).
+    pub fn count_tokens_call(&self, status: u16) {
+        let mut state = self.lock();
+        let stats = &mut state.stats;
+        stats.requests += 1;
+        *stats
+            .by_route
+            .entry("count-tokens".to_string())
+            .or_default() += 1;
+        *stats.by_status.entry(status).or_default() += 1;
+    }
+
     pub fn depart(&self) {
         let mut state = self.lock();
         state.stats.in_flight = state.stats.in_flight.saturating_sub(1);
@@ -183,26 +198,44 @@ impl Shared {
         self.lock().stats.faults.stream_throttle += 1;
     }
 
-    /// Admits a call reserving `reserve` tokens against the model's quota, then draws its
-    /// fault. Returns the fault and the body's arrival number. `uses` is what the call will
-    /// consume (input + output x burndown), counted as admitted tokens.
+    /// Admits a call in `tier` reserving `reserve` tokens against the model's quota (a flex
+    /// call must leave the tier's reserve in each bucket; knowledge-base calls have no
+    /// tier and are served as default), then draws its fault. Returns
+    /// the fault and the body's arrival number. `uses` is what the call will consume
+    /// (input + output x burndown), counted as admitted tokens.
     pub fn admit(
         &self,
         model_id: &str,
         body_hash: u64,
         reserve: u64,
         uses: u64,
+        tier: Option<ServiceTier>,
     ) -> Result<(Fault, u32), Shortage> {
         let now = Instant::now();
         let mut state = self.lock();
         let config = &self.config;
         let (tpm, rpm) = state.limits.unwrap_or((config.tpm, config.rpm));
-        if tpm.is_some() || rpm.is_some() {
+        if let Some(tier) = tier {
             state
+                .stats
+                .by_tier
+                .entry(tier.as_str().to_string())
+                .or_default()
+                .requests += 1;
+        }
+        if tpm.is_some() || rpm.is_some() {
+            let keep = tier.map_or(0.0, tier::reserve);
+            let admitted = state
                 .quotas
                 .entry(model_id.to_string())
                 .or_insert_with(|| Quota::new(tpm, rpm, now))
-                .admit(reserve, now)?;
+                .admit(reserve, keep, now);
+            if let Err(shortage) = admitted {
+                if let Some(stats) = tier.and_then(|t| state.stats.by_tier.get_mut(t.as_str())) {
+                    stats.throttled += 1;
+                }
+                return Err(shortage);
+            }
         }
         state.stats.admitted_tokens += uses;
         let seen = state.bodies.entry(body_hash).or_default();
@@ -247,18 +280,27 @@ impl Shared {
         }
     }
 
-    /// Records an answer delivered whole.
+    /// Records an answer delivered whole, served in `tier` (knowledge-base calls: none).
     pub fn deliver(
         &self,
         model_id: &str,
         body_hash: u64,
         usage: Delivered,
+        tier: Option<ServiceTier>,
         prefixes: &[CachePrefix],
         attachments: &[Attachment],
     ) {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
+        if let Some(tier) = tier {
+            state
+                .stats
+                .by_tier
+                .entry(tier.as_str().to_string())
+                .or_default()
+                .ok += 1;
+        }
         let seen = state.bodies.entry(body_hash).or_default();
         if seen.answered {
             state.stats.duplicate_successes += 1;
@@ -317,7 +359,8 @@ impl Shared {
             .errors += 1;
     }
 
-    /// Whether a forced tool answer for this body arrival breaks the tool's schema.
+    /// Whether a forced tool or structured-output answer for this body arrival breaks its
+    /// schema.
     pub fn schema_violated(&self, body_hash: u64, arrival: u32) -> bool {
         faults::schema_violated(&self.config.faults, self.config.seed, body_hash, arrival)
     }

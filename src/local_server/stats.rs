@@ -10,13 +10,20 @@ use serde::{Deserialize, Serialize};
 /// A snapshot of the server's counters since start or the last `POST /_local/reset`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Every request that reached a model route.
+    /// Every request that reached a model route, CountTokens included.
     pub requests: u64,
     /// Responses by HTTP status (a reset connection has none and is counted in `faults`).
     pub by_status: BTreeMap<u16, u64>,
-    /// Requests by route: `converse`, `converse-stream`, `invoke`, `invoke-with-response-stream`.
+    /// Requests by route: `converse`, `converse-stream`, `invoke`,
+    /// `invoke-with-response-stream`, `count-tokens`.
     pub by_route: BTreeMap<String, u64>,
-    /// Requests and usage by model id, as the client sent it.
+    /// Model calls (Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream)
+    /// by the service tier that serves them (`default` when a call names none), counted
+    /// once the request passed validation: what tier the server saw.
+    #[serde(default)]
+    pub by_tier: BTreeMap<String, TierStats>,
+    /// Requests and usage by model id, as the client sent it (model calls only:
+    /// CountTokens calls are counted in `requests`, `by_route` and `by_status`).
     pub by_model: BTreeMap<String, ModelStats>,
     /// `ThrottlingException`s sent, as HTTP 429s or mid-stream frames.
     pub throttles: u64,
@@ -59,6 +66,16 @@ pub struct BatchStats {
     pub records_processed: u64,
 }
 
+/// One service tier's calls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TierStats {
+    pub requests: u64,
+    /// Answers delivered whole.
+    pub ok: u64,
+    /// Calls turned away by the quota (flex ones first, to keep a reserve for the others).
+    pub throttled: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelStats {
     pub requests: u64,
@@ -93,6 +110,11 @@ pub struct AttachmentStats {
 }
 
 impl Stats {
+    /// Calls served in `tier` (`default`, `priority`, `flex`).
+    pub fn tier(&self, tier: &str) -> TierStats {
+        self.by_tier.get(tier).cloned().unwrap_or_default()
+    }
+
     /// Responses with `status`.
     pub fn status(&self, status: u16) -> u64 {
         self.by_status.get(&status).copied().unwrap_or(0)

@@ -45,7 +45,12 @@ pub struct Generation {
 /// Generates the reply to `prompt`: its first sentences, then cut at the earliest stop
 /// sequence, then cut to `max_tokens`.
 pub fn generate(prompt: &str, max_tokens: u64, stop_sequences: &[String]) -> Generation {
-    let mut text = summarize(prompt);
+    write_out(summarize(prompt), max_tokens, stop_sequences)
+}
+
+/// `text` as the model writes it out: cut at the earliest stop sequence, then cut to
+/// `max_tokens`.
+pub fn write_out(mut text: String, max_tokens: u64, stop_sequences: &[String]) -> Generation {
     let mut stop_reason = StopReason::EndTurn;
     let earliest_stop = stop_sequences
         .iter()

@@ -1320,3 +1320,117 @@ def test_batch_errors_stop_and_pages_through_boto3(start_server):
             for s in bedrock.list_model_invocation_jobs(nameContains=name)["invocationJobSummaries"]
         )
         bedrock.stop_model_invocation_job(jobIdentifier=arn)
+
+
+# --------------------------------------------------------------------------------------
+# Service tiers, native structured output and CountTokens (boto3 >= 1.43.11 knows them)
+# --------------------------------------------------------------------------------------
+
+NOVA = "amazon.nova-lite-v1:0"  # priority and flex; no structured output, no CountTokens
+SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # structured output and CountTokens
+
+
+@pytest.mark.parametrize("tier", ["default", "priority", "flex"])
+def test_converse_reports_the_service_tier(client, tier):
+    response = client.converse(modelId=NOVA, messages=[user(PROMPT)], serviceTier={"type": tier})
+    assert response["serviceTier"] == {"type": tier}
+
+
+def test_converse_stream_metadata_reports_the_service_tier(client):
+    response = client.converse_stream(
+        modelId=NOVA, messages=[user(PROMPT)], serviceTier={"type": "flex"}
+    )
+    metadata = [payload for kind, payload in collect_converse_stream(response) if kind == "metadata"]
+    assert metadata[0]["serviceTier"] == {"type": "flex"}
+
+
+def test_invoke_model_service_tier_header(client):
+    response = client.invoke_model(
+        modelId="anthropic.claude-frontier-v9:0",
+        body=json.dumps(anthropic_body(PROMPT, max_tokens=50)),
+        serviceTier="priority",
+    )
+    assert response["serviceTier"] == "priority"
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-bedrock-service-tier"] == "priority"
+
+
+def test_service_tier_refusals(client):
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        client.converse(modelId=HAIKU, messages=[user(PROMPT)], serviceTier={"type": "flex"})
+    code, message, status = error_of(excinfo)
+    assert (code, status) == ("ValidationException", 400)
+    assert message.startswith(f"Invocation of model ID {HAIKU} with the flex service tier")
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        client.converse(modelId=NOVA, messages=[user(PROMPT)], serviceTier={"type": "reserved"})
+    assert error_of(excinfo) == ("ValidationException", "Reservation not found.", 400)
+
+
+def test_flex_is_shed_first(start_server):
+    server = start_server("--tpm", "1000")
+    client = make_client(server.url)
+    prompt = PROMPT * 3
+    shed = None
+    for _ in range(20):
+        try:
+            client.converse(modelId=NOVA, messages=[user(prompt)],
+                            inferenceConfig={"maxTokens": 10}, serviceTier={"type": "flex"})
+        except botocore.exceptions.ClientError as err:
+            shed = err
+            break
+    assert shed is not None, "flex was never throttled"
+    assert shed.response["Error"]["Code"] == "ThrottlingException"
+    client.converse(modelId=NOVA, messages=[user(prompt)], inferenceConfig={"maxTokens": 10})
+    stats = server.stats()
+    assert stats["by_tier"]["flex"]["throttled"] == 1
+    assert stats["by_tier"]["default"] == {"requests": 1, "ok": 1, "throttled": 0}
+
+
+def output_config(schema) -> dict:
+    return {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {
+        "schema": json.dumps(schema), "name": "ticket", "description": "A ticket, classified"}}}}
+
+
+def test_structured_output_answers_schema_json(client):
+    response = client.converse(modelId=SONNET, messages=[user(PROMPT)],
+                               outputConfig=output_config(TICKET_SCHEMA))
+    assert_ticket(json.loads(response["output"]["message"]["content"][0]["text"]))
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        client.converse(modelId=NOVA, messages=[user(PROMPT)],
+                        outputConfig=output_config(TICKET_SCHEMA))
+    code, message, _ = error_of(excinfo)
+    assert code == "ValidationException" and "outputConfig.textFormat" in message
+
+
+def test_structured_output_violation_rate(start_server):
+    server = start_server("--schema-violation-rate", "1")
+    client = make_client(server.url)
+    response = client.converse(modelId=SONNET, messages=[user(PROMPT)],
+                               outputConfig=output_config(TICKET_SCHEMA))
+    data = json.loads(response["output"]["message"]["content"][0]["text"])
+    assert "category" not in data, "the first required field is dropped"
+
+
+def test_count_tokens_equals_converse_usage(client):
+    messages = [user(PROMPT)]
+    system = [{"text": SYSTEM}]
+    usage = client.converse(modelId=SONNET, messages=messages, system=system)["usage"]
+    counted = client.count_tokens(
+        modelId=SONNET, input={"converse": {"messages": messages, "system": system}}
+    )["inputTokens"]
+    assert counted == usage["inputTokens"] == tokens(SYSTEM) + tokens(PROMPT)
+
+
+def test_count_tokens_of_an_invoke_model_body(client):
+    body = json.dumps(anthropic_body(PROMPT, max_tokens=50))
+    _, headers = invoke_json(client, SONNET, json.loads(body))
+    counted = client.count_tokens(
+        modelId=SONNET, input={"invokeModel": {"body": body.encode()}}
+    )["inputTokens"]
+    assert counted == int(headers["x-amzn-bedrock-input-token-count"])
+
+
+def test_count_tokens_unsupported_model(client):
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        client.count_tokens(modelId=HAIKU, input={"converse": {"messages": [user(PROMPT)]}})
+    assert error_of(excinfo) == (
+        "ValidationException", "The provided model doesn't support counting tokens.", 400)

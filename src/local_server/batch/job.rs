@@ -1,7 +1,8 @@
 //! One batch job's life, as a tokio task: Submitted, then Validating (its input read and
 //! checked through S3), Scheduled, InProgress (records answered by the same fake model as
 //! the on-demand routes, paced at `records_per_sec`, output written back through S3), and
-//! an end: Completed, or what its seeded fate or a stop makes of it.
+//! an end: Completed, or what its seeded fate or a stop makes of it. A Converse-type job
+//! fails the records that carry `toolConfig` (a 400 error line each), as Bedrock does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +18,9 @@ use crate::model_id::Family;
 
 /// Longest record id Bedrock accepts.
 const MAX_RECORD_ID_CHARS: usize = 11;
+/// The error of a Converse-type job's record that carries `toolConfig`: Batch Inference
+/// answers Converse records without tools.
+const CONVERSE_TOOLS_REFUSED: &str = "Tool use isn't supported in batch inference jobs with the Converse API. Remove toolConfig from the record's modelInput and try again.";
 /// How often a job running flat out reports its counts and looks for a stop, in records.
 const REPORT_EVERY: u64 = 500;
 
@@ -224,6 +228,13 @@ pub fn answer_record(
         let line = json!({"recordId": record_id, "modelInput": input, "error": {"errorCode": code, "errorMessage": message}});
         return (line, None);
     }
+    if invocation_type == InvocationType::Converse && input.get("toolConfig").is_some() {
+        let line = json!({"recordId": record_id, "modelInput": input, "error": {
+            "errorCode": 400,
+            "errorMessage": CONVERSE_TOOLS_REFUSED,
+        }});
+        return (line, None);
+    }
     let route = match invocation_type {
         InvocationType::Converse => Route::Converse,
         InvocationType::InvokeModel => Route::Invoke,
@@ -402,5 +413,43 @@ mod tests {
         assert_eq!(line["error"]["errorCode"], 400);
         assert!(tokens.is_none());
         assert_eq!(line["recordId"], "r2");
+    }
+
+    #[test]
+    fn converse_records_with_tools_fail_and_structured_ones_are_answered() {
+        let answer = |input: Value| {
+            answer_record(
+                "job",
+                InvocationType::Converse,
+                "anthropic.claude-sonnet-4-5-20250929-v1:0",
+                &super::super::BatchFaults::default(),
+                0,
+                "r1".into(),
+                input,
+            )
+        };
+        let messages = json!([{"role": "user", "content": [{"text": "Classify this ticket."}]}]);
+        let tool = json!({"tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": {"type": "object"}}}}]});
+        let (line, tokens) = answer(json!({"messages": messages, "toolConfig": tool}));
+        assert_eq!(line["error"]["errorCode"], 400);
+        assert!(
+            line["error"]["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("toolConfig")
+        );
+        assert!(tokens.is_none());
+
+        let schema = json!({"type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b"]}}, "required": ["label"]});
+        let (line, tokens) = answer(
+            json!({"messages": messages, "outputConfig": {"textFormat": {
+            "type": "json_schema", "structure": {"jsonSchema": {"schema": schema.to_string()}}}}}),
+        );
+        assert!(tokens.is_some(), "{line}");
+        let text = line["modelOutput"]["output"]["message"]["content"][0]["text"]
+            .as_str()
+            .unwrap();
+        let data: Value = serde_json::from_str(text).unwrap();
+        assert!(jsonschema::validator_for(&schema).unwrap().is_valid(&data));
     }
 }

@@ -48,9 +48,7 @@ fn answer(result: Result<Value, ApiError>) -> Response {
 
 /// Bedrock's message for a value breaking a constraint.
 fn constraint(value: &str, field: &str, rule: &str) -> ApiError {
-    ApiError::validation(format!(
-        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must {rule}"
-    ))
+    ApiError::constraint(Some(value), field, rule)
 }
 
 fn pattern(value: &str, field: &str, pattern: &str) -> ApiError {
@@ -149,9 +147,7 @@ fn string<'a>(request: &'a Map<String, Value>, field: &str) -> Result<&'a str, A
         Some(_) => Err(ApiError::validation(format!(
             "1 validation error detected: Value at '{field}' must be a string"
         ))),
-        None => Err(ApiError::validation(format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ))),
+        None => Err(ApiError::missing(field)),
     }
 }
 
@@ -167,11 +163,7 @@ fn s3_uri<'a>(
         .and_then(|c| c.get(member))
         .and_then(|m| m.get("s3Uri"))
         .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::validation(format!(
-                "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-            ))
-        })?;
+        .ok_or_else(|| ApiError::missing(&field))?;
     if S3Uri::parse(uri).is_none() {
         return Err(pattern(uri, &field, S3_URI_PATTERN));
     }
