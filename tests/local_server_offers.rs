@@ -251,7 +251,9 @@ async fn flex_is_slower_and_priority_faster_than_default() {
             .unwrap();
         took.push(start.elapsed());
     }
-    assert!(took[0] >= latency / 2 && took[0] < latency, "{took:?}");
+    // Lower bounds only: a busy machine makes a call slower, never faster. That priority
+    // is faster than default is `tier::pace`'s unit test.
+    assert!(took[0] >= latency / 2, "{took:?}");
     assert!(took[1] >= latency, "{took:?}");
     assert!(took[2] >= latency * 2, "{took:?}");
     server.shutdown().await;
