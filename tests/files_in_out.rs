@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int64Type, UInt64Type};
+use arrow_array::types::{Float32Type, Float64Type, Int64Type, UInt64Type};
 use arrow_array::{ArrayRef, BooleanArray, Int64Array, ListArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use bedrock_batch::local_server::ServerConfig;
@@ -244,6 +244,8 @@ async fn export_writes_typed_columns_in_record_order() {
             "attempts",
             "error_kind",
             "error_message",
+            "cost_usd",
+            "service_tier",
             "data.category",
             "data.urgency",
             "data.needs_human",
@@ -266,8 +268,23 @@ async fn export_writes_typed_columns_in_record_order() {
         DataType::Utf8,
         "structured fields stay JSON text"
     );
+    assert_eq!(kind("cost_usd"), DataType::Float64);
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     assert_eq!(rows, N);
+    // Each row's cost; together, the run's.
+    let costs: f64 = batches
+        .iter()
+        .map(|batch| {
+            let column = batch.column(schema.index_of("cost_usd").unwrap());
+            column
+                .as_primitive::<Float64Type>()
+                .iter()
+                .flatten()
+                .sum::<f64>()
+        })
+        .sum();
+    let total = run.summary()["cost_usd"].as_f64().unwrap();
+    assert!((costs - total).abs() < 1e-6, "{costs} != {total}");
     let mut expected_record = 1u64;
     for batch in &batches {
         let column = |name: &str| batch.column(schema.index_of(name).unwrap()).clone();
@@ -301,7 +318,7 @@ async fn export_writes_typed_columns_in_record_order() {
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
         header,
-        names[..18]
+        names[..20]
             .iter()
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
@@ -311,9 +328,9 @@ async fn export_writes_typed_columns_in_record_order() {
     for (i, row) in rows.iter().enumerate() {
         let line = &by_record[&(i as u64 + 1)];
         assert_eq!(&row[1], (i + 1).to_string());
-        assert_eq!(&row[15], line["data"]["urgency"].to_string());
-        assert_eq!(&row[16], line["data"]["needs_human"].to_string());
-        let tags: Value = serde_json::from_str(&row[17]).unwrap();
+        assert_eq!(&row[17], line["data"]["urgency"].to_string());
+        assert_eq!(&row[18], line["data"]["needs_human"].to_string());
+        let tags: Value = serde_json::from_str(&row[19]).unwrap();
         assert_eq!(tags, line["data"]["tags"]);
     }
 

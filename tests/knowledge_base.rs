@@ -404,12 +404,33 @@ async fn a_rag_run_writes_answers_and_citations() {
             "expected",
             "--max-tokens",
             "200",
+            "--keep-fields",
+            "expected",
             "--quiet",
         ],
     )
     .await;
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let lines = run.by_id();
+
+    // The export keeps what a knowledge-base line says: citations, hit, rank, kept fields.
+    let dir = run.dir.display().to_string();
+    let export = bb(
+        work.path(),
+        &["export", &dir, "--format", "jsonl", "--out", "-"],
+    )
+    .await;
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    for row in String::from_utf8_lossy(&export.stdout).lines() {
+        let row: Value = serde_json::from_str(row).unwrap();
+        let line = &lines[row["id"].as_str().unwrap()];
+        let citations: Value = serde_json::from_str(row["citations"].as_str().unwrap()).unwrap();
+        assert_eq!(citations, line["citations"], "{row}");
+        assert_eq!(row["hit"], true, "{row}");
+        assert_eq!(row["rank"], 1, "{row}");
+        assert_eq!(row["field.expected"], line["fields"]["expected"], "{row}");
+    }
+
     for id in ["a", "b"] {
         let line = &lines[id];
         assert_eq!(line["model"], CLAUDE);

@@ -26,7 +26,7 @@ use common::*;
 use serde_json::{Value, json};
 
 /// Priority and flex, no structured output, no CountTokens.
-const NOVA: &str = "amazon.nova-lite-v1:0";
+const NOVA: &str = "amazon.nova-pro-v1:0";
 /// Structured output and CountTokens, no tiers beyond default.
 const SONNET: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
 /// An Anthropic model the catalogue does not list: served in every tier.

@@ -1,6 +1,8 @@
 //! The table `export` writes: its columns in the contract's order (the result line's own,
-//! then `data.<name>` from the run's schema, the embedding, then `input.<name>` from the job
-//! file), each with a type, and one row of cells made from a result line.
+//! then what the run's lines carry beyond them (cost, tier, route, knowledge-base passages,
+//! citations and scores, `field.<name>` for `--keep-fields`), `data.<name>` from the run's
+//! schema, the embedding, then `input.<name>` from the job file), each with a type, and one
+//! row of cells made from a result line.
 
 use serde_json::{Map, Value};
 
@@ -25,6 +27,8 @@ enum Source {
     Line(&'static [&'static str]),
     /// A member of the line's `data`.
     Data(String),
+    /// A `--keep-fields` value the line carries.
+    Kept(String),
     /// A field of the job file's record.
     Input(String),
 }
@@ -81,6 +85,17 @@ pub struct Extras {
     pub data: bool,
     pub embedding: bool,
     pub response: bool,
+    /// Knowledge-base lines: passages retrieved, citations, and `hit` / `rank` with
+    /// `--expected-field`.
+    pub retrieved: bool,
+    pub citations: bool,
+    pub scored: bool,
+    /// Lines carry their cost, their service tier, their route (`via`, `batch_job`).
+    pub cost: bool,
+    pub tier: bool,
+    pub batch: bool,
+    /// `--keep-fields` names, in the order lines first show them.
+    pub kept_fields: Vec<String>,
     /// The job file's field names, with `--with-input`.
     pub input_fields: Vec<String>,
 }
@@ -95,6 +110,43 @@ pub fn columns(extras: &Extras) -> Vec<Column> {
             source: Source::Line(path),
         })
         .collect();
+    let line = |name: &str, kind: Kind, path: &'static [&'static str]| Column {
+        name: name.to_string(),
+        kind,
+        source: Source::Line(path),
+    };
+    // What a line says beyond the contract's columns, where the run's lines say it.
+    let optional: [(bool, Column); 8] = [
+        (extras.cost, line("cost_usd", Kind::Float, &["cost_usd"])),
+        (
+            extras.tier,
+            line("service_tier", Kind::Text, &["service_tier"]),
+        ),
+        (extras.batch, line("via", Kind::Text, &["via"])),
+        (extras.batch, line("batch_job", Kind::Text, &["batch_job"])),
+        (
+            extras.retrieved,
+            line("retrieved", Kind::Json, &["retrieved"]),
+        ),
+        (
+            extras.citations,
+            line("citations", Kind::Json, &["citations"]),
+        ),
+        (extras.scored, line("hit", Kind::Bool, &["hit"])),
+        (extras.scored, line("rank", Kind::Count, &["rank"])),
+    ];
+    columns.extend(
+        optional
+            .into_iter()
+            .filter_map(|(wanted, column)| wanted.then_some(column)),
+    );
+    for name in &extras.kept_fields {
+        columns.push(Column {
+            name: format!("field.{name}"),
+            kind: Kind::Text,
+            source: Source::Kept(name.clone()),
+        });
+    }
     match &extras.schema {
         Some((schema, names)) => {
             for name in names {
@@ -173,6 +225,7 @@ pub fn row(columns: &[Column], line: &Value, input: Option<&Map<String, Value>>)
             let value = match &column.source {
                 Source::Line(path) => path.iter().try_fold(line, |v, key| v.get(key)),
                 Source::Data(name) => line.get("data").and_then(|d| d.get(name)),
+                Source::Kept(name) => line.get("fields").and_then(|f| f.get(name)),
                 Source::Input(name) => input.and_then(|fields| fields.get(name)),
             };
             cell(column.kind, value)

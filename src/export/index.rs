@@ -27,6 +27,14 @@ struct Peek {
     data: Option<IgnoredAny>,
     embedding: Option<IgnoredAny>,
     response: Option<IgnoredAny>,
+    retrieved: Option<IgnoredAny>,
+    citations: Option<IgnoredAny>,
+    hit: Option<IgnoredAny>,
+    cost_usd: Option<IgnoredAny>,
+    service_tier: Option<IgnoredAny>,
+    via: Option<IgnoredAny>,
+    /// `--keep-fields`: their names become columns.
+    fields: Option<std::collections::BTreeMap<String, IgnoredAny>>,
 }
 
 /// Every complete line of `path`, in record order (the last line of a record wins), and
@@ -62,6 +70,21 @@ pub fn index(path: &Path, extras: &mut Extras) -> Result<Vec<Entry>, ExportError
         extras.data |= peek.data.is_some();
         extras.embedding |= peek.embedding.is_some();
         extras.response |= peek.response.is_some();
+        extras.retrieved |= peek.retrieved.is_some();
+        extras.citations |= peek.citations.is_some();
+        extras.scored |= peek.hit.is_some();
+        extras.cost |= peek.cost_usd.is_some();
+        extras.tier |= peek.service_tier.is_some();
+        extras.batch |= peek.via.is_some();
+        for name in peek
+            .fields
+            .into_iter()
+            .flat_map(|fields| fields.into_keys())
+        {
+            if !extras.kept_fields.contains(&name) {
+                extras.kept_fields.push(name);
+            }
+        }
         entries.push(Entry {
             record: peek.record,
             offset: start,

@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn the_tier_comes_from_the_body_or_the_header() {
         let converse = br#"{"messages": [{"role": "user", "content": [{"text": "Hi."}]}], "serviceTier": {"type": "flex"}}"#;
-        let nova = "amazon.nova-lite-v1:0";
+        let nova = "amazon.nova-pro-v1:0";
         let work = prepare(Route::Converse, nova, converse, None).unwrap();
         assert_eq!(work.service_tier, ServiceTier::Flex);
         let err = prepare(

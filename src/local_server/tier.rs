@@ -61,7 +61,7 @@ pub fn reserve(tier: ServiceTier) -> f64 {
 mod tests {
     use super::*;
 
-    const NOVA: &str = "amazon.nova-lite-v1:0";
+    const NOVA: &str = "amazon.nova-pro-v1:0";
     const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
     #[test]

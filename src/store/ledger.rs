@@ -24,6 +24,12 @@ use crate::vocab::LimiterReport;
 use crate::vocab::RecordMeta;
 use crate::vocab::{Answer, ServiceTier, Usage};
 
+/// A line's cost to a hundred-millionth of a dollar: enough for any sum of lines, without
+/// float noise (`3.3000000000000003e-5`) in the file.
+fn round_usd(usd: f64) -> f64 {
+    (usd * 1e8).round() / 1e8 + 0.0
+}
+
 pub struct Ledger {
     run_dir: PathBuf,
     writer: ResultsWriter,
@@ -231,6 +237,7 @@ impl Ledger {
                         let usd = self.count_via(&outcome.model, &usage, None, route);
                         self.totals.region_line(&outcome.region, &usage, usd);
                         line.usage = Some(usage);
+                        line.cost_usd = Some(usd.map(round_usd));
                     }
                     if let Some(expected) = &meta.expected {
                         let scored = retrieval::rank(expected, &answer.source_uris());
@@ -283,6 +290,7 @@ impl Ledger {
                     if billed != Usage::default() {
                         self.totals.region_line(&outcome.region, &billed, usd);
                         line.usage = Some(billed);
+                        line.cost_usd = Some(usd.map(round_usd));
                         line.service_tier = outcome.service_tier.map(ServiceTier::as_str);
                     }
                     line.region = region;

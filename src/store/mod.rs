@@ -77,6 +77,10 @@ pub struct ResultLine<'a> {
     /// The Batch Inference job id that answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_job: Option<&'a str>,
+    /// What this line cost, priced as it landed (`null`: no price known; absent for
+    /// knowledge-base lines, whose usage is not reported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<Option<f64>>,
     /// The service tier that answered (as the answer reports it, else as asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<&'static str>,
@@ -114,6 +118,7 @@ impl<'a> ResultLine<'a> {
             region: None,
             via: None,
             batch_job: None,
+            cost_usd: None,
             service_tier: None,
             line: None,
             error: None,

@@ -1326,7 +1326,7 @@ def test_batch_errors_stop_and_pages_through_boto3(start_server):
 # Service tiers, native structured output and CountTokens (boto3 >= 1.43.11 knows them)
 # --------------------------------------------------------------------------------------
 
-NOVA = "amazon.nova-lite-v1:0"  # priority and flex; no structured output, no CountTokens
+NOVA = "amazon.nova-pro-v1:0"  # priority and flex; no structured output, no CountTokens
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # structured output and CountTokens
 
 

@@ -1,0 +1,294 @@
+//! Every way out of a run works, walked end to end through the binary against the built-in
+//! server: an interrupted `--local` batch run finishes when rerun; `--fresh` moves a batch
+//! run's state aside; `report` skips a directory without a summary; `cancel` of a local or
+//! finished run says there is nothing to cancel; the README's "finish now" command works as
+//! copied; setup mistakes exit 2 before any run directory exists.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn records(n: usize, topic: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"id": format!("r{i}"), "text": format!("{topic} {i}: short note {}.", i % 9)}))
+        .collect()
+}
+
+/// Whether `run_dir`'s batch state holds a job that was created.
+fn has_created_job(run_dir: &Path) -> bool {
+    std::fs::read_to_string(run_dir.join("state/batch.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|state| state["parts"].as_array().cloned())
+        .is_some_and(|parts| parts.iter().any(|p| p["job_arn"].is_string()))
+}
+
+/// Starts `args` and sends Ctrl-C once a job is created; returns the finished process.
+async fn interrupt_after_create(
+    work: &Path,
+    args: &[&str],
+    run_dir: &Path,
+) -> std::process::Output {
+    let child = command(work, args).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !has_created_job(run_dir) {
+        assert!(std::time::Instant::now() < deadline, "no job was created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_signal(child.id().unwrap() as i32, "INT");
+    child.wait_with_output().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_interrupted_local_batch_run_finishes_and_fresh_leaves_nothing_behind() {
+    let work = tempfile::tempdir().unwrap();
+    // Enough records that the built-in server's job (5,000 records a second) outlives the
+    // Ctrl-C sent as soon as it is created.
+    let total = 20_000;
+    let job = write_jsonl(work.path(), "job.jsonl", &records(total, "Note"));
+    let run_dir = work.path().join("run");
+    let out = run_dir.display().to_string();
+    let args = [
+        "run",
+        &job,
+        "--model",
+        CLAUDE,
+        "--out",
+        &out,
+        "--local",
+        "--via",
+        "batch",
+        "--poll-secs",
+        "0.2",
+        "--max-tokens",
+        "20",
+    ];
+    let first = interrupt_after_create(work.path(), &args, &run_dir).await;
+    assert_eq!(first.status.code(), Some(130), "{}", stderr(&first));
+    assert!(
+        read_lines(&run_dir).len() < total,
+        "the job outlived the interrupt"
+    );
+
+    // The printed way out: the same command. The jobs went with the first run's server.
+    let again = bb(work.path(), &args).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("are sent again"),
+        "{}",
+        stderr(&again)
+    );
+    let lines = read_lines(&run_dir);
+    assert_eq!(lines.len(), total);
+    let mut ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "every record exactly once");
+    assert!(lines.iter().all(|l| l["status"] == "ok"));
+
+    // `cancel` of this (local, finished) run: nothing to cancel, no AWS.
+    let cancel = bb(work.path(), &["cancel", &out]).await;
+    assert_eq!(cancel.status.code(), Some(0), "{}", stderr(&cancel));
+    assert!(
+        stderr(&cancel).contains("nothing to cancel"),
+        "{}",
+        stderr(&cancel)
+    );
+    assert!(
+        !stderr(&cancel).contains("DispatchFailure"),
+        "{}",
+        stderr(&cancel)
+    );
+
+    // --fresh with another job file: the earlier state goes aside whole, and the new run
+    // collects only its own job's answers.
+    let other = write_jsonl(work.path(), "other.jsonl", &records(150, "Other"));
+    let fresh = bb(
+        work.path(),
+        &[
+            "run",
+            &other,
+            "--model",
+            CLAUDE,
+            "--out",
+            &out,
+            "--local",
+            "--via",
+            "batch",
+            "--poll-secs",
+            "0.2",
+            "--fresh",
+        ],
+    )
+    .await;
+    assert_eq!(fresh.status.code(), Some(0), "{}", stderr(&fresh));
+    let lines = read_lines(&run_dir);
+    assert_eq!(lines.len(), 150);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["output"].as_str().unwrap().contains("Other"))
+    );
+    let aside: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("previous-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    for kept in [
+        "results.jsonl",
+        "state/batch.json",
+        "state/checkpoint.json",
+        "batch",
+    ] {
+        assert!(aside[0].join(kept).exists(), "{kept} moved aside");
+    }
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("state/batch.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        state["parts"].as_array().unwrap().len(),
+        1,
+        "only the new run's part"
+    );
+}
+
+#[tokio::test]
+async fn the_readme_finish_now_command_works_as_copied() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write_jsonl(work.path(), "job.jsonl", &records(120, "Item"));
+    let run_dir = work.path().join("nightly");
+    let out = run_dir.display().to_string();
+    let batch = [
+        "run",
+        &job,
+        "--model",
+        CLAUDE,
+        "--out",
+        &out,
+        "--local",
+        "--via",
+        "batch",
+        "--s3",
+        "s3://bedrock-batch-local/bb",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/BedrockBatch",
+        "--poll-secs",
+        "0.2",
+    ];
+    let first = bb(work.path(), &batch).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    // The previous command with `--retry-failed --via on-demand` appended: the last --via
+    // counts, and --s3 / --role-arn are ignored with a warning.
+    let mut finish = batch.to_vec();
+    finish.extend(["--retry-failed", "--via", "on-demand"]);
+    let finished = bb(work.path(), &finish).await;
+    assert_eq!(finished.status.code(), Some(0), "{}", stderr(&finished));
+    assert!(
+        stderr(&finished).contains("warning: --s3 and --role-arn are for --via batch or auto"),
+        "{}",
+        stderr(&finished)
+    );
+    assert_eq!(read_lines(&run_dir).len(), 120);
+}
+
+#[tokio::test]
+async fn report_skips_a_directory_without_a_summary_with_one_warning() {
+    let work = tempfile::tempdir().unwrap();
+    let job = write_jsonl(work.path(), "job.jsonl", &records(5, "Day"));
+    let good = work.path().join("runs/good");
+    let out = good.display().to_string();
+    let run = bb(
+        work.path(),
+        &["run", &job, "--model", CLAUDE, "--out", &out, "--local"],
+    )
+    .await;
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    // A directory left by a run refused before it started.
+    std::fs::create_dir_all(work.path().join("runs/refused/state")).unwrap();
+    let report = bb(
+        work.path(),
+        &[
+            "report",
+            "runs/good",
+            "runs/refused",
+            "--by",
+            "day",
+            "--format",
+            "markdown",
+        ],
+    )
+    .await;
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    let warnings: Vec<String> = stderr(&report)
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("runs/refused"), "{warnings:?}");
+    let table = String::from_utf8_lossy(&report.stdout).to_string();
+    assert!(table.contains(CLAUDE), "{table}");
+    // Nothing readable at all is still an error.
+    let none = bb(work.path(), &["report", "runs/refused"]).await;
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+}
+
+#[tokio::test]
+async fn setup_mistakes_exit_2_before_any_run_directory() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("tickets.csv"),
+        "ticket_id,subject,body\n1,Login,Cannot log in\n2,Refund,Charged twice\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        // No --prompt-template: the default {text} names a column the file lacks.
+        (&["tickets.csv"], "have: body, subject, ticket_id"),
+        // A misspelt column.
+        (
+            &["tickets.csv", "--prompt-template", "{subjct}: {body}"],
+            "uses {subjct}",
+        ),
+        (&["empty.jsonl"], "has no records"),
+        (
+            &["tickets.csv", "--prompt-template", "{body}", "--out-jobs"],
+            "not a run directory",
+        ),
+    ];
+    std::fs::write(work.path().join("empty.jsonl"), "").unwrap();
+    std::fs::create_dir_all(work.path().join("jobs")).unwrap();
+    std::fs::write(work.path().join("jobs/tickets.csv"), "x\n").unwrap();
+    for (args, expected) in cases {
+        let (out, args): (&str, Vec<&str>) = match args.last() {
+            Some(&"--out-jobs") => ("jobs", args[..args.len() - 1].to_vec()),
+            _ => ("fresh-run", args.to_vec()),
+        };
+        let mut full = vec!["run"];
+        full.extend(args);
+        full.extend(["--model", CLAUDE, "--local", "--out", out]);
+        let output = bb(work.path(), &full).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{full:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{full:?}: {}",
+            stderr(&output)
+        );
+        assert!(!work.path().join("fresh-run").exists(), "{full:?}");
+        assert!(!work.path().join("jobs/state").exists(), "{full:?}");
+    }
+}
