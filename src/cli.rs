@@ -36,7 +36,8 @@ pub enum Command {
     /// Examples:
     ///   bedrock-batch run jobs/summarize.jsonl --model anthropic.claude-3-haiku-20240307-v1:0 --out runs/demo --local
     ///   bedrock-batch run tickets.csv --model us.amazon.nova-lite-v1:0 --out runs/tickets \
-    ///       --prompt-template "Classify this ticket: {subject}\n\n{body}" --keep-fields ticket_id
+    ///       --prompt-template $'Classify this ticket: {subject}\n\n{body}' --keep-fields ticket_id
+    ///       (bash's $'...' turns \n into a newline; inside "..." it stays a backslash and an n)
     ///   bedrock-batch run docs.jsonl --model amazon.titan-embed-text-v2:0 --dimensions 512 --out runs/vectors
     ///   bedrock-batch run big.jsonl --model anthropic.claude-3-haiku-20240307-v1:0 --out runs/nightly \
     ///       --via batch --s3 s3://my-bucket/bedrock-batch --role-arn arn:aws:iam::123456789012:role/BedrockBatch
@@ -219,7 +220,14 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub format: Option<JobFormat>,
 
+    /// The field (CSV column) holding each record's id, as `ticket_id` (default: `id`, else
+    /// `recordId`, else the record's number). Ids must be unique: a repeated one is an error
+    /// line.
+    #[arg(long, help_heading = "Prompt", value_name = "NAME")]
+    pub id_field: Option<String>,
     /// The prompt, with {field} placeholders filled from each record (default "{text}").
+    /// Every field it names must be in the records (a CSV's columns): a run that names one no
+    /// record has is refused before it starts, naming the fields the file has.
     #[arg(long, help_heading = "Prompt", value_name = "TEXT")]
     pub prompt_template: Option<String>,
     /// Read the prompt template from a file.

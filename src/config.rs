@@ -233,6 +233,7 @@ impl RunConfig {
                 .knowledge_base
                 .as_ref()
                 .and_then(|kb| kb.generation_template.clone()),
+            id_field: r.id_field.clone(),
         }
     }
 
@@ -488,6 +489,7 @@ impl RunConfig {
                 schema,
                 schema_route,
                 service_tier: args.service_tier,
+                id_field: args.id_field.clone(),
                 expected_field: args.expected_field.clone(),
             },
             concurrency,
@@ -568,6 +570,7 @@ pub(crate) fn test_settings(model: &str, mode: Mode, template: &str) -> RequestS
         schema: None,
         schema_route: SchemaRoute::Tool,
         service_tier: None,
+        id_field: None,
         expected_field: None,
     }
 }

@@ -60,6 +60,18 @@ pub enum Halt {
     },
 }
 
+/// What an engine is doing right now, as the progress line shows it: the numbers of calls
+/// still going, which the totals (counted as calls end) do not have yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Live {
+    /// Calls allowed in flight now (`None` for an engine of jobs, not calls).
+    pub limit: Option<usize>,
+    /// Attempts throttled so far, calls still going included.
+    pub throttles: u64,
+    /// Records a service has answered that have no line yet (a batch job's own count).
+    pub answered: u64,
+}
+
 /// What an engine shows of itself while it runs and leaves in summary.json.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineReport {
@@ -81,8 +93,8 @@ pub trait Engine: Send + Sync {
         outcomes: mpsc::Sender<CallOutcome>,
     ) -> JoinHandle<()>;
 
-    /// Calls allowed in flight right now, for the progress display.
-    fn concurrency(&self) -> usize;
+    /// What the engine is doing right now, for the progress display.
+    fn live(&self) -> Live;
 
     fn report(&self) -> EngineReport;
 

@@ -17,7 +17,33 @@ use clap::Parser;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt;
+use tracing_subscriber::fmt::FormatFields as _;
 use tracing_subscriber::prelude::*;
+
+/// Log events as a person reads them: `warning: message`.
+struct Plain;
+
+impl<S, N> fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &fmt::FmtContext<'_, S, N>,
+        mut writer: fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let word = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            _ => "note",
+        };
+        write!(writer, "{word}: ")?;
+        context.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
 
 /// A failure that ends the command: its exit code and what to tell the user.
 struct Failure {
@@ -46,14 +72,23 @@ fn main() -> ExitCode {
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    tracing_subscriber::registry()
-        .with(fmt::layer().with_writer(std::io::stderr).with_ansi(ansi))
-        .with(
-            Targets::new()
-                .with_target("bedrock_batch", ours)
-                .with_default(theirs),
-        )
-        .init();
+    let targets = Targets::new()
+        .with_target("bedrock_batch", ours)
+        .with_default(theirs);
+    // Without -v, what reaches stderr is a person's warning: `warning: ...`, not a log
+    // record with a timestamp and a module path. -v and -vv keep the full records.
+    let layer = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    if cli.verbose == 0 {
+        tracing_subscriber::registry()
+            .with(layer.event_format(Plain))
+            .with(targets)
+            .init();
+    } else {
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(targets)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -175,14 +210,24 @@ fn merge(args: MergeArgs) -> Result<u8, Failure> {
 }
 
 fn export(args: ExportArgs) -> Result<u8, Failure> {
-    use bedrock_batch::export::{ExportOptions, export};
-    let exported = export(&ExportOptions {
+    use bedrock_batch::export::{ExportError, ExportOptions, export};
+    let exported = match export(&ExportOptions {
         run_dir: args.run_dir,
         format: args.format,
         out: args.out,
         with_input: args.with_input,
-    })
-    .map_err(|err| Failure::usage(err.to_string()))?;
+    }) {
+        Ok(exported) => exported,
+        // `export --out - | head`: the reader has what it wanted.
+        Err(ExportError::Write { path, source })
+            if path.as_os_str() == "-"
+                && (source.kind() == std::io::ErrorKind::BrokenPipe
+                    || source.to_string().contains("Broken pipe")) =>
+        {
+            return Ok(exit::OK);
+        }
+        Err(err) => return Err(Failure::usage(err.to_string())),
+    };
     if exported.out.as_os_str() != "-" {
         eprintln!(
             "wrote {} rows, {} columns to {}",

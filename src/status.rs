@@ -28,6 +28,9 @@ pub struct Status {
     pub pending: Option<u64>,
     pub usage: Usage,
     pub cost_usd: Option<f64>,
+    /// The models whose lines have no price, when `cost_usd` is unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unpriced: Vec<String>,
     pub runs: u32,
     /// `pid N` of the run writing it now, if any.
     pub active: Option<String>,
@@ -84,7 +87,14 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         failed_retryable,
         pending: records.map(|r| r.saturating_sub(done)),
         usage: summary.usage,
-        cost_usd: summary.cost_usd,
+        // Nothing sent yet costs nothing; later, what the lines cost (`None`: some model
+        // of theirs has no price, named in `unpriced`).
+        cost_usd: if summary.records.total == 0 {
+            Some(0.0)
+        } else {
+            summary.cost_usd
+        },
+        unpriced: summary.unpriced_models.clone(),
         runs: checkpoint.as_ref().map_or(0, |c| c.runs),
         active,
         last_checkpoint_unix: checkpoint.map(|c| c.updated_unix),
@@ -141,7 +151,14 @@ pub fn render(status: &Status) -> String {
     }
     out += &match status.cost_usd {
         Some(cost) => format!("cost so far: ${cost:.4}\n"),
-        None => "cost so far: unknown (no price for this model)\n".to_string(),
+        None => format!(
+            "cost so far: unknown (no price for {}: give one with --prices FILE)\n",
+            if status.unpriced.is_empty() {
+                status.model.clone()
+            } else {
+                status.unpriced.join(", ")
+            }
+        ),
     };
     out += &match &status.active {
         Some(holder) => format!("a run is active ({holder})\n"),

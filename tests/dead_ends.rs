@@ -292,3 +292,86 @@ async fn setup_mistakes_exit_2_before_any_run_directory() {
         assert!(!work.path().join("jobs/state").exists(), "{full:?}");
     }
 }
+
+#[tokio::test]
+async fn numbers_after_ctrl_c_and_before_any_call_are_true() {
+    use bedrock_batch::local_server::ServerConfig;
+    let work = tempfile::tempdir().unwrap();
+    let total = 300;
+    let job = write_jsonl(work.path(), "job.jsonl", &records(total, "Slow"));
+    // Calls of 50 ms from a cold start: the run takes seconds, the interrupt lands midway.
+    let server = server(ServerConfig {
+        latency: Duration::from_millis(50),
+        ..ServerConfig::default()
+    })
+    .await;
+    let url = server.url();
+    let run_dir = work.path().join("run");
+    let out = run_dir.display().to_string();
+    let args = [
+        "run",
+        &job,
+        "--model",
+        CLAUDE,
+        "--out",
+        &out,
+        "--endpoint-url",
+        &url,
+    ];
+    let child = command(work.path(), &args).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while read_lines(&run_dir).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no line came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_signal(child.id().unwrap() as i32, "INT");
+    let stopped = child.wait_with_output().await.unwrap();
+    assert_eq!(stopped.status.code(), Some(130), "{}", stderr(&stopped));
+    let summary = read_summary(&run_dir);
+    let done = summary["records"]["total"].as_u64().unwrap();
+    let left = summary["records"]["pending"].as_u64().unwrap();
+    assert!(done > 0 && left > 0, "{summary}");
+    assert_eq!(done + left, total as u64, "{summary}");
+    let headline = format!("{done} of {total} records done ({left} left: rerun to resume)");
+    assert!(stderr(&stopped).contains(&headline), "{}", stderr(&stopped));
+
+    // `status` of a run that has sent nothing: nothing spent, not "unknown".
+    let idle_dir = work.path().join("idle");
+    let idle = idle_dir.display().to_string();
+    let slow = server_with_latency(Duration::from_secs(30)).await;
+    let slow_url = slow.url();
+    let child = command(
+        work.path(),
+        &[
+            "run",
+            &job,
+            "--model",
+            CLAUDE,
+            "--out",
+            &idle,
+            "--endpoint-url",
+            &slow_url,
+            "--grace",
+            "0",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    while !idle_dir.join("state/manifest.json").exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_signal(child.id().unwrap() as i32, "INT");
+    let _ = child.wait_with_output().await.unwrap();
+    let status = bb(work.path(), &["status", &idle]).await;
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(text.contains("cost so far: $0.0000"), "{text}");
+}
+
+async fn server_with_latency(latency: Duration) -> bedrock_batch::local_server::LocalServer {
+    server(bedrock_batch::local_server::ServerConfig {
+        latency,
+        ..bedrock_batch::local_server::ServerConfig::default()
+    })
+    .await
+}

@@ -525,7 +525,7 @@ async fn local_flag_runs_the_built_in_server() {
     let printed: Value = serde_json::from_slice(&run.output.stdout).unwrap();
     assert_eq!(printed, run.summary());
     assert!(
-        run.stderr().contains("1 records: 1 ok, 0 failed"),
+        run.stderr().contains("1 record: 1 ok, 0 failed"),
         "{}",
         run.stderr()
     );

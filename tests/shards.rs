@@ -85,6 +85,27 @@ async fn four_shards_at_once_then_merge_give_every_record_once() {
     assert_eq!(summary, read_summary(&work.path().join("all")));
     assert_eq!(summary["records"]["total"], 203);
     assert_eq!(summary["records"]["ok"], 203);
+    // The human summary of a merge names no one concurrency limiter (it had four).
+    let mut again = args.clone();
+    again.retain(|a| *a != "--json" && *a != "--quiet");
+    let all = work.path().join("all").display().to_string();
+    let again: Vec<&str> = again
+        .into_iter()
+        .map(|a| if a == "all" { all.as_str() } else { a })
+        .collect();
+    std::fs::remove_dir_all(work.path().join("all")).unwrap();
+    let shown = bb(work.path(), &again).await;
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    assert!(
+        stderr(&shown).contains("203 records: 203 ok"),
+        "{}",
+        stderr(&shown)
+    );
+    assert!(
+        !stderr(&shown).contains("concurrency:"),
+        "{}",
+        stderr(&shown)
+    );
     let sum = |field: &dyn Fn(&Value) -> u64| -> u64 {
         outs.iter()
             .map(|out| field(&read_summary(&work.path().join(out))))

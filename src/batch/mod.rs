@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::bedrock::CallOptions;
 use crate::bedrock::wire::{self, BatchKind};
-use crate::engine::{Engine, EngineReport, Halt, Stops};
+use crate::engine::{Engine, EngineReport, Halt, Live, Stops};
 use crate::report::summary::thousands;
 use crate::store::state::RecordSet;
 use crate::vocab::{BatchReport, CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries, Task};
@@ -140,13 +140,18 @@ impl Engine for BatchInference {
     }
 
     /// Jobs running now.
-    fn concurrency(&self) -> usize {
+    fn live(&self) -> Live {
         let state = self.inner.state();
-        state
-            .parts
-            .iter()
-            .filter(|p| p.job_arn.is_some() && !p.ended())
-            .count()
+        Live {
+            limit: None,
+            throttles: 0,
+            answered: state
+                .parts
+                .iter()
+                .filter(|p| !p.collected)
+                .map(|p| p.processed.unwrap_or(0).min(p.records))
+                .sum(),
+        }
     }
 
     fn report(&self) -> EngineReport {

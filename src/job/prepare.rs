@@ -17,13 +17,17 @@ use crate::vocab::{
     ServiceTier,
 };
 
-/// The record's id: `id`, else `recordId`, else its number.
-pub fn record_id(record: &Record) -> Value {
-    match record
-        .fields
-        .get("id")
-        .or_else(|| record.fields.get("recordId"))
-    {
+/// The record's id: its `id_field` (`--id-field`) when given, else `id`, else `recordId`;
+/// its number when the field is missing or empty.
+pub fn record_id(record: &Record, id_field: Option<&str>) -> Value {
+    let field = match id_field {
+        Some(name) => record.fields.get(name),
+        None => record
+            .fields
+            .get("id")
+            .or_else(|| record.fields.get("recordId")),
+    };
+    match field {
         Some(Value::Null) | None => Value::from(record.number),
         Some(Value::String(s)) if s.is_empty() => Value::from(record.number),
         Some(id) => id.clone(),
@@ -67,7 +71,7 @@ pub fn prepare(
     settings: &RequestSettings,
     media: &mut MediaLoader,
 ) -> Result<Prepared, InvalidRecord> {
-    let id = record_id(record);
+    let id = record_id(record, settings.id_field.as_deref());
     let invalid = |kind: &'static str, message: String| InvalidRecord {
         number: record.number,
         line: record.line,
@@ -564,6 +568,8 @@ pub struct RequestSettings {
     pub stream: bool,
     /// `--schema`: sent with every Converse call, so counted in every input estimate.
     pub schema: Option<Arc<OutputSchema>>,
+    /// `--id-field`: the field holding each record's id.
+    pub id_field: Option<String>,
     /// How the schema is sent: native structured output or a forced tool.
     pub schema_route: SchemaRoute,
     /// `--service-tier`, for records that name none.

@@ -22,7 +22,7 @@ pub mod retry;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -30,7 +30,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
 use crate::bedrock::Bedrock;
-use crate::engine::{Engine, EngineReport, Halt, Stops};
+use crate::engine::{Engine, EngineReport, Halt, Live, Stops};
 use crate::vocab::Payload;
 use crate::vocab::{Answer, ServiceTier, Usage};
 use crate::vocab::{CallError, ErrorKind};
@@ -147,6 +147,9 @@ pub struct Controls {
     pub over_budget: Arc<AtomicBool>,
     /// Set when the run stopped because nothing succeeded for `stall_timeout`.
     pub stalled: Arc<AtomicBool>,
+    /// Attempts throttled so far, counted as they come back (the totals count a call's
+    /// throttles when it ends).
+    pub throttled: Arc<AtomicU64>,
 }
 
 impl Controls {
@@ -422,6 +425,7 @@ impl<S: Service> Dispatcher<S> {
         let pacer = &lane.pacer;
         let next = match attempted.result {
             Err(err) if err.kind == ErrorKind::Throttling => {
+                self.controls.throttled.fetch_add(1, Ordering::Relaxed);
                 pacer.throttled(
                     attempted.reservation,
                     Shortage::from_message(&err.message),
@@ -599,12 +603,18 @@ impl<S: Service> Engine for OnDemand<S> {
         ))
     }
 
-    fn concurrency(&self) -> usize {
-        self.lanes
-            .iter()
-            .filter(|l| l.live())
-            .map(|l| l.limiter.limit())
-            .sum()
+    fn live(&self) -> Live {
+        Live {
+            limit: Some(
+                self.lanes
+                    .iter()
+                    .filter(|l| l.live())
+                    .map(|l| l.limiter.limit())
+                    .sum(),
+            ),
+            throttles: self.controls.throttled.load(Ordering::Relaxed),
+            answered: 0,
+        }
     }
 
     fn report(&self) -> EngineReport {

@@ -205,6 +205,7 @@ fn controls() -> Arc<Controls> {
         budget: None,
         over_budget: Arc::default(),
         stalled: Arc::default(),
+        throttled: Arc::default(),
     })
 }
 

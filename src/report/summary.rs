@@ -133,6 +133,10 @@ pub struct Summary {
     pub retries: u64,
     pub retries_by_reason: BTreeMap<String, u64>,
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// Corrections made before sending (a relabeled image, a renamed document), each in
+    /// its record's line as `warnings`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warnings: u64,
     pub latency_ms: LatencyMs,
     /// With --stream: time to first token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +179,10 @@ pub struct Summary {
     /// With `--via batch`: the run's Batch Inference jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchReport>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The variant of the lines whose usage the service did not report: no price applies.
@@ -300,6 +308,7 @@ pub fn add_counts(summary: &mut Summary, other: &Summary) {
         ours.cost_usd = plus(ours.cost_usd, theirs.cost_usd);
     }
     summary.calls += other.calls;
+    summary.warnings += other.warnings;
     summary.attempts += other.attempts;
     summary.throttles += other.throttles;
     summary.retries += other.retries;
@@ -614,15 +623,32 @@ pub fn cost_text(summary: &Summary) -> String {
     }
 }
 
+/// `one` or `many` as `n` asks.
+pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
 /// The human summary printed on stderr at the end of a run.
 pub fn render(summary: &Summary) -> String {
     let r = &summary.records;
-    let mut out = format!(
-        "{} records: {} ok, {} failed\n",
-        thousands(r.total),
-        thousands(r.ok),
-        thousands(r.failed)
-    );
+    let mut out = match r.pending {
+        // A stopped run: what is done of the whole, and what is left.
+        Some(left) if left > 0 => format!(
+            "{} of {} records done ({} left: rerun to resume): {} ok, {} failed\n",
+            thousands(r.total),
+            thousands(r.total + left),
+            thousands(left),
+            thousands(r.ok),
+            thousands(r.failed)
+        ),
+        _ => format!(
+            "{} {}: {} ok, {} failed\n",
+            thousands(r.total),
+            plural(r.total, "record", "records"),
+            thousands(r.ok),
+            thousands(r.failed)
+        ),
+    };
     if summary.usage_reported == Some(false) {
         out += "tokens: not reported by Knowledge Bases\n";
         out += "cost: unknown (no token usage to price)\n";
@@ -650,7 +676,8 @@ pub fn render(summary: &Summary) -> String {
             .map(|(status, n)| format!("{n} {status}"))
             .collect();
         out += &format!(
-            "batch jobs: {} ({}); at batch prices; prepare {:.1} s, submit {:.1} s, wait {:.1} s, collect {:.1} s\n",
+            "batch {}: {} ({}); at batch prices; prepare {:.1} s, submit {:.1} s, wait {:.1} s, collect {:.1} s\n",
+            plural(batch.jobs.len() as u64, "job", "jobs"),
             batch.jobs.len(),
             statuses.join(", "),
             batch.prepare_s,
@@ -673,11 +700,21 @@ pub fn render(summary: &Summary) -> String {
             ttft.p50, ttft.p99
         );
     }
-    // A batch run has jobs, not calls in flight.
-    if summary.batch.is_none() {
+    // A batch run has jobs, not calls in flight; a merged run has no one limiter.
+    if summary.batch.is_none() && summary.limiter.peak > 0 {
         out += &format!(
-            "concurrency: {} at the end, {} at the peak ({} cuts)\n",
-            summary.limiter.final_limit, summary.limiter.peak, summary.limiter.decreases
+            "concurrency: {} at the end, {} at the peak ({} {})\n",
+            summary.limiter.final_limit,
+            summary.limiter.peak,
+            summary.limiter.decreases,
+            plural(summary.limiter.decreases, "cut", "cuts")
+        );
+    }
+    if summary.warnings > 0 {
+        out += &format!(
+            "warnings: {} {} made before sending (each in its record's line, as `warnings`)\n",
+            thousands(summary.warnings),
+            plural(summary.warnings, "correction", "corrections"),
         );
     }
     if !summary.errors_by_kind.is_empty() {

@@ -127,7 +127,7 @@ pub async fn drive(
             }
         }
         progress.set_note(engine.status_line());
-        progress.update(&ledger.totals.summary, engine.concurrency());
+        progress.update(&ledger.totals.summary, engine.live());
         ledger.checkpoint_every(config.checkpoint_interval, || engine.report().limiter)?;
     }
     drop(outcome_rx);

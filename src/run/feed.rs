@@ -49,6 +49,8 @@ pub struct Selector {
     seen: u64,
     /// Hash of each id seen: 8 bytes an id, so a million ids cost about 20 MB.
     ids: HashSet<u64, BuildHasherDefault<PassThrough>>,
+    /// `--id-field`.
+    id_field: Option<String>,
 }
 
 /// Prepared records, one per record the [`Selector`] takes (`--dry-run` and tests: the
@@ -96,7 +98,14 @@ impl Selector {
             shard: None,
             seen: 0,
             ids: HashSet::default(),
+            id_field: None,
         }
+    }
+
+    /// Ids come from `id_field` (`--id-field`) when given.
+    pub fn with_id_field(mut self, id_field: Option<String>) -> Selector {
+        self.id_field = id_field;
+        self
     }
 
     /// Takes only `shard`'s records (all when `None`).
@@ -115,7 +124,7 @@ impl Feed {
         media: MediaLoader,
     ) -> Feed {
         Feed {
-            selector: Selector::new(records, limit, skip),
+            selector: Selector::new(records, limit, skip).with_id_field(settings.id_field.clone()),
             settings,
             media,
         }
@@ -168,14 +177,15 @@ impl Iterator for Selector {
                 break record;
             }
             if let Ok(record) = &record {
-                self.ids.insert(id_key(&record_id(record)));
+                self.ids
+                    .insert(id_key(&record_id(record, self.id_field.as_deref())));
             }
         };
         // Ids are checked here, in file order, before the stages that may reorder records.
         // A duplicate is not prepared (nor its media fetched): it is not sent anyway.
         let selected = match record {
             Ok(record) => {
-                let id = record_id(&record);
+                let id = record_id(&record, self.id_field.as_deref());
                 if self.ids.insert(id_key(&id)) {
                     Ok(record)
                 } else {
@@ -293,9 +303,13 @@ pub fn spawn(
     let (selected_tx, selected_rx) = mpsc::channel::<Record>(STAGE_QUEUE);
     let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolved>(STAGE_QUEUE);
     let invalid_of_reading = invalid.clone();
+    let id_field = settings.id_field.clone();
     let reading = tokio::task::spawn_blocking(move || -> Result<(), JobError> {
         let Selection { limit, shard, done } = selection;
-        for selected in Selector::new(records, limit, done).in_shard(shard) {
+        let selector = Selector::new(records, limit, done)
+            .in_shard(shard)
+            .with_id_field(id_field);
+        for selected in selector {
             let sent = match selected? {
                 Ok(record) => selected_tx.blocking_send(record).is_ok(),
                 Err(record) => invalid_of_reading.blocking_send(record).is_ok(),

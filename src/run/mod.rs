@@ -233,7 +233,7 @@ fn choose_batch<'a>(
     let Some(settings) = &config.batch else {
         if unfinished > 0 {
             return Err(RunError::Usage(format!(
-                "{} has {unfinished} Batch Inference jobs not collected yet: rerun with --via batch (and the same --s3 and --role-arn) to collect them, or `bedrock-batch cancel {}` first and then collect what they answered; sending their records on demand now would pay for them twice",
+                "{} has {unfinished} Batch Inference job(s) not collected yet: rerun with --via batch (and the same --s3 and --role-arn) to collect them, or `bedrock-batch cancel {}` first and then collect what they answered; sending their records on demand now would pay for them twice",
                 config.out_dir.display(),
                 config.out_dir.display()
             )));
@@ -310,9 +310,10 @@ fn open_run_dir(config: &RunConfig) -> Result<OpenRunDir, RunError> {
         }
         if opened.earlier.is_some() {
             eprintln!(
-                "resuming {}: {} records already done{}",
+                "resuming {}: {} {} already done{}",
                 config.out_dir.display(),
                 thousands(opened.done.len()),
+                summary::plural(opened.done.len(), "record", "records"),
                 match opened.retried {
                     0 => String::new(),
                     n => format!(", {} failed records to run again", thousands(n)),

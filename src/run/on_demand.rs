@@ -157,6 +157,7 @@ fn engine<S: Service>(config: &RunConfig, stops: &Stops, lanes: Vec<Lane<S>>) ->
             .map(|limit| Budget::new(limit, config.prices.clone())),
         over_budget: Arc::default(),
         stalled: Arc::default(),
+        throttled: Arc::default(),
     };
     OnDemand {
         alive: config.max_concurrency * 2 * lanes.len(),

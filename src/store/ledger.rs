@@ -226,6 +226,7 @@ impl Ledger {
                         None => Route::on_demand(tier),
                     };
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
+                    self.totals.summary.warnings += meta.warnings.len() as u64;
                     line.region = region;
                     line.via = via;
                     line.batch_job = batch_job;
@@ -287,6 +288,7 @@ impl Ledger {
                     };
                     let usd = self.count_via(&outcome.model, &billed, Some(err.kind.name()), route);
                     let mut line = base_line(meta, &outcome.model, latency_ms, outcome.attempts);
+                    self.totals.summary.warnings += meta.warnings.len() as u64;
                     if billed != Usage::default() {
                         self.totals.region_line(&outcome.region, &billed, usd);
                         line.usage = Some(billed);

@@ -110,6 +110,8 @@ struct LineHead {
     /// The service tier that answered, which decides an on-demand line's price.
     #[serde(default)]
     service_tier: Option<String>,
+    #[serde(default)]
+    warnings: Vec<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +149,10 @@ fn without_lines(
                 head.error.as_ref().map(|e| e.kind.as_str()),
             );
             let route = Route::of_line(head.via.as_deref(), head.service_tier.as_deref());
+            totals.summary.warnings = totals
+                .summary
+                .warnings
+                .saturating_sub(head.warnings.len() as u64);
             let charge = prices.charge(&head.model, &head.usage, route);
             totals.refund(&head.model, &head.usage, &charge);
             dropped += 1;

@@ -131,6 +131,9 @@ pub struct RunParams {
     pub top_k: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_template: Option<String>,
+    /// `--id-field`: another field gives the records other ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_field: Option<String>,
 }
 
 impl RunParams {
@@ -143,11 +146,27 @@ impl RunParams {
             for (key, value) in now {
                 let before = was.get(key).cloned().unwrap_or_default();
                 if *value != before {
-                    lines.push(format!("{key}: now {value}, was {before}"));
+                    lines.push(format!(
+                        "{key}: now {}, was {}",
+                        param_text(key, value),
+                        param_text(key, &before)
+                    ));
                 }
             }
         }
         lines
+    }
+}
+
+/// A run parameter as a person writes it: a shard as `I/N`, nothing as `none`.
+fn param_text(key: &str, value: &serde_json::Value) -> String {
+    match (key, value) {
+        (_, serde_json::Value::Null) => "none".to_string(),
+        ("shard", shard) => match (shard["index"].as_u64(), shard["count"].as_u64()) {
+            (Some(index), Some(count)) => format!("--shard {index}/{count}"),
+            _ => shard.to_string(),
+        },
+        (_, other) => other.to_string(),
     }
 }
 

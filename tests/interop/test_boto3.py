@@ -975,7 +975,7 @@ def test_export_reads_back_in_pyarrow(url, tmp_path):
     assert table.column_names == [
         "id", "record", "status", "model", "output", "stop_reason", "input_tokens",
         "output_tokens", "cache_read_input_tokens", "cache_write_input_tokens", "latency_ms",
-        "attempts", "error_kind", "error_message", "data.category", "data.urgency",
+        "attempts", "error_kind", "error_message", "cost_usd", "service_tier", "data.category", "data.urgency",
         "data.summary", "data.needs_human", "input.id", "input.text",
     ]
     assert table.schema.field("record").type == pa.uint64()

@@ -144,9 +144,28 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, String> {
             ]);
         }
     }
-    let mut out = table::render(&HEADERS, &rows, 3..8, format)?;
-    if format == Format::Table {
-        out += "USD per million tokens\n";
+    if format != Format::Table {
+        return table::render(&HEADERS, &rows, 3..8, format);
     }
+    // On a terminal: no entry and no source columns (the widest), so a line fits; the
+    // other formats keep both.
+    let narrow = |row: &Vec<String>| {
+        let mut row = row.clone();
+        if row[2] == super::UNPRICED {
+            row[2] = format!("{} ({})", row[2], row[8]);
+        }
+        row.remove(8);
+        row.remove(1);
+        row
+    };
+    let headers: Vec<&str> = HEADERS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![1, 8].contains(i))
+        .map(|(_, h)| *h)
+        .collect();
+    let rows: Vec<Vec<String>> = rows.iter().map(narrow).collect();
+    let mut out = table::render(&headers, &rows, 2..7, format)?;
+    out += "USD per million tokens; --format markdown, csv or json shows where each price comes from\n";
     Ok(out)
 }

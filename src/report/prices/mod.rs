@@ -47,10 +47,12 @@ pub struct Rates {
 
 impl Rates {
     fn scaled(self, factor: f64) -> Rates {
-        let scale = |price: Option<f64>| price.map(|p| p * factor);
+        // To a billionth of a dollar per million tokens: 3.30, not 3.3000000000000003.
+        let round = |p: f64| (p * factor * 1e9).round() / 1e9;
+        let scale = |price: Option<f64>| price.map(round);
         Rates {
-            input: self.input * factor,
-            output: self.output * factor,
+            input: round(self.input),
+            output: round(self.output),
             cache_read: scale(self.cache_read),
             cache_write: scale(self.cache_write),
             cache_write_1h: scale(self.cache_write_1h),
