@@ -375,3 +375,57 @@ async fn server_with_latency(latency: Duration) -> bedrock_batch::local_server::
     })
     .await
 }
+
+#[tokio::test]
+async fn a_csv_column_can_be_the_id_and_a_shard_mismatch_reads_as_flags() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("tickets.csv"),
+        "ticket_id,body\nT-100,Cannot log in\nT-200,Charged twice\n",
+    )
+    .unwrap();
+    let run = run_fresh(
+        work.path(),
+        &[
+            "tickets.csv",
+            "--model",
+            CLAUDE,
+            "--local",
+            "--prompt-template",
+            "{body}",
+            "--id-field",
+            "ticket_id",
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let ids: std::collections::BTreeSet<String> = run.by_id().into_keys().collect();
+    assert_eq!(ids, ["T-100".to_string(), "T-200".to_string()].into());
+
+    let out = run.dir.display().to_string();
+    let shard = bb(
+        work.path(),
+        &[
+            "run",
+            "tickets.csv",
+            "--model",
+            CLAUDE,
+            "--local",
+            "--prompt-template",
+            "{body}",
+            "--id-field",
+            "ticket_id",
+            "--out",
+            &out,
+            "--shard",
+            "1/4",
+        ],
+    )
+    .await;
+    assert_eq!(shard.status.code(), Some(2), "{}", stderr(&shard));
+    assert!(
+        stderr(&shard).contains("shard: now --shard 1/4, was none"),
+        "{}",
+        stderr(&shard)
+    );
+}

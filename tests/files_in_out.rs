@@ -60,6 +60,8 @@ fn write_jobs(dir: &std::path::Path) -> (String, String) {
         Field::new("priority", DataType::Int64, false),
         Field::new("vip", DataType::Boolean, false),
         Field::new("images", DataType::List(item.clone()), true),
+        // Bytes are no field a record can use: skipped, with a warning.
+        Field::new("blob", DataType::Binary, false),
     ]));
     let mut list =
         arrow_array::builder::ListBuilder::new(arrow_array::builder::StringBuilder::new());
@@ -77,6 +79,9 @@ fn write_jobs(dir: &std::path::Path) -> (String, String) {
         Arc::new(Int64Array::from_iter_values((0..N).map(|i| i as i64))),
         Arc::new(BooleanArray::from_iter((0..N).map(|i| Some(i % 3 == 0)))),
         Arc::new(list.finish()),
+        Arc::new(arrow_array::BinaryArray::from_iter_values(
+            (0..N).map(|i| vec![i as u8]),
+        )),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
     let file = std::fs::File::create(dir.join("tickets.parquet")).unwrap();
@@ -142,6 +147,23 @@ async fn a_parquet_job_gives_the_same_results_as_jsonl() {
     .await;
     assert_eq!(from_jsonl.code(), 0, "{}", from_jsonl.stderr());
     assert_eq!(from_parquet.code(), 0, "{}", from_parquet.stderr());
+    // A warning a person reads, not a log record with a timestamp and a module path.
+    let warning = from_parquet
+        .stderr()
+        .lines()
+        .find(|l| l.contains("\"blob\""))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        warning.starts_with("warning: tickets.parquet: column \"blob\""),
+        "{}",
+        from_parquet.stderr()
+    );
+    assert!(
+        !from_parquet.stderr().contains("WARN"),
+        "{}",
+        from_parquet.stderr()
+    );
     let essence = |run: &Run| -> Vec<(String, Value, Value, Value)> {
         run.by_id()
             .into_iter()

@@ -600,10 +600,11 @@ pub fn cost_text(summary: &Summary) -> String {
                 None => format!("{tier} unknown"),
             })
             .collect();
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", parts.join(", "))
+        match parts.as_slice() {
+            [_, _, ..] => format!(" ({})", parts.join(", ")),
+            // One tier: said once, without repeating the amount.
+            [one] => format!(" ({})", one.split(' ').next().unwrap_or_default()),
+            [] => String::new(),
         }
     };
     match (summary.cost_usd, summary.cost_partial_usd) {
@@ -741,7 +742,7 @@ pub fn render(summary: &Summary) -> String {
         );
     }
     if let Some(aborted) = &summary.aborted {
-        out += &format!(
+        let stopped = format!(
             "stopped early: {} for {}: {}\n{}{}\n",
             aborted.kind,
             aborted.model,
@@ -752,6 +753,11 @@ pub fn render(summary: &Summary) -> String {
             },
             aborted.hint
         );
+        // Nothing done: the reason is the news, not a line of zeros before it.
+        if summary.records.total == 0 {
+            return stopped + &out;
+        }
+        out += &stopped;
     }
     out
 }
