@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bedrock_batch::local_server::{BatchFaults, LocalServer, ServerConfig};
-use common::{CLAUDE, TITAN_V2, bb, command, run_fresh, run_fresh_with, stderr};
+use common::{CLAUDE, TITAN_V2, bb, command, local_keys, run_fresh, run_fresh_with, stderr};
 use serde_json::{Value, json};
 
 const BUCKET: &str = "batch-tests";
@@ -97,18 +97,6 @@ async fn start_batch_run(
     let child = first.spawn().unwrap();
     wait_for_jobs(run_dir, jobs).await;
     (args, child)
-}
-
-fn local_keys(command: &mut tokio::process::Command) {
-    command
-        .env(
-            "AWS_ACCESS_KEY_ID",
-            bedrock_batch::local_server::S3_ACCESS_KEY,
-        )
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            bedrock_batch::local_server::S3_SECRET_KEY,
-        );
 }
 
 fn strs(args: &[String]) -> Vec<&str> {

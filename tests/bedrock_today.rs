@@ -395,17 +395,7 @@ async fn schema_via_batch_sends_no_tool_and_every_record_has_valid_data() {
             "--schema",
             "schema.json",
         ],
-        |command| {
-            command
-                .env(
-                    "AWS_ACCESS_KEY_ID",
-                    bedrock_batch::local_server::S3_ACCESS_KEY,
-                )
-                .env(
-                    "AWS_SECRET_ACCESS_KEY",
-                    bedrock_batch::local_server::S3_SECRET_KEY,
-                );
-        },
+        local_keys,
     )
     .await;
     assert_eq!(run.code(), 0, "{}", run.stderr());

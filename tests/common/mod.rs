@@ -160,6 +160,20 @@ pub fn command(work: &std::path::Path, args: &[&str]) -> tokio::process::Command
     command
 }
 
+/// Signs a command's S3 requests with the key pair the local S3 endpoint checks
+/// signatures with (uploads in `aws-chunked` encoding need it).
+pub fn local_keys(command: &mut tokio::process::Command) {
+    command
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            bedrock_batch::local_server::S3_ACCESS_KEY,
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            bedrock_batch::local_server::S3_SECRET_KEY,
+        );
+}
+
 /// Sends a signal (`INT`, `TERM`) with the `kill` command (no libc dependency in tests).
 pub fn send_signal(pid: i32, signal: &str) {
     let status = std::process::Command::new("kill")
