@@ -43,9 +43,33 @@ impl S3Location {
                 "--s3 {uri:?}: {bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens)"
             ));
         }
+        let prefix = prefix.trim_matches('/');
+        // AWS's S3Uri for model invocation jobs, from the bedrock service model:
+        // s3://[a-z0-9][-.a-z0-9]{1,61}[a-z0-9](/[-!_*'().a-zA-Z0-9]+)*/? , at most 1,024
+        // characters. The run adds RUN_ID/input/part-NNNNN.jsonl (and output/): all in the
+        // allowed set, so the prefix decides.
+        if let Some((at, bad)) = prefix.char_indices().find(|(_, c)| !s3_uri_char(*c)) {
+            return Err(format!(
+                "--s3 {uri:?}: Bedrock Batch Inference takes S3 prefixes of letters, digits and - ! _ * ' ( ) . / only, and {bad:?} (at character {}) would make every create call fail: choose a prefix without it, like s3://{bucket}/{}",
+                "s3://".len() + bucket.len() + 1 + at + 1,
+                prefix.replace(|c: char| !s3_uri_char(c), "-")
+            ));
+        }
+        if prefix.contains("//") {
+            return Err(format!(
+                "--s3 {uri:?}: an empty path segment (//) is not a valid S3Uri for Bedrock Batch Inference"
+            ));
+        }
+        // The longest URI a job gets: the prefix, the run id and the output folder's job id.
+        const RUN_PART: usize = "/0123456789/output/".len() + 64;
+        if uri.len() + RUN_PART > 1024 {
+            return Err(format!(
+                "--s3 {uri:?}: the URIs of its jobs would pass Bedrock's 1,024 characters: choose a shorter prefix"
+            ));
+        }
         Ok(S3Location {
             bucket: bucket.to_string(),
-            prefix: prefix.trim_matches('/').to_string(),
+            prefix: prefix.to_string(),
         })
     }
 
@@ -61,6 +85,11 @@ impl S3Location {
     pub fn uri(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }
+}
+
+/// A character AWS's S3Uri pattern takes in a key: `[-!_*'().a-zA-Z0-9]` and `/`.
+fn s3_uri_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-!_*'()./".contains(c)
 }
 
 /// Input files above this size go up in parts.
@@ -437,5 +466,18 @@ mod tests {
                 .contains("bucket name")
         );
         assert!(S3Location::parse("https://b/x").is_err());
+        // What AWS's S3Uri pattern refuses is refused here, naming the character.
+        let err = S3Location::parse("s3://bucket/dt=2026-01-01").unwrap_err();
+        assert!(err.contains("'='") && err.contains("character 15"), "{err}");
+        assert!(err.contains("s3://bucket/dt-2026-01-01"), "{err}");
+        assert!(
+            S3Location::parse("s3://bucket/a+b")
+                .unwrap_err()
+                .contains("'+'")
+        );
+        assert!(S3Location::parse("s3://bucket/a//b").is_err());
+        assert!(S3Location::parse("s3://bucket/runs/2026_12(a)!/x.y*'z").is_ok());
+        let long = format!("s3://bucket/{}", "a".repeat(1000));
+        assert!(S3Location::parse(&long).unwrap_err().contains("1,024"));
     }
 }

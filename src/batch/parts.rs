@@ -195,7 +195,18 @@ impl Spool {
                 continue;
             }
             if short && let (Some(last), Some(before)) = (parts.pop(), parts.pop()) {
-                parts.extend(self.rebalance(before, last)?);
+                let bytes = before.bytes + last.bytes;
+                if bytes > self.max_bytes && before.records + last.records < 2 * MIN_RECORDS {
+                    // Together they would pass AWS's 1 GB a file, apart the short one is
+                    // below its 100 records a job: AWS takes neither, so the short part's
+                    // records are handed back (to be sent on demand) and the full part goes.
+                    let metas = read_sidecar(&self.dir, last.index)?;
+                    remove_files(&self.dir, last.index);
+                    spooled.too_few.push((model.clone(), metas));
+                    parts.push(before);
+                } else {
+                    parts.extend(self.rebalance(before, last)?);
+                }
             }
             spooled.parts.extend(parts);
         }
@@ -370,6 +381,30 @@ mod tests {
     }
 
     #[test]
+    fn large_records_never_make_a_file_past_the_byte_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        // Lines of about 60 bytes, 110 to a file: 110 then 40, which together pass the
+        // limit and apart leave 40, below a job's minimum.
+        let mut spool = Spool::new(dir.path(), 1, 50_000)
+            .unwrap()
+            .with_max_bytes(110 * 60);
+        for n in 0..150 {
+            spool
+                .push("m", BatchKind::Converse, &meta(n), &json!({"n": n}))
+                .unwrap();
+        }
+        let spooled = spool.finish().unwrap();
+        for part in &spooled.parts {
+            assert!(part.bytes <= 110 * 60, "{part:?}");
+            assert!(part.records >= MIN_RECORDS, "{part:?}");
+        }
+        let handed_back: usize = spooled.too_few.iter().map(|(_, m)| m.len()).sum();
+        let sent: u64 = spooled.parts.iter().map(|p| p.records).sum();
+        assert!(handed_back > 0);
+        assert_eq!(sent + handed_back as u64, 150);
+    }
+
+    #[test]
     fn parts_close_before_the_byte_limit() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::new(dir.path(), 1, 50_000)
@@ -383,6 +418,12 @@ mod tests {
         let spooled = spool.finish().unwrap();
         assert!(spooled.parts.len() >= 2);
         assert!(spooled.parts.iter().all(|p| p.records >= MIN_RECORDS));
-        assert_eq!(spooled.parts.iter().map(|p| p.records).sum::<u64>(), 300);
+        assert!(spooled.parts.iter().all(|p| p.bytes <= 100 * 60));
+        // A short tail that would make its neighbour pass the limit is handed back.
+        let handed_back: u64 = spooled.too_few.iter().map(|(_, m)| m.len() as u64).sum();
+        assert_eq!(
+            spooled.parts.iter().map(|p| p.records).sum::<u64>() + handed_back,
+            300
+        );
     }
 }
