@@ -429,3 +429,88 @@ async fn a_csv_column_can_be_the_id_and_a_shard_mismatch_reads_as_flags() {
         stderr(&shard)
     );
 }
+
+#[tokio::test]
+async fn a_create_answered_conflict_attaches_to_the_job_already_made() {
+    use bedrock_batch::local_server::ServerConfig;
+    let work = tempfile::tempdir().unwrap();
+    let job = write_jsonl(work.path(), "job.jsonl", &records(120, "Late"));
+    let s3_dir = work.path().join("s3");
+    let server = server(ServerConfig {
+        s3_dir: Some(s3_dir.clone()),
+        s3_buckets: vec!["jobs".into()],
+        batch_step: Duration::from_millis(400),
+        ..ServerConfig::default()
+    })
+    .await;
+    let (url, s3_url) = (server.url(), server.s3_url());
+    let run_dir = work.path().join("run");
+    let out = run_dir.display().to_string();
+    let args = [
+        "run",
+        &job,
+        "--model",
+        CLAUDE,
+        "--out",
+        &out,
+        "--endpoint-url",
+        &url,
+        "--s3-endpoint-url",
+        &s3_url,
+        "--s3",
+        "s3://jobs/bb",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/BedrockBatch",
+        "--via",
+        "batch",
+        "--poll-secs",
+        "0.2",
+    ];
+    let mut first = command(work.path(), &args);
+    local_keys(&mut first);
+    let child = first.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !has_created_job(&run_dir) {
+        assert!(std::time::Instant::now() < deadline, "no job was created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_signal(child.id().unwrap() as i32, "INT");
+    let stopped = child.wait_with_output().await.unwrap();
+    assert_eq!(stopped.status.code(), Some(130), "{}", stderr(&stopped));
+
+    // The crash window between create and save, days later: the state has no job, the
+    // part file is still there, and the service no longer remembers the request token.
+    let state_path = run_dir.join("state/batch.json");
+    let mut state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["parts"][0]["job_arn"] = Value::Null;
+    state["parts"][0]["status"] = json!("Prepared");
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let mut folders = vec![s3_dir.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path
+                .display()
+                .to_string()
+                .ends_with("/input/part-00001.jsonl")
+            {
+                std::fs::copy(&path, run_dir.join("batch/part-00001.jsonl")).unwrap();
+            }
+        }
+    }
+    server.forget_batch_tokens();
+
+    let mut again = command(work.path(), &args);
+    local_keys(&mut again);
+    let finished = again.output().await.unwrap();
+    assert_eq!(finished.status.code(), Some(0), "{}", stderr(&finished));
+    let lines = read_lines(&run_dir);
+    assert_eq!(lines.len(), 120);
+    assert!(lines.iter().all(|l| l["status"] == "ok"));
+    let batch = server.stats().batch;
+    assert_eq!(batch.jobs_created, 1, "attached, no second job");
+    assert_eq!(batch.create_calls, 2);
+}

@@ -393,18 +393,54 @@ impl Clients {
             .timeout_duration_in_hours(job.timeout_hours)
             .model_invocation_type(kind)
             .send()
-            .await
-            .map_err(|err| {
-                use aws_sdk_bedrock::error::ProvideErrorMetadata;
-                let code = err.as_service_error().and_then(|e| e.code());
-                match code {
-                    Some("ServiceQuotaExceededException" | "ThrottlingException") => {
-                        NotCreated::Later(said(&err))
+            .await;
+        let err = match created {
+            Ok(created) => return Ok(created.job_arn().to_string()),
+            Err(err) => err,
+        };
+        use aws_sdk_bedrock::error::ProvideErrorMetadata;
+        match err.as_service_error().and_then(|e| e.code()) {
+            Some("ServiceQuotaExceededException" | "ThrottlingException") => {
+                Err(NotCreated::Later(said(&err)))
+            }
+            // The name is taken and the token no longer remembered (a rerun days later):
+            // the job is ours when it reads our input, so the run attaches to it.
+            Some("ConflictException") => match self.find_job(job.name, job.input_uri).await {
+                Ok(Some(arn)) => Ok(arn),
+                Ok(None) => Err(NotCreated::Refused(format!(
+                    "{} (and no job of that name reads {}: another run's job has the name)",
+                    said(&err),
+                    job.input_uri
+                ))),
+                Err(why) => Err(NotCreated::Refused(format!("{}; {why}", said(&err)))),
+            },
+            _ => Err(NotCreated::Refused(said(&err))),
+        }
+    }
+
+    /// The ARN of the job named `name` whose input is `input_uri`, if there is one.
+    async fn find_job(&self, name: &str, input_uri: &str) -> Result<Option<String>, String> {
+        let mut pages = self
+            .bedrock
+            .list_model_invocation_jobs()
+            .name_contains(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| format!("listing jobs named {name}: {}", said(&err)))?;
+            for summary in page.invocation_job_summaries() {
+                let reads_ours = match summary.input_data_config() {
+                    Some(ModelInvocationJobInputDataConfig::S3InputDataConfig(s3)) => {
+                        s3.s3_uri() == input_uri
                     }
-                    _ => NotCreated::Refused(said(&err)),
+                    _ => false,
+                };
+                if summary.job_name() == name && reads_ours {
+                    return Ok(Some(summary.job_arn().to_string()));
                 }
-            })?;
-        Ok(created.job_arn().to_string())
+            }
+        }
+        Ok(None)
     }
 
     pub async fn job_status(&self, arn: &str) -> Result<JobStatus, String> {

@@ -220,6 +220,12 @@ impl LocalServer {
     }
 
     /// What the server saw so far.
+    /// Forgets the client request tokens of Batch Inference jobs (AWS keeps them for a
+    /// while only): for tests of a create repeated long after.
+    pub fn forget_batch_tokens(&self) {
+        self.shared.batch.forget_tokens();
+    }
+
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }

@@ -815,7 +815,6 @@ mod tests {
 
     #[test]
     fn lines_are_priced_one_by_one_and_kept_by_variant() {
-        use crate::report::prices::Route;
         let prices = PriceTable::built_in();
         let model = "anthropic.claude-sonnet-4-20250514-v1:0";
         let mut totals = Totals::new("job.jsonl", model, "converse");

@@ -211,6 +211,12 @@ impl Batch {
     /// Adds `job` unless its client request token was seen before (then the earlier job's
     /// ARN comes back and `false`: nothing was created) or its name is taken. `make` builds
     /// the job from the sequence number of creation, called only when one is created.
+    /// Forgets every client request token, as AWS does after a while: a create repeated
+    /// days later meets its job's name, not its token.
+    pub fn forget_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
     pub fn create(
         self: &Arc<Self>,
         token: Option<&str>,
