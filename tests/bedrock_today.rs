@@ -408,25 +408,17 @@ async fn schema_via_batch_sends_no_tool_and_every_record_has_valid_data() {
     }
     // What was uploaded: every record a Converse body with outputConfig, none with a tool.
     let mut uploaded = 0;
-    let mut folders = vec![s3_dir.clone()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-                continue;
-            }
-            let name = path.display().to_string();
-            if !(name.contains("/input/") && name.ends_with(".jsonl")) {
-                continue;
-            }
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let record: Value = serde_json::from_str(line).unwrap();
-                let input = &record["modelInput"];
-                assert!(input.get("toolConfig").is_none(), "{line}");
-                assert_eq!(input["outputConfig"]["textFormat"]["type"], "json_schema");
-                uploaded += 1;
-            }
+    for path in files_under(&s3_dir) {
+        let name = path.display().to_string();
+        if !(name.contains("/input/") && name.ends_with(".jsonl")) {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let input = &record["modelInput"];
+            assert!(input.get("toolConfig").is_none(), "{line}");
+            assert_eq!(input["outputConfig"]["textFormat"]["type"], "json_schema");
+            uploaded += 1;
         }
     }
     assert_eq!(uploaded, 110);

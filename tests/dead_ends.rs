@@ -486,21 +486,15 @@ async fn a_create_answered_conflict_attaches_to_the_job_already_made() {
     state["parts"][0]["job_arn"] = Value::Null;
     state["parts"][0]["status"] = json!("Prepared");
     std::fs::write(&state_path, state.to_string()).unwrap();
-    let mut folders = vec![s3_dir.clone()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path
-                .display()
+    let input = files_under(&s3_dir)
+        .into_iter()
+        .find(|path| {
+            path.display()
                 .to_string()
                 .ends_with("/input/part-00001.jsonl")
-            {
-                std::fs::copy(&path, run_dir.join("batch/part-00001.jsonl")).unwrap();
-            }
-        }
-    }
+        })
+        .expect("the part is in S3");
+    std::fs::copy(&input, run_dir.join("batch/part-00001.jsonl")).unwrap();
     server.forget_batch_tokens();
 
     let mut again = command(work.path(), &args);

@@ -174,6 +174,23 @@ pub fn local_keys(command: &mut tokio::process::Command) {
         );
 }
 
+/// Every file under `dir`, at any depth (a local S3 directory's objects, say).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// Sends a signal (`INT`, `TERM`) with the `kill` command (no libc dependency in tests).
 pub fn send_signal(pid: i32, signal: &str) {
     let status = std::process::Command::new("kill")
