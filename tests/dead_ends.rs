@@ -185,8 +185,17 @@ async fn the_readme_finish_now_command_works_as_copied() {
         "--poll-secs",
         "0.2",
     ];
-    let first = bb(work.path(), &batch).await;
+    // A flag of the on-demand route that changes nothing sent or paid is ignored with a
+    // warning, not refused.
+    let mut streamed = batch.to_vec();
+    streamed.push("--stream");
+    let first = bb(work.path(), &streamed).await;
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("warning: --stream applies to on-demand calls"),
+        "{}",
+        stderr(&first)
+    );
     // The previous command with `--retry-failed --via on-demand` appended: the last --via
     // counts, and --s3 / --role-arn are ignored with a warning.
     let mut finish = batch.to_vec();

@@ -72,9 +72,10 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
         ));
     }
     if args.stream {
-        return Err(format!(
-            "--via {via}: --stream applies to on-demand calls (a batch job streams nothing)"
-        ));
+        // Nothing sent or paid changes: the batch job answers whole.
+        eprintln!(
+            "warning: --stream applies to on-demand calls: ignored by the Batch Inference jobs of --via {via} (a job streams nothing)"
+        );
     }
     if args.budget_usd.is_some() {
         return Err(format!(
