@@ -27,13 +27,12 @@ fn has_created_job(run_dir: &Path) -> bool {
         .is_some_and(|parts| parts.iter().any(|p| p["job_arn"].is_string()))
 }
 
-/// Starts `args` and sends Ctrl-C once a job is created; returns the finished process.
+/// Starts `command` and sends Ctrl-C once a job is created; returns the finished process.
 async fn interrupt_after_create(
-    work: &Path,
-    args: &[&str],
+    mut command: tokio::process::Command,
     run_dir: &Path,
 ) -> std::process::Output {
-    let child = command(work, args).spawn().unwrap();
+    let child = command.spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !has_created_job(run_dir) {
         assert!(std::time::Instant::now() < deadline, "no job was created");
@@ -67,7 +66,7 @@ async fn an_interrupted_local_batch_run_finishes_and_fresh_leaves_nothing_behind
         "--max-tokens",
         "20",
     ];
-    let first = interrupt_after_create(work.path(), &args, &run_dir).await;
+    let first = interrupt_after_create(command(work.path(), &args), &run_dir).await;
     assert_eq!(first.status.code(), Some(130), "{}", stderr(&first));
     assert!(
         read_lines(&run_dir).len() < total,
@@ -477,14 +476,7 @@ async fn a_create_answered_conflict_attaches_to_the_job_already_made() {
     ];
     let mut first = command(work.path(), &args);
     local_keys(&mut first);
-    let child = first.spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !has_created_job(&run_dir) {
-        assert!(std::time::Instant::now() < deadline, "no job was created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    send_signal(child.id().unwrap() as i32, "INT");
-    let stopped = child.wait_with_output().await.unwrap();
+    let stopped = interrupt_after_create(first, &run_dir).await;
     assert_eq!(stopped.status.code(), Some(130), "{}", stderr(&stopped));
 
     // The crash window between create and save, days later: the state has no job, the
