@@ -77,12 +77,13 @@ pub struct KnowledgeBaseSettings {
     pub top_k: u32,
     /// RetrieveAndGenerate's prompt template (with `$search_results$`).
     pub generation_template: Option<String>,
-    /// With --local: the directory the local server builds KB `local` from.
+    /// With --local: the directory the local server builds KB `LOCALKBASE` from.
     pub local_dir: Option<PathBuf>,
 }
 
-/// The knowledge-base id `run --local --knowledge-base-dir DIR` serves.
-pub const LOCAL_KNOWLEDGE_BASE: &str = "local";
+/// The knowledge-base id `run --local --knowledge-base-dir DIR` serves (AWS's ids are ten
+/// letters and digits).
+pub const LOCAL_KNOWLEDGE_BASE: &str = "LOCALKBASE";
 
 /// The knowledge-base settings of a retrieve or rag run (`None` for other modes), checked.
 fn knowledge_base(args: &RunArgs, mode: Mode) -> Result<Option<KnowledgeBaseSettings>, String> {

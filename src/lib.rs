@@ -24,6 +24,7 @@ pub mod merge;
 pub mod model_id;
 pub mod pool;
 pub mod report;
+pub mod rules;
 pub mod run;
 pub mod schema;
 pub mod status;

@@ -24,7 +24,7 @@ use common::{
 };
 use serde_json::{Value, json};
 
-const BUCKET: &str = "s3://knowledge-base-kb1/";
+const BUCKET: &str = "s3://knowledge-base-kb12345678/";
 
 /// A corpus of three files, one chunk each, with words no other file shares.
 fn corpus(dir: &Path) -> std::path::PathBuf {
@@ -95,7 +95,7 @@ async fn the_sdk_retrieves_and_generates_with_citations() {
     let work = tempfile::tempdir().unwrap();
     let dir = corpus(work.path());
     let server = server(ServerConfig {
-        knowledge_bases: vec![("KB1".into(), dir.clone())],
+        knowledge_bases: vec![("KB12345678".into(), dir.clone())],
         ..ServerConfig::default()
     })
     .await;
@@ -107,7 +107,7 @@ async fn the_sdk_retrieves_and_generates_with_citations() {
 
     let out = client
         .retrieve()
-        .knowledge_base_id("KB1")
+        .knowledge_base_id("KB12345678")
         .retrieval_query(
             KnowledgeBaseQuery::builder()
                 .text("how many days until refunds reach my card")
@@ -154,7 +154,7 @@ async fn the_sdk_retrieves_and_generates_with_citations() {
         .input(question(
             "Where do parcels leave from, and do jackets have a warranty?",
         ))
-        .retrieve_and_generate_configuration(rag_configuration("KB1", &arn(CLAUDE)))
+        .retrieve_and_generate_configuration(rag_configuration("KB12345678", &arn(CLAUDE)))
         .send()
         .await
         .unwrap();
@@ -204,7 +204,7 @@ async fn the_sdk_retrieves_and_generates_with_citations() {
 async fn the_sdk_gets_bedrocks_errors() {
     let work = tempfile::tempdir().unwrap();
     let server = server(ServerConfig {
-        knowledge_bases: vec![("KB1".into(), corpus(work.path()))],
+        knowledge_bases: vec![("KB12345678".into(), corpus(work.path()))],
         ..ServerConfig::default()
     })
     .await;
@@ -244,7 +244,7 @@ async fn the_sdk_gets_bedrocks_errors() {
         let err = client
             .retrieve_and_generate()
             .input(question("x"))
-            .retrieve_and_generate_configuration(rag_configuration("KB1", &bad))
+            .retrieve_and_generate_configuration(rag_configuration("KB12345678", &bad))
             .send()
             .await
             .unwrap_err();
@@ -275,7 +275,7 @@ fn rank_by_hand(line: &Value, expected: &[&str]) -> Option<usize> {
 async fn a_retrieve_run_scores_hit_rate_and_mrr() {
     let work = tempfile::tempdir().unwrap();
     corpus(work.path());
-    let kb = "s3://knowledge-base-local/";
+    let kb = "s3://knowledge-base-localkbase/";
     let questions = [
         ("a", "refunds to the original card", vec!["returns.md"]),
         ("b", "express delivery euros", vec!["shipping.txt"]),
@@ -324,7 +324,7 @@ async fn a_retrieve_run_scores_hit_rate_and_mrr() {
     for (id, _, expected) in &questions {
         let line = &lines[*id];
         assert_eq!(
-            line["model"], "local",
+            line["model"], "LOCALKBASE",
             "a retrieval is counted under its KB"
         );
         assert!(line.get("usage").is_none(), "no usage is reported: {line}");
@@ -385,8 +385,8 @@ async fn a_rag_run_writes_answers_and_citations() {
         work.path(),
         "questions.jsonl",
         &[
-            json!({"id": "a", "text": "When do refunds reach the original card?", "expected": "s3://knowledge-base-local/returns.md"}),
-            json!({"id": "b", "text": "What does express delivery cost?", "expected": "s3://knowledge-base-local/shipping.txt"}),
+            json!({"id": "a", "text": "When do refunds reach the original card?", "expected": "s3://knowledge-base-localkbase/returns.md"}),
+            json!({"id": "b", "text": "What does express delivery cost?", "expected": "s3://knowledge-base-localkbase/shipping.txt"}),
         ],
     );
     let run = run_fresh(
@@ -446,7 +446,7 @@ async fn a_rag_run_writes_answers_and_citations() {
                 source["uri"]
                     .as_str()
                     .unwrap()
-                    .starts_with("s3://knowledge-base-local/")
+                    .starts_with("s3://knowledge-base-localkbase/")
             );
         }
         assert_eq!(line["hit"], true, "{line}");
@@ -465,7 +465,7 @@ async fn a_rag_run_writes_answers_and_citations() {
 async fn an_unknown_knowledge_base_stops_the_run_with_a_hint_naming_it() {
     let work = tempfile::tempdir().unwrap();
     let server = server(ServerConfig {
-        knowledge_bases: vec![("KB1".into(), corpus(work.path()))],
+        knowledge_bases: vec![("KB12345678".into(), corpus(work.path()))],
         ..ServerConfig::default()
     })
     .await;
@@ -506,7 +506,7 @@ async fn an_unknown_knowledge_base_stops_the_run_with_a_hint_naming_it() {
 async fn a_retrieve_run_resumes_after_ctrl_c() {
     let work = tempfile::tempdir().unwrap();
     let server = server(ServerConfig {
-        knowledge_bases: vec![("KB1".into(), corpus(work.path()))],
+        knowledge_bases: vec![("KB12345678".into(), corpus(work.path()))],
         latency: Duration::from_millis(100),
         ..ServerConfig::default()
     })
@@ -523,7 +523,7 @@ async fn a_retrieve_run_resumes_after_ctrl_c() {
         "--mode",
         "retrieve",
         "--knowledge-base-id",
-        "KB1",
+        "KB12345678",
         "--expected-field",
         "expected",
         "--endpoint-url",
@@ -569,14 +569,14 @@ async fn knowledge_base_flags_are_checked_and_dry_run_needs_no_service() {
                 "--mode",
                 "retrieve",
                 "--knowledge-base-id",
-                "KB1",
+                "KB12345678",
                 "--model",
                 CLAUDE,
             ],
             "calls no model",
         ),
         (
-            vec!["--mode", "rag", "--knowledge-base-id", "KB1"],
+            vec!["--mode", "rag", "--knowledge-base-id", "KB12345678"],
             "needs --model",
         ),
         (
@@ -584,7 +584,7 @@ async fn knowledge_base_flags_are_checked_and_dry_run_needs_no_service() {
                 "--mode",
                 "rag",
                 "--knowledge-base-id",
-                "KB1",
+                "KB12345678",
                 "--model",
                 CLAUDE,
                 "--generation-template",
@@ -614,7 +614,7 @@ async fn knowledge_base_flags_are_checked_and_dry_run_needs_no_service() {
             "--mode",
             "retrieve",
             "--knowledge-base-id",
-            "KB1",
+            "KB12345678",
             "--dry-run",
         ],
     )

@@ -127,6 +127,32 @@ pub struct NewJob<'a> {
     pub converse: bool,
 }
 
+impl NewJob<'_> {
+    /// The CreateModelInvocationJob input this job is sent as, in the service model's member
+    /// names.
+    pub fn input(&self) -> serde_json::Value {
+        serde_json::json!({
+            "jobName": self.name,
+            "clientRequestToken": self.token,
+            "modelId": self.model,
+            "roleArn": self.role_arn,
+            "inputDataConfig": {"s3InputDataConfig": {"s3Uri": self.input_uri, "s3InputFormat": "JSONL"}},
+            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": self.output_uri}},
+            "timeoutDurationInHours": self.timeout_hours,
+            "modelInvocationType": if self.converse { "Converse" } else { "InvokeModel" },
+        })
+    }
+
+    /// What AWS's service model would refuse in this job's create call, checked before
+    /// anything is uploaded for it.
+    pub fn refusal(&self) -> Option<String> {
+        use crate::rules::{Service, check_input};
+        check_input(Service::Control, "CreateModelInvocationJob", &self.input())
+            .err()
+            .map(|refusal| refusal.message().to_string())
+    }
+}
+
 /// An S3 client from the run's SDK configuration, retrying on its own, at `endpoint` when
 /// given (path-style, as any custom S3 endpoint), else AWS_ENDPOINT_URL_S3, else AWS.
 pub fn s3_client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_s3::Client {

@@ -401,6 +401,28 @@ impl Inner {
         let name = part.name();
         let input_key = location.key(&format!("{run_id}/input/{name}.jsonl"));
         let path = parts::input_path(&self.parts_dir(), part.index);
+        let job_name = format!("bedrock-batch-{run_id}-{name}");
+        let token = format!("{run_id}-{name}-{}", part.hash);
+        let output_uri = location.uri(&location.key(&format!("{run_id}/output/")));
+        let input_uri = location.uri(&input_key);
+        let job = NewJob {
+            name: &job_name,
+            token: &token,
+            model: &part.model,
+            role_arn: &role_arn,
+            input_uri: &input_uri,
+            output_uri: &output_uri,
+            timeout_hours: self.settings.timeout_hours,
+            converse: part.kind == BatchKind::Converse,
+        };
+        // What the create call would refuse is refused before the upload it would waste.
+        if let Some(refusal) = job.refusal() {
+            return Err(failed(
+                "batch_create",
+                format!("Bedrock would refuse the Batch Inference job {job_name}: {refusal}"),
+                "Nothing was uploaded for it. Fix the value named (the --s3 prefix, --role-arn or --model) and rerun.",
+            ));
+        }
         let uploaded = self.uploaded().contains(&part.index);
         if !uploaded {
             self.clients
@@ -415,22 +437,7 @@ impl Inner {
                 })?;
             self.uploaded().insert(part.index);
         }
-        let job_name = format!("bedrock-batch-{run_id}-{name}");
-        let token = format!("{run_id}-{name}-{}", part.hash);
-        let output_uri = location.uri(&location.key(&format!("{run_id}/output/")));
-        let created = self
-            .clients
-            .create_job(&NewJob {
-                name: &job_name,
-                token: &token,
-                model: &part.model,
-                role_arn: &role_arn,
-                input_uri: &location.uri(&input_key),
-                output_uri: &output_uri,
-                timeout_hours: self.settings.timeout_hours,
-                converse: part.kind == BatchKind::Converse,
-            })
-            .await;
+        let created = self.clients.create_job(&job).await;
         let arn = match created {
             Ok(arn) => arn,
             Err(NotCreated::Later(why)) => {

@@ -23,29 +23,11 @@ pub struct BatchSettings {
 pub const LOCAL_BUCKET: &str = "bedrock-batch-local";
 const LOCAL_ROLE: &str = "arn:aws:iam::000000000000:role/bedrock-batch-local";
 
-/// Whether `arn` is an IAM role ARN as Bedrock's API accepts it.
+/// Whether `arn` is an IAM role ARN as Bedrock's API accepts it (the service model's
+/// `RoleArn`: `arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+`).
 pub fn is_role_arn(arn: &str) -> bool {
-    let Some(rest) = arn.strip_prefix("arn:aws") else {
-        return false;
-    };
-    let rest = match rest.strip_prefix('-') {
-        Some(partition) => match partition.split_once(':') {
-            Some((name, rest)) if !name.is_empty() => rest,
-            _ => return false,
-        },
-        None => match rest.strip_prefix(':') {
-            Some(rest) => rest,
-            None => return false,
-        },
-    };
-    let Some(rest) = rest.strip_prefix("iam::") else {
-        return false;
-    };
-    let Some((account, role)) = rest.split_once(":role/") else {
-        return false;
-    };
-    (account.is_empty() || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())))
-        && !role.is_empty()
+    let value = serde_json::Value::from(arn);
+    crate::rules::check_shape(crate::rules::Service::Control, "RoleArn", &value, "roleArn").is_ok()
 }
 
 /// The batch settings of a run that may use Batch Inference (`None` for `--via on-demand`).

@@ -11,6 +11,8 @@ use http::StatusCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Validation,
+    /// A body that is not JSON, or a member of the wrong JSON type.
+    Serialization,
     Throttling,
     AccessDenied,
     ResourceNotFound,
@@ -28,6 +30,7 @@ impl ErrorKind {
     pub fn shape_name(self) -> &'static str {
         match self {
             ErrorKind::Validation => "ValidationException",
+            ErrorKind::Serialization => "SerializationException",
             ErrorKind::Throttling => "ThrottlingException",
             ErrorKind::AccessDenied => "AccessDeniedException",
             ErrorKind::ResourceNotFound => "ResourceNotFoundException",
@@ -52,7 +55,7 @@ impl ErrorKind {
 
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::Validation => StatusCode::BAD_REQUEST,
+            ErrorKind::Validation | ErrorKind::Serialization => StatusCode::BAD_REQUEST,
             ErrorKind::Throttling => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::AccessDenied => StatusCode::FORBIDDEN,
             ErrorKind::ResourceNotFound => StatusCode::NOT_FOUND,
@@ -98,6 +101,32 @@ impl ApiError {
     /// A required member that is missing.
     pub fn missing(field: &str) -> ApiError {
         ApiError::constraint(None, field, "not be null")
+    }
+
+    /// AWS's answer to a request its service model refuses (see [`crate::rules`]).
+    pub fn refusal(refusal: crate::rules::Refusal) -> ApiError {
+        match refusal {
+            crate::rules::Refusal::Validation(m) => ApiError::new(ErrorKind::Validation, m),
+            crate::rules::Refusal::Serialization(m) => ApiError::new(ErrorKind::Serialization, m),
+        }
+    }
+
+    /// Checks a request against its operation's input shape in AWS's service model.
+    pub fn check(
+        service: crate::rules::Service,
+        operation: &str,
+        labels: &[(&str, &str)],
+        query: Option<&str>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        let request = crate::rules::HttpRequest {
+            labels,
+            query,
+            headers,
+            body,
+        };
+        crate::rules::check_request(service, operation, &request).map_err(ApiError::refusal)
     }
 
     /// The JSON body Bedrock sends with an error.

@@ -26,6 +26,7 @@ use super::text::stream_pieces;
 use super::tier;
 use crate::catalogue::{self, Offer};
 use crate::model_id::base_model_id;
+use crate::rules::Service;
 use crate::vocab::ServiceTier;
 
 /// Output tokens per stream delta.
@@ -61,10 +62,22 @@ pub async fn handle(
     let tier_header = headers
         .get(tier::HEADER)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    match call
-        .respond(&body, tier_header.as_deref(), abort, in_flight)
-        .await
-    {
+    let checked = ApiError::check(
+        Service::Runtime,
+        route.operation(),
+        &[("modelId", &model_id)],
+        None,
+        &headers,
+        &body,
+    );
+    let outcome = match checked {
+        Ok(()) => {
+            call.respond(&body, tier_header.as_deref(), abort, in_flight)
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
+    match outcome {
         Ok(response) => response,
         Err(error) => {
             let throttle = error.kind == ErrorKind::Throttling;
@@ -474,9 +487,23 @@ const CONVERSE_TOKENS_MEMBERS: &[&str] = &[
 /// CountTokens (`POST /model/{modelId}/count-tokens`): the input tokens the same request
 /// would be billed for on Converse or InvokeModel (cache reads and writes included), from
 /// the same validation and count. It takes no quota and draws no fault.
-pub async fn count_tokens(shared: Arc<Shared>, model_id: String, body: Bytes) -> Response {
+pub async fn count_tokens(
+    shared: Arc<Shared>,
+    model_id: String,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = request_id();
-    match count_input_tokens(&shared, &model_id, &body) {
+    let counted = ApiError::check(
+        Service::Runtime,
+        "CountTokens",
+        &[("modelId", &model_id)],
+        None,
+        &headers,
+        &body,
+    )
+    .and_then(|()| count_input_tokens(&shared, &model_id, &body));
+    match counted {
         Ok(input_tokens) => {
             shared.count_tokens_call(200);
             Response::builder()

@@ -41,6 +41,16 @@ impl Route {
         }
     }
 
+    /// The operation's name in bedrock-runtime's service model.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Route::Converse => "Converse",
+            Route::ConverseStream => "ConverseStream",
+            Route::Invoke => "InvokeModel",
+            Route::InvokeStream => "InvokeModelWithResponseStream",
+        }
+    }
+
     pub fn streaming(self) -> bool {
         matches!(self, Route::ConverseStream | Route::InvokeStream)
     }

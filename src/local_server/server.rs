@@ -14,13 +14,15 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_service::Service;
+use tower_service::Service as _;
 
+use super::api_error::ApiError;
 use super::batch::routes as batch;
 use super::exchange::{self, ConnectionAbort};
 use super::knowledge_base;
 use super::model::Route;
 use super::state::Shared;
+use crate::rules::Service;
 
 /// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
 const MAX_BODY_BYTES: usize = 160 * 1024 * 1024;
@@ -95,54 +97,92 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route(
             "/model/{model_id}/count-tokens",
             post(
-                |State(shared): State<Arc<Shared>>, Path(model_id): Path<String>, body: Bytes| {
-                    exchange::count_tokens(shared, model_id, body)
-                },
+                |State(shared): State<Arc<Shared>>,
+                 Path(model_id): Path<String>,
+                 headers: http::HeaderMap,
+                 body: Bytes| { exchange::count_tokens(shared, model_id, headers, body) },
             ),
         )
         .route(
             "/knowledgebases/{knowledge_base_id}/retrieve",
             post(
-                |State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes| {
-                    knowledge_base::retrieve(shared, id, body)
+                |State(shared): State<Arc<Shared>>,
+                 Path(id): Path<String>,
+                 headers: http::HeaderMap,
+                 body: Bytes| async move {
+                    let labels = [("knowledgeBaseId", id.as_str())];
+                    match checked(Service::AgentRuntime, "Retrieve", &labels, None, &headers, &body) {
+                        Some(refused) => refused,
+                        None => knowledge_base::retrieve(shared, id, body).await,
+                    }
                 },
             ),
         )
         .route(
             "/retrieveAndGenerate",
-            post(|State(shared): State<Arc<Shared>>, body: Bytes| {
-                knowledge_base::retrieve_and_generate(shared, body)
-            }),
+            post(
+                |State(shared): State<Arc<Shared>>, headers: http::HeaderMap, body: Bytes| async move {
+                    let operation = "RetrieveAndGenerate";
+                    match checked(Service::AgentRuntime, operation, &[], None, &headers, &body) {
+                        Some(refused) => refused,
+                        None => knowledge_base::retrieve_and_generate(shared, body).await,
+                    }
+                },
+            ),
         )
         .route(
             "/model-invocation-job",
             post(
-                |State(shared): State<Arc<Shared>>, headers: http::HeaderMap, body: Bytes| {
-                    batch::create(shared.batch.clone(), headers, body)
+                |State(shared): State<Arc<Shared>>, headers: http::HeaderMap, body: Bytes| async move {
+                    let operation = "CreateModelInvocationJob";
+                    match checked(Service::Control, operation, &[], None, &headers, &body) {
+                        Some(refused) => refused,
+                        None => batch::create(shared.batch.clone(), headers, body).await,
+                    }
                 },
             ),
         )
         .route(
             "/model-invocation-job/{job_identifier}",
             get(
-                |State(shared): State<Arc<Shared>>, Path(id): Path<String>| {
-                    batch::get(shared.batch.clone(), id)
+                |State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: http::HeaderMap| async move {
+                    let labels = [("jobIdentifier", id.as_str())];
+                    let operation = "GetModelInvocationJob";
+                    match checked(Service::Control, operation, &labels, None, &headers, b"") {
+                        Some(refused) => refused,
+                        None => batch::get(shared.batch.clone(), id).await,
+                    }
                 },
             ),
         )
         .route(
             "/model-invocation-job/{job_identifier}/stop",
             post(
-                |State(shared): State<Arc<Shared>>, Path(id): Path<String>| {
-                    batch::stop(shared.batch.clone(), id)
+                |State(shared): State<Arc<Shared>>,
+                 Path(id): Path<String>,
+                 headers: http::HeaderMap,
+                 body: Bytes| async move {
+                    let labels = [("jobIdentifier", id.as_str())];
+                    let operation = "StopModelInvocationJob";
+                    match checked(Service::Control, operation, &labels, None, &headers, &body) {
+                        Some(refused) => refused,
+                        None => batch::stop(shared.batch.clone(), id).await,
+                    }
                 },
             ),
         )
         .route(
             "/model-invocation-jobs",
             get(
-                |State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery| {
-                    batch::list(shared.batch.clone(), query)
+                |State(shared): State<Arc<Shared>>,
+                 RawQuery(query): RawQuery,
+                 headers: http::HeaderMap| async move {
+                    let operation = "ListModelInvocationJobs";
+                    let q = query.as_deref();
+                    match checked(Service::Control, operation, &[], q, &headers, b"") {
+                        Some(refused) => refused,
+                        None => batch::list(shared.batch.clone(), query).await,
+                    }
                 },
             ),
         )
@@ -152,6 +192,20 @@ fn routes(shared: Arc<Shared>) -> Router {
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
+}
+
+/// AWS's refusal of a request its service model forbids, answered before the handler.
+fn checked(
+    service: Service,
+    operation: &str,
+    labels: &[(&str, &str)],
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
+    ApiError::check(service, operation, labels, query, headers, body)
+        .err()
+        .map(|refused| refused.into_response(&super::request_id()))
 }
 
 /// The handler of a model route: everything else happens in [`exchange::handle`].

