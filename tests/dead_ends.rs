@@ -509,3 +509,60 @@ async fn a_create_answered_conflict_attaches_to_the_job_already_made() {
     assert_eq!(batch.jobs_created, 1, "attached, no second job");
     assert_eq!(batch.create_calls, 2);
 }
+
+#[tokio::test]
+async fn a_job_the_service_model_refuses_is_refused_before_its_upload() {
+    use bedrock_batch::local_server::ServerConfig;
+    let work = tempfile::tempdir().unwrap();
+    let job = write_jsonl(work.path(), "job.jsonl", &records(120, "Bad"));
+    let s3_dir = work.path().join("s3");
+    let server = server(ServerConfig {
+        s3_dir: Some(s3_dir.clone()),
+        s3_buckets: vec!["jobs".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let (url, s3_url) = (server.url(), server.s3_url());
+    let out = work.path().join("run").display().to_string();
+    // A model id with a character the CreateModelInvocationJob model's ModelId pattern
+    // refuses (the runtime's pattern would let it through to the service).
+    let model = format!("{CLAUDE}:bad!");
+    let mut run = command(
+        work.path(),
+        &[
+            "run",
+            &job,
+            "--model",
+            &model,
+            "--out",
+            &out,
+            "--endpoint-url",
+            &url,
+            "--s3-endpoint-url",
+            &s3_url,
+            "--s3",
+            "s3://jobs/bb",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/BedrockBatch",
+            "--via",
+            "batch",
+        ],
+    );
+    local_keys(&mut run);
+    let output = run.output().await.unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("Bedrock would refuse the Batch Inference job")
+            && err.contains(&format!(
+                "Value '{model}' at 'modelId' failed to satisfy constraint"
+            )),
+        "{err}"
+    );
+    assert!(
+        files_under(&s3_dir).is_empty(),
+        "nothing uploaded: {:?}",
+        files_under(&s3_dir)
+    );
+    assert_eq!(server.stats().batch.create_calls, 0);
+}
