@@ -554,13 +554,21 @@ async fn when_every_region_denies_the_model_the_run_stops() {
         bucket: Bucket::per_minute(60_000, Instant::now().into_std()),
         seen: Seen::default(),
     }));
-    let (outcomes, _) = drive_lanes(vec![first, second], tasks(50, 200, 400, 100), 1).await;
+    let (outcomes, seen) = drive_lanes(vec![first, second], tasks(50, 200, 400, 100), 600).await;
     assert!(
         outcomes.iter().any(|o| o
             .result
             .as_ref()
             .is_err_and(|e| e.kind == ErrorKind::AccessDenied)),
         "the last region's denial is fatal"
+    );
+    // The run stops: records not yet sent are not sent (they stay for a rerun), so fewer
+    // than the 50 come back and the regions saw only the calls before the stop.
+    let requests: u64 = seen.iter().map(|s| s.requests).sum();
+    assert!(
+        outcomes.len() < 50 && requests < 50,
+        "{} outcomes, {requests} requests after a fatal denial",
+        outcomes.len()
     );
 }
 
