@@ -18,6 +18,7 @@ use super::api_error::{ApiError, ErrorKind};
 use super::attachments::decode_base64;
 use super::eventstream;
 use super::faults::{Fault, glob_match};
+use super::known;
 use super::model::{self, Answer, Route, ToolUse, Work};
 use super::native;
 use super::request_id;
@@ -51,10 +52,12 @@ pub async fn handle(
     let request_id = request_id();
     shared.arrive(route.name(), &model_id);
     let in_flight = InFlight(shared.clone());
+    let region = known::signed_region(&headers);
     let call = Call {
         shared: &shared,
         route,
         model_id: &model_id,
+        region: region.as_deref(),
         request_id: &request_id,
         started: Instant::now(),
     };
@@ -85,6 +88,8 @@ struct Call<'a> {
     shared: &'a Arc<Shared>,
     route: Route,
     model_id: &'a str,
+    /// The region the request was signed for.
+    region: Option<&'a str>,
     request_id: &'a str,
     started: Instant,
 }
@@ -118,6 +123,7 @@ impl Call<'_> {
         in_flight: InFlight,
     ) -> Result<Response, ApiError> {
         let model_id = self.model_id;
+        known::check(model_id, self.region)?;
         check_access(self.shared, model_id)?;
         let mut work = model::prepare(self.route, model_id, body, tier_header)?;
         work.cache = self.shared.cache_use(model_id, &work.cache_prefixes);
@@ -474,9 +480,15 @@ const CONVERSE_TOKENS_MEMBERS: &[&str] = &[
 /// CountTokens (`POST /model/{modelId}/count-tokens`): the input tokens the same request
 /// would be billed for on Converse or InvokeModel (cache reads and writes included), from
 /// the same validation and count. It takes no quota and draws no fault.
-pub async fn count_tokens(shared: Arc<Shared>, model_id: String, body: Bytes) -> Response {
+pub async fn count_tokens(
+    shared: Arc<Shared>,
+    model_id: String,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = request_id();
-    match count_input_tokens(&shared, &model_id, &body) {
+    let region = known::signed_region(&headers);
+    match count_input_tokens(&shared, &model_id, region.as_deref(), &body) {
         Ok(input_tokens) => {
             shared.count_tokens_call(200);
             Response::builder()
@@ -495,7 +507,13 @@ pub async fn count_tokens(shared: Arc<Shared>, model_id: String, body: Bytes) ->
     }
 }
 
-fn count_input_tokens(shared: &Shared, model_id: &str, body: &[u8]) -> Result<u64, ApiError> {
+fn count_input_tokens(
+    shared: &Shared,
+    model_id: &str,
+    region: Option<&str>,
+    body: &[u8],
+) -> Result<u64, ApiError> {
+    known::check_countable(model_id, region)?;
     check_access(shared, model_id)?;
     let request: Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::validation(format!("Malformed request body: {err}")))?;

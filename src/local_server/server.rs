@@ -21,6 +21,7 @@ use super::exchange::{self, ConnectionAbort};
 use super::knowledge_base;
 use super::model::Route;
 use super::state::Shared;
+use super::sts;
 
 /// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
 const MAX_BODY_BYTES: usize = 160 * 1024 * 1024;
@@ -95,8 +96,11 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route(
             "/model/{model_id}/count-tokens",
             post(
-                |State(shared): State<Arc<Shared>>, Path(model_id): Path<String>, body: Bytes| {
-                    exchange::count_tokens(shared, model_id, body)
+                |State(shared): State<Arc<Shared>>,
+                 Path(model_id): Path<String>,
+                 headers: http::HeaderMap,
+                 body: Bytes| {
+                    exchange::count_tokens(shared, model_id, headers, body)
                 },
             ),
         )
@@ -110,9 +114,11 @@ fn routes(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/retrieveAndGenerate",
-            post(|State(shared): State<Arc<Shared>>, body: Bytes| {
-                knowledge_base::retrieve_and_generate(shared, body)
-            }),
+            post(
+                |State(shared): State<Arc<Shared>>, headers: http::HeaderMap, body: Bytes| {
+                    knowledge_base::retrieve_and_generate(shared, headers, body)
+                },
+            ),
         )
         .route(
             "/model-invocation-job",
@@ -143,6 +149,15 @@ fn routes(shared: Arc<Shared>) -> Router {
             get(
                 |State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery| {
                     batch::list(shared.batch.clone(), query)
+                },
+            ),
+        )
+        .route(
+            "/",
+            post(
+                |State(shared): State<Arc<Shared>>, body: Bytes| async move {
+                    shared.caller_identity_call();
+                    sts::answer(&body)
                 },
             ),
         )
