@@ -8,7 +8,9 @@
 //! Entries name models as price keys do (`provider.name` covers every version; a version
 //! in the key, as in `amazon.titan-embed-text-v2`, narrows it), through
 //! [`ModelId::parse`], so `us.anthropic.claude-sonnet-4-6` and an ARN of it resolve alike.
-//! The local server reads the same catalogue to decide what it refuses.
+//! The local server reads the same catalogue to decide what it refuses. Which ids exist,
+//! and where, is `known_models`' business (generated from AWS's model cards); every entry
+//! here names a model of that table.
 
 use crate::model_id::ModelId;
 use crate::vocab::ServiceTier;
@@ -190,12 +192,10 @@ fn parse_offers(words: &str) -> Offers {
     }
 }
 
-/// The catalogue's entry for `model_id`, or `None` when it does not know the model.
-pub fn offers_of(model_id: &str) -> Option<Offers> {
-    let id = ModelId::parse(model_id)?;
-    ENTRIES.iter().find_map(|(key, words)| {
-        let key = ModelId::parse(key)?;
-        let same = key.provider == id.provider
+/// Whether the entry `key` names the model `id`.
+fn covers(key: &str, id: &ModelId) -> bool {
+    ModelId::parse(key).is_some_and(|key| {
+        key.provider == id.provider
             && key.name == id.name
             && key.date.is_none_or(|date| id.date == Some(date))
             && key.version.is_none_or(|version| {
@@ -206,9 +206,16 @@ pub fn offers_of(model_id: &str) -> Option<Offers> {
                             .strip_prefix(version)
                             .is_some_and(|rest| rest.starts_with(':'))
                 })
-            });
-        same.then(|| parse_offers(words))
+            })
     })
+}
+
+/// The catalogue's entry for `model_id`, or `None` when it does not know the model.
+pub fn offers_of(model_id: &str) -> Option<Offers> {
+    let id = ModelId::parse(model_id)?;
+    ENTRIES
+        .iter()
+        .find_map(|(key, words)| covers(key, &id).then(|| parse_offers(words)))
 }
 
 fn offer(model_id: &str, pick: impl Fn(&Offers) -> bool) -> Offer {
@@ -286,6 +293,27 @@ mod tests {
         assert_eq!(before, keys.len());
         for key in keys {
             assert!(ModelId::parse(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn entries_name_models_bedrock_serves() {
+        let known: Vec<&str> = crate::known_models::all()
+            .iter()
+            .flat_map(|model| {
+                std::iter::once(model.id)
+                    .chain(model.aliases.iter().copied())
+                    .chain(model.profiles.iter().map(|(id, _)| *id))
+            })
+            .collect();
+        for (key, _) in ENTRIES {
+            assert!(
+                known
+                    .iter()
+                    .filter_map(|id| ModelId::parse(id))
+                    .any(|id| covers(key, &id)),
+                "{key} names no model of src/known_models"
+            );
         }
     }
 }

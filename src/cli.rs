@@ -529,32 +529,19 @@ pub struct RunArgs {
     /// (arn:aws:iam::ACCOUNT:role/NAME; it must trust bedrock.amazonaws.com).
     #[arg(long, help_heading = "Batch Inference", value_name = "ARN")]
     pub role_arn: Option<String>,
-    /// Records per job, 100 to 50,000 (Bedrock's limits); the last job is rebalanced so
-    /// none falls below 100.
-    #[arg(
-        long,
-        help_heading = "Batch Inference",
-        default_value_t = 50_000,
-        value_name = "N"
-    )]
-    pub records_per_job: u64,
-    /// Seconds between two looks at the jobs' status.
-    #[arg(
-        long,
-        help_heading = "Batch Inference",
-        default_value_t = 60.0,
-        value_name = "S"
-    )]
-    pub poll_secs: f64,
-    /// Hours a job may run before it expires (24 to 168); records it did not answer become
-    /// `batch_incomplete` lines that --retry-failed sends again.
-    #[arg(
-        long,
-        help_heading = "Batch Inference",
-        default_value_t = 24,
-        value_name = "H"
-    )]
-    pub batch_timeout_hours: i32,
+    // The three below have no clap default: an on-demand run names the ones it was given
+    // when it says it ignores them.
+    /// Records per job, 100 to 50,000 (Bedrock's limits; default 50,000); the last job is
+    /// rebalanced so none falls below 100.
+    #[arg(long, help_heading = "Batch Inference", value_name = "N")]
+    pub records_per_job: Option<u64>,
+    /// Seconds between two looks at the jobs' status (default 60).
+    #[arg(long, help_heading = "Batch Inference", value_name = "S")]
+    pub poll_secs: Option<f64>,
+    /// Hours a job may run before it expires (24 to 168; default 24); records it did not
+    /// answer become `batch_incomplete` lines that --retry-failed sends again.
+    #[arg(long, help_heading = "Batch Inference", value_name = "H")]
+    pub batch_timeout_hours: Option<i32>,
 }
 
 /// How records reach Bedrock (`--via`).

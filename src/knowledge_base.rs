@@ -3,7 +3,8 @@
 //! a call, as a [`Service`] the on-demand pool drives like Bedrock Runtime. The client is
 //! built from the run's shared SDK configuration (SDK retries off: the pool retries) and
 //! errors are classified by `bedrock::errors`, so throttles, fatal errors and retries mean
-//! the same in every mode.
+//! the same in every mode. RetrieveAndGenerate takes a model ARN: an inference-profile id
+//! becomes its profile's ARN, whose account STS GetCallerIdentity tells, asked once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use aws_sdk_bedrockagentruntime::types::{
 };
 
 use crate::bedrock::errors::classify;
+use crate::model_id::{ModelId, Scope};
 use crate::pool::Service;
 use crate::vocab::{Answer, CallError, Citation, ErrorKind, Passage, Payload, Source};
 
@@ -49,16 +51,28 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct KnowledgeBase {
     client: Client,
+    /// Asked the caller's account the first time a record names an inference profile.
+    sts: aws_sdk_sts::Client,
+    account: Arc<tokio::sync::OnceCell<String>>,
     settings: Arc<Settings>,
 }
 
-/// The model ARN RetrieveAndGenerate wants: ARNs as given, model ids as foundation models
-/// of `region`.
-pub fn model_arn(model: &str, region: &str) -> String {
-    if model.starts_with("arn:") {
-        model.to_string()
-    } else {
-        format!("arn:aws:bedrock:{region}::foundation-model/{model}")
+/// Whether `model` is a cross-region inference-profile id (`us.anthropic...`), which
+/// RetrieveAndGenerate takes only as the profile's ARN.
+fn is_profile_id(model: &str) -> bool {
+    !model.starts_with("arn:")
+        && ModelId::parse(model).is_some_and(|id| id.scope != Scope::InRegion)
+}
+
+/// The model ARN RetrieveAndGenerate wants: ARNs as given, inference-profile ids as
+/// profiles of `account` in `region`, other ids as foundation models of `region`.
+pub fn model_arn(model: &str, region: &str, account: Option<&str>) -> String {
+    match account {
+        _ if model.starts_with("arn:") => model.to_string(),
+        Some(account) if is_profile_id(model) => {
+            format!("arn:aws:bedrock:{region}:{account}:inference-profile/{model}")
+        }
+        _ => format!("arn:aws:bedrock:{region}::foundation-model/{model}"),
     }
 }
 
@@ -89,8 +103,37 @@ impl KnowledgeBase {
     pub fn new(sdk_config: &aws_config::SdkConfig, settings: Settings) -> Self {
         KnowledgeBase {
             client: Client::new(sdk_config),
+            sts: aws_sdk_sts::Client::new(sdk_config),
+            account: Arc::default(),
             settings: Arc::new(settings),
         }
+    }
+
+    /// The account of the credentials, from STS GetCallerIdentity: asked once, by the first
+    /// record that needs it (a failure is the record's error, fatal when access is denied).
+    async fn account(&self) -> Result<&str, CallError> {
+        let account = self
+            .account
+            .get_or_try_init(|| async {
+                let out = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                out.account()
+                    .map(str::to_string)
+                    .ok_or_else(|| CallError::new(ErrorKind::Other, "no Account in the answer"))
+            })
+            .await
+            .map_err(|err| CallError {
+                message: format!(
+                    "STS GetCallerIdentity, asked for the account of the inference profile's ARN RetrieveAndGenerate needs, failed: {} (or pass the profile's ARN as --model)",
+                    err.message
+                ),
+                ..err
+            })?;
+        Ok(account)
     }
 
     /// Sends one query (knowledge bases take one a call) and returns its answer.
@@ -169,12 +212,16 @@ impl KnowledgeBase {
 
     async fn retrieve_and_generate(&self, model: &str, query: &str) -> Result<Answer, CallError> {
         let settings = &self.settings;
+        let account = match is_profile_id(model) {
+            true => Some(self.account().await?),
+            false => None,
+        };
         let configuration = RetrieveAndGenerateConfiguration::builder()
             .r#type(RetrieveAndGenerateType::KnowledgeBase)
             .knowledge_base_configuration(
                 KnowledgeBaseRetrieveAndGenerateConfiguration::builder()
                     .knowledge_base_id(&settings.id)
-                    .model_arn(model_arn(model, &settings.region))
+                    .model_arn(model_arn(model, &settings.region, account))
                     .retrieval_configuration(self.retrieval_configuration())
                     .set_generation_configuration(self.generation_configuration())
                     .build()
@@ -241,12 +288,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn model_ids_become_foundation_model_arns() {
+    fn model_ids_become_foundation_model_or_profile_arns() {
+        let haiku = "anthropic.claude-3-haiku-20240307-v1:0";
         assert_eq!(
-            model_arn("anthropic.claude-3-haiku-20240307-v1:0", "eu-west-1"),
-            "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+            model_arn(haiku, "eu-west-1", None),
+            format!("arn:aws:bedrock:eu-west-1::foundation-model/{haiku}")
         );
+        assert_eq!(
+            model_arn(haiku, "eu-west-1", Some("111122223333")),
+            format!("arn:aws:bedrock:eu-west-1::foundation-model/{haiku}")
+        );
+        for profile in [format!("eu.{haiku}"), format!("global.{haiku}")] {
+            assert!(is_profile_id(&profile), "{profile}");
+            assert_eq!(
+                model_arn(&profile, "eu-west-1", Some("111122223333")),
+                format!("arn:aws:bedrock:eu-west-1:111122223333:inference-profile/{profile}")
+            );
+        }
         let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.x";
-        assert_eq!(model_arn(arn, "eu-west-1"), arn);
+        assert!(!is_profile_id(arn));
+        assert_eq!(model_arn(arn, "eu-west-1", Some("111122223333")), arn);
     }
 }

@@ -18,6 +18,7 @@ pub mod export;
 pub mod fetch;
 pub mod job;
 pub mod knowledge_base;
+pub mod known_models;
 pub mod local_server;
 pub mod media;
 pub mod merge;

@@ -327,7 +327,7 @@ async fn a_converse_job_runs_to_completion_through_s3() {
 
 #[tokio::test]
 async fn converse_records_with_tools_fail_and_structured_records_are_answered() {
-    const SONNET: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    const SONNET: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
     let server = server(ServerConfig {
         batch_min_records: 10,
         ..config()

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 const SONNET_4_6: &str = "anthropic.claude-sonnet-4-6";
 const OPUS_4_6: &str = "anthropic.claude-opus-4-6-v1";
+/// Sonnet 4.6 as us-east-1 (where `--local` signs) serves it: through its US profile.
+const US_SONNET_4_6: &str = "us.anthropic.claude-sonnet-4-6";
 const GPT_OSS: &str = "openai.gpt-oss-120b-1:0";
 
 fn records(n: usize) -> Vec<Value> {
@@ -47,8 +49,13 @@ fn close(a: f64, b: f64) -> bool {
 async fn batch_runs_a_model_the_price_table_lacks_with_one_warning() {
     let work = tempfile::tempdir().unwrap();
     let job = write_jsonl(work.path(), "job.jsonl", &records(120));
-    // Neither the price table nor the catalogue knows this model: it is tried.
-    let model = "us.anthropic.claude-opus-4-9-v1:0";
+    // A model Bedrock serves (the local server knows it) that neither the price table nor
+    // the catalogue knows: it is tried, and the service decides.
+    let model = "us.writer.palmyra-x4-v1:0";
+    assert_eq!(
+        bedrock_batch::catalogue::batch(model),
+        bedrock_batch::catalogue::Offer::Unknown
+    );
     let run = run_fresh(
         work.path(),
         &[
@@ -115,7 +122,9 @@ async fn claude_4_6_costs_its_hand_computation_global_and_regional() {
         (format!("global.{SONNET_4_6}"), [3.0, 15.0, 0.30, 3.75]),
         (format!("us.{SONNET_4_6}"), [3.30, 16.50, 0.33, 4.125]),
         (format!("global.{OPUS_4_6}"), [5.0, 25.0, 0.50, 6.25]),
-        (OPUS_4_6.to_string(), [5.50, 27.50, 0.55, 6.875]),
+        // us-east-1 serves Opus 4.6 through profiles only; a geographic one costs the
+        // regional rate, as an in-region id would.
+        (format!("us.{OPUS_4_6}"), [5.50, 27.50, 0.55, 6.875]),
     ] {
         let run = run_fresh(
             work.path(),
@@ -244,7 +253,7 @@ async fn a_tier_with_batch_is_refused_and_a_tier_the_model_lacks_fails_its_recor
         &[
             &job,
             "--model",
-            SONNET_4_6,
+            US_SONNET_4_6,
             "--local",
             "--service-tier",
             "flex",
@@ -263,7 +272,7 @@ async fn a_tier_with_batch_is_refused_and_a_tier_the_model_lacks_fails_its_recor
     let mut asking = records(4);
     asking[1]["service_tier"] = json!("flex");
     let asking = write_jsonl(work.path(), "asking.jsonl", &asking);
-    let run = run_fresh(work.path(), &[&asking, "--model", SONNET_4_6, "--local"]).await;
+    let run = run_fresh(work.path(), &[&asking, "--model", US_SONNET_4_6, "--local"]).await;
     assert_eq!(run.code(), 1, "{}", run.stderr());
     let lines = run.by_id();
     assert_eq!(
@@ -314,7 +323,7 @@ async fn schema_goes_native_on_demand_for_a_model_that_offers_it() {
         &[
             &job,
             "--model",
-            SONNET_4_6,
+            US_SONNET_4_6,
             "--endpoint-url",
             &url,
             "--schema",
@@ -337,7 +346,7 @@ async fn schema_goes_native_on_demand_for_a_model_that_offers_it() {
         &[
             &job,
             "--model",
-            SONNET_4_6,
+            US_SONNET_4_6,
             "--endpoint-url",
             &url,
             "--schema",
@@ -461,7 +470,7 @@ async fn dry_run_count_tokens_equals_what_the_server_bills() {
         &[
             &job,
             "--model",
-            SONNET_4_6,
+            US_SONNET_4_6,
             "--endpoint-url",
             &url,
             "--dry-run",
@@ -474,7 +483,7 @@ async fn dry_run_count_tokens_equals_what_the_server_bills() {
     let estimate: Value = serde_json::from_slice(&dry.output.stdout).unwrap();
     let run = run_fresh(
         work.path(),
-        &[&job, "--model", SONNET_4_6, "--endpoint-url", &url],
+        &[&job, "--model", US_SONNET_4_6, "--endpoint-url", &url],
     )
     .await;
     assert_eq!(run.code(), 0, "{}", run.stderr());
@@ -523,15 +532,15 @@ async fn litellm_and_genai_prices_files_price_a_run() {
     let work = tempfile::tempdir().unwrap();
     let job = write_jsonl(work.path(), "job.jsonl", &records(6));
     // A model the built-in table does not price.
-    let model = "writer.palmyra-x5-v1:0";
+    let model = "ai21.jamba-1-5-large-v1:0";
     std::fs::write(
         work.path().join("litellm.json"),
         json!({
             "sample_spec": {"input_cost_per_token": 0, "litellm_provider": "one of https://docs.litellm.ai/docs/providers"},
-            "writer.palmyra-x5-v1:0": {
+            "ai21.jamba-1-5-large-v1:0": {
                 "input_cost_per_token": 6e-07, "output_cost_per_token": 6e-06,
                 "litellm_provider": "bedrock_converse", "mode": "chat"},
-            "bedrock/us-west-2/writer.palmyra-x5-v1:0": {
+            "bedrock/us-west-2/ai21.jamba-1-5-large-v1:0": {
                 "input_cost_per_token": 9e-07, "output_cost_per_token": 9e-06,
                 "litellm_provider": "bedrock", "mode": "chat"},
             "gpt-4o": {"input_cost_per_token": 2.5e-06, "litellm_provider": "openai"}
@@ -543,7 +552,7 @@ async fn litellm_and_genai_prices_files_price_a_run() {
         work.path().join("genai-prices.json"),
         json!([
             {"id": "aws", "name": "AWS Bedrock", "models": [
-                {"id": "writer.palmyra-x5-v1:0", "match": {"contains": "writer.palmyra-x5"},
+                {"id": "ai21.jamba-1-5-large-v1:0", "match": {"contains": "ai21.jamba-1-5-large"},
                  "prices_checked": "2026-08-01",
                  "prices": {"input_mtok": 0.5, "output_mtok": 5}}]},
             {"id": "openai", "models": [{"id": "gpt-4o", "prices": {"input_mtok": 2.5}}]}
@@ -578,7 +587,7 @@ async fn litellm_and_genai_prices_files_price_a_run() {
     // A file of ours after LiteLLM's corrects one field.
     std::fs::write(
         work.path().join("fix.toml"),
-        "[models.\"writer.palmyra-x5-v1:0\"]\noutput = 4.0\n",
+        "[models.\"ai21.jamba-1-5-large-v1:0\"]\noutput = 4.0\n",
     )
     .unwrap();
     let run = run_fresh(

@@ -56,7 +56,7 @@ async fn inference_profiles_are_priced_as_their_base_model() {
 async fn unknown_prices_are_null_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let job = write_job(work.path(), "job.jsonl", 3);
-    let model = "qwen.qwen9-32b-v1:0";
+    let model = "ai21.jamba-1-5-mini-v1:0";
     let out = bb(
         work.path(),
         &["run", &job, "--model", model, "--local", "--out", "run"],
@@ -69,7 +69,7 @@ async fn unknown_prices_are_null_with_a_warning() {
         "{err}"
     );
     assert!(
-        err.contains("cost: unknown: no price for qwen.qwen9-32b-v1:0"),
+        err.contains("cost: unknown: no price for ai21.jamba-1-5-mini-v1:0"),
         "{err}"
     );
     let s = summary(work.path(), "run");
@@ -385,13 +385,15 @@ async fn every_id_form_costs_its_hand_computation_and_report_agrees() {
             variant: "on_demand+global",
         },
         Expected {
-            model: "anthropic.claude-opus-4-1-20250805-v1:0",
+            // Bedrock serves Opus 4.1 through its US profile only.
+            model: "us.anthropic.claude-opus-4-1-20250805-v1:0",
             input: 15.0,
             output: 75.0,
             variant: "on_demand",
         },
         Expected {
-            model: "arn:aws:bedrock:us-west-2::foundation-model/meta.llama4-scout-17b-instruct-v1:0",
+            // Bedrock serves Llama 4 Scout through its US profile only.
+            model: "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.meta.llama4-scout-17b-instruct-v1:0",
             input: 0.17,
             output: 0.66,
             variant: "on_demand",
@@ -482,7 +484,8 @@ async fn a_long_request_is_billed_at_the_long_context_rate_on_its_own() {
             json!({"id": "short-2", "text": "Another short ticket."}),
         ],
     );
-    let model = "anthropic.claude-sonnet-4-20250514-v1:0";
+    // Bedrock serves Sonnet 4 through inference profiles only.
+    let model = "us.anthropic.claude-sonnet-4-20250514-v1:0";
     let out = bb(
         work.path(),
         &[

@@ -258,6 +258,125 @@ async fn the_sdk_gets_bedrocks_errors() {
 
 /// The rank of the first expected URI among a line's retrieved ones, computed here apart
 /// from the runner.
+/// `--model us.anthropic...`: RetrieveAndGenerate gets the inference profile's ARN, in the
+/// account STS GetCallerIdentity answered (asked once), and answers; a foundation-model ARN
+/// of a model served only through profiles is refused as Bedrock refuses it.
+#[tokio::test]
+async fn a_rag_run_with_an_inference_profile_id_sends_the_profiles_arn() {
+    let work = tempfile::tempdir().unwrap();
+    let server = server(ServerConfig {
+        knowledge_bases: vec![("KB1".into(), corpus(work.path()))],
+        ..ServerConfig::default()
+    })
+    .await;
+    let url = server.url();
+    // What the local STS answers, asked with the real STS client.
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "AKIDLOCALTEST",
+                "local-test-secret",
+                None,
+                None,
+                "tests",
+            ))
+            .build(),
+    );
+    let identity = sts.get_caller_identity().send().await.unwrap();
+    let account = identity.account().unwrap().to_string();
+    assert_eq!(account.len(), 12, "{identity:?}");
+    assert!(identity.arn().unwrap().contains(&account));
+    server.reset();
+
+    let profile = format!("us.{CLAUDE}");
+    let job = write_jsonl(
+        work.path(),
+        "q.jsonl",
+        &[
+            json!({"id": "a", "text": "When do refunds reach the original card?"}),
+            json!({"id": "b", "text": "What does express delivery cost?"}),
+            json!({"id": "c", "text": "How long is the jacket warranty?"}),
+        ],
+    );
+    let run = run_fresh(
+        work.path(),
+        &[
+            &job,
+            "--mode",
+            "rag",
+            "--knowledge-base-id",
+            "KB1",
+            "--model",
+            &profile,
+            "--endpoint-url",
+            &url,
+            "--region",
+            "us-east-1",
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["status"] == "ok" && l["model"] == profile.as_str())
+    );
+    let stats = server.stats();
+    let profile_arn = format!("arn:aws:bedrock:us-east-1:{account}:inference-profile/{profile}");
+    assert_eq!(stats.model_arns, [(profile_arn, 3)].into_iter().collect());
+    assert_eq!(stats.caller_identity_calls, 1, "asked once a run");
+
+    // Claude Sonnet 4.5 is served through inference profiles only.
+    let sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let err = client(&url)
+        .retrieve_and_generate()
+        .input(question("When do refunds reach the original card?"))
+        .retrieve_and_generate_configuration(rag_configuration("KB1", &arn(sonnet)))
+        .send()
+        .await
+        .unwrap_err();
+    let SdkError::ServiceError(service) = err else {
+        panic!("a service error");
+    };
+    assert!(service.err().is_validation_exception(), "{service:?}");
+    assert_eq!(
+        service.err().message(),
+        Some(
+            format!("Invocation of model ID {sonnet} with on-demand throughput isn't supported. Retry your request with the ID or ARN of an inference profile that contains this model.")
+                .as_str()
+        )
+    );
+    // ... and with the binary, every record would get it: the run stops (exit 3).
+    let run = run_fresh(
+        work.path(),
+        &[
+            &job,
+            "--mode",
+            "rag",
+            "--knowledge-base-id",
+            "KB1",
+            "--model",
+            sonnet,
+            "--endpoint-url",
+            &url,
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("with on-demand throughput isn't supported"),
+        "{}",
+        run.stderr()
+    );
+    server.shutdown().await;
+}
+
 fn rank_by_hand(line: &Value, expected: &[&str]) -> Option<usize> {
     let mut seen: Vec<&str> = Vec::new();
     for passage in line["retrieved"].as_array().unwrap() {

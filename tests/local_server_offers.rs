@@ -28,9 +28,11 @@ use serde_json::{Value, json};
 /// Priority and flex, no structured output, no CountTokens.
 const NOVA: &str = "amazon.nova-pro-v1:0";
 /// Structured output and CountTokens, no tiers beyond default.
-const SONNET: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+/// us-east-1 (where the client signs) serves Sonnet 4.5 through its US profile only.
+const SONNET: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 /// An Anthropic model the catalogue does not list: served in every tier.
-const UNLISTED: &str = "anthropic.claude-frontier-v9:0";
+/// A model Bedrock serves in us-east-1 that the catalogue does not list.
+const UNLISTED: &str = "us.anthropic.claude-opus-4-7";
 
 const PROMPT: &str = "My invoice for March charged me twice for the same seat. Please refund one of the charges. I have been a customer for years.";
 

@@ -3,6 +3,9 @@
 
 mod common;
 
+/// Llama 3.1 8B as us-east-1 (where the client signs) serves it: through its US profile.
+const US_LLAMA: &str = "us.meta.llama3-1-8b-instruct-v1:0";
+
 use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
@@ -631,7 +634,7 @@ async fn invoke_text_families() {
         Some(claude["usage"]["output_tokens"].to_string())
     );
 
-    let llama = invoke(&client, LLAMA, json!({
+    let llama = invoke(&client, US_LLAMA, json!({
         "prompt": format!("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{PROMPT}<|eot_id|><|start_header_id|>assistant<|end_header_id|>"),
         "max_gen_len": 5
     })).await.unwrap();
@@ -694,13 +697,13 @@ async fn invoke_with_response_stream_matches_invoke() {
     assert_eq!(metrics["outputTokenCount"], whole["usage"]["output_tokens"]);
 
     let body = json!({"prompt": PROMPT, "max_gen_len": 50});
-    let chunks = invoke_stream_chunks(&client, LLAMA, body.clone()).await;
+    let chunks = invoke_stream_chunks(&client, US_LLAMA, body.clone()).await;
     assert!(chunks.len() >= 3);
     let streamed: String = chunks
         .iter()
         .map(|c| c["generation"].as_str().unwrap())
         .collect();
-    let whole = invoke(&client, LLAMA, body).await.unwrap();
+    let whole = invoke(&client, US_LLAMA, body).await.unwrap();
     assert_eq!(streamed, whole["generation"].as_str().unwrap());
     let last = chunks.last().unwrap();
     assert_eq!(last["stop_reason"], "stop");
@@ -964,7 +967,7 @@ async fn invoke_stream_throttle_frame() {
     let client = client(&server.url());
     let out = client
         .invoke_model_with_response_stream()
-        .model_id(LLAMA)
+        .model_id(US_LLAMA)
         .body(Blob::new(
             serde_json::to_vec(&json!({"prompt": PROMPT})).unwrap(),
         ))
@@ -1025,7 +1028,7 @@ async fn model_id_labels_are_decoded_once() {
     let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0";
     converse(&client, arn, PROMPT, 10).await.unwrap();
     // A literal "%2F" in an id must stay "%2F" (which AWS's model id pattern refuses):
-    // decoding twice would turn it into "/".
+    // decoding twice would turn it into "/". The server counts it as sent, then refuses it.
     let odd = "anthropic.claude%2Fv1";
     let err = converse(&client, odd, PROMPT, 10).await.unwrap_err();
     let message = format!("{:?}", err.into_service_error());
@@ -1035,6 +1038,7 @@ async fn model_id_labels_are_decoded_once() {
     );
     let stats = server.stats();
     assert_eq!(stats.by_model[arn].ok, 1);
+    assert_eq!(stats.by_model[odd].requests, 1);
 }
 
 #[tokio::test]

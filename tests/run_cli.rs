@@ -641,7 +641,7 @@ async fn warnings_are_plain_text_off_a_terminal() {
     let work = tempfile::tempdir().unwrap();
     let job = write(work.path(), "j.jsonl", b"{\"text\": \"x\"}\n");
     // No price for this model: a warning on stderr, which here is a pipe, not a terminal.
-    let model = "qwen.qwen9-32b-v1:0";
+    let model = "ai21.jamba-1-5-mini-v1:0";
     let run = run(work.path(), &[&job, "--model", model, "--local", "--quiet"]).await;
     let stderr = run.stderr();
     assert_eq!(run.code(), 0, "{stderr}");

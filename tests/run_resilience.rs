@@ -109,6 +109,75 @@ async fn unknown_model_aborts_with_a_hint() {
     assert!(server.stats().requests <= 64);
 }
 
+/// The local server knows the model ids Bedrock serves and where (`src/known_models`): a
+/// well-formed id of a known provider that names no model, and a real id the signed region
+/// does not serve, stop the run as on AWS (exit 3, the hint), before many calls.
+#[tokio::test]
+async fn ids_bedrock_does_not_serve_in_the_region_stop_the_run_with_a_hint() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 300, |i| format!("Record {i}."));
+    let eu_haiku = "eu.anthropic.claude-3-haiku-20240307-v1:0";
+    for (model, region, said) in [
+        (
+            "anthropic.claude-opus-4-9-v1:0",
+            "us-east-1",
+            "The provided model identifier is invalid.",
+        ),
+        (
+            eu_haiku,
+            "us-east-1",
+            "The provided model identifier is invalid.",
+        ),
+        // Served only through inference profiles: the base id is refused on demand.
+        (
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "us-east-1",
+            "with on-demand throughput isn't supported",
+        ),
+    ] {
+        let run = run(
+            work.path(),
+            &[&job, "--model", model, "--local", "--region", region],
+            true,
+        )
+        .await;
+        assert_eq!(run.code(), 3, "{model}: {}", run.stderr());
+        let summary = run.summary();
+        assert_eq!(summary["aborted"]["kind"], "resource_not_found", "{model}");
+        assert!(
+            summary["aborted"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(said),
+            "{model}: {summary}"
+        );
+        let hint = summary["aborted"]["hint"].as_str().unwrap();
+        assert!(
+            hint.contains(&format!(
+                "Check the model id {model} and the region {region}"
+            )),
+            "{hint}"
+        );
+        assert!(summary["records"]["ok"] == 0, "{model}");
+    }
+    // The same profile id from a region of its geography is served.
+    let run = run(
+        work.path(),
+        &[
+            &job,
+            "--model",
+            eu_haiku,
+            "--local",
+            "--region",
+            "eu-west-1",
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.summary()["records"]["ok"], 300);
+}
+
 #[tokio::test]
 async fn missing_credentials_abort_with_a_hint() {
     let work = tempfile::tempdir().unwrap();

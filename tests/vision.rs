@@ -189,7 +189,8 @@ async fn cache_prompt_counts_cache_tokens_and_their_cost() {
         "You are a support analyst. Classify the ticket and explain briefly. ".repeat(20);
     let server = server(ServerConfig::default()).await;
     let url = server.url();
-    let model = "anthropic.claude-3-5-haiku-20241022-v1:0";
+    // us-east-1 serves Claude 3.5 Haiku through its US profile only.
+    let model = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
     let out = bb(
         work.path(),
         &[

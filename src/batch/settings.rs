@@ -1,6 +1,7 @@
 //! The `--via batch` flags, checked before anything is read or uploaded: an S3 URI that is
 //! `s3://bucket/prefix`, an IAM role ARN, the per-job record count and timeout within
-//! Bedrock's limits, and the flags that mean nothing for a batch job refused by name.
+//! Bedrock's limits. Flags of the other route that change nothing sent or paid are ignored
+//! with one warning line that names them.
 
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ pub struct BatchSettings {
 /// The bucket `--local` serves and uses when no --s3 is given.
 pub const LOCAL_BUCKET: &str = "bedrock-batch-local";
 const LOCAL_ROLE: &str = "arn:aws:iam::000000000000:role/bedrock-batch-local";
+/// Defaults of the batch-only flags (they have no clap default; see [`RunArgs`]).
+const RECORDS_PER_JOB: u64 = 50_000;
+const POLL_SECS: f64 = 60.0;
+const TIMEOUT_HOURS: i32 = 24;
 
 /// Whether `arn` is an IAM role ARN as Bedrock's API accepts it (the service model's
 /// `RoleArn`: `arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+`).
@@ -32,14 +37,11 @@ pub fn is_role_arn(arn: &str) -> bool {
 
 /// The batch settings of a run that may use Batch Inference (`None` for `--via on-demand`).
 pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, String> {
-    let batch_flags = args.s3.is_some() || args.role_arn.is_some();
     if args.via == Via::OnDemand {
         // Nothing is sent or paid differently for them: the previous command with one flag
         // changed (`--via on-demand` to finish a batch run now) must work as copied.
-        if batch_flags {
-            eprintln!(
-                "warning: --s3 and --role-arn are for --via batch or auto: ignored by this on-demand run"
-            );
+        if let Some(warning) = ignored_on_demand(args) {
+            eprintln!("{warning}");
         }
         return Ok(None);
     }
@@ -93,31 +95,53 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
             "--role-arn {role_arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
         ));
     }
-    if !(MIN_RECORDS..=MAX_RECORDS).contains(&args.records_per_job) {
+    let records_per_job = args.records_per_job.unwrap_or(RECORDS_PER_JOB);
+    if !(MIN_RECORDS..=MAX_RECORDS).contains(&records_per_job) {
         return Err(format!(
-            "--records-per-job must be between {MIN_RECORDS} and {MAX_RECORDS} (Bedrock's limits per job), got {}",
-            args.records_per_job
+            "--records-per-job must be between {MIN_RECORDS} and {MAX_RECORDS} (Bedrock's limits per job), got {records_per_job}"
         ));
     }
-    if !(24..=168).contains(&args.batch_timeout_hours) {
+    let timeout_hours = args.batch_timeout_hours.unwrap_or(TIMEOUT_HOURS);
+    if !(24..=168).contains(&timeout_hours) {
         return Err(format!(
-            "--batch-timeout-hours must be between 24 and 168, got {}",
-            args.batch_timeout_hours
+            "--batch-timeout-hours must be between 24 and 168, got {timeout_hours}"
         ));
     }
-    if !(args.poll_secs.is_finite() && args.poll_secs > 0.0) {
+    let poll_secs = args.poll_secs.unwrap_or(POLL_SECS);
+    if !(poll_secs.is_finite() && poll_secs > 0.0) {
         return Err(format!(
-            "--poll-secs must be a positive number of seconds, got {}",
-            args.poll_secs
+            "--poll-secs must be a positive number of seconds, got {poll_secs}"
         ));
     }
     Ok(Some(BatchSettings {
         location,
         role_arn,
-        records_per_job: args.records_per_job,
-        poll: Duration::from_secs_f64(args.poll_secs),
-        timeout_hours: args.batch_timeout_hours,
+        records_per_job,
+        poll: Duration::from_secs_f64(poll_secs),
+        timeout_hours,
     }))
+}
+
+/// The one warning line for the batch-only flags an on-demand run was given, naming them.
+fn ignored_on_demand(args: &RunArgs) -> Option<String> {
+    let given: Vec<&str> = [
+        ("--s3", args.s3.is_some()),
+        ("--role-arn", args.role_arn.is_some()),
+        ("--records-per-job", args.records_per_job.is_some()),
+        ("--poll-secs", args.poll_secs.is_some()),
+        ("--batch-timeout-hours", args.batch_timeout_hours.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect();
+    let (last, rest) = given.split_last()?;
+    let (flags, verb) = match rest {
+        [] => (last.to_string(), "is"),
+        _ => (format!("{} and {last}", rest.join(", ")), "are"),
+    };
+    Some(format!(
+        "warning: {flags} {verb} for --via batch or auto: ignored by this on-demand run"
+    ))
 }
 
 #[cfg(test)]
@@ -132,5 +156,60 @@ mod tests {
         assert!(!is_role_arn("arn:aws:iam::123456789012:user/r"));
         assert!(!is_role_arn("BedrockBatch"));
         assert!(!is_role_arn("arn:aws:iam::123456789012:role/"));
+    }
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        use clap::Parser;
+        let mut argv = vec![
+            "bedrock-batch",
+            "run",
+            "job.jsonl",
+            "--model",
+            "m",
+            "--out",
+            "o",
+        ];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Run(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn an_on_demand_run_names_the_batch_flags_it_ignores_in_one_line() {
+        assert_eq!(ignored_on_demand(&run_args(&[])), None);
+        assert_eq!(
+            ignored_on_demand(&run_args(&["--poll-secs", "5"])).as_deref(),
+            Some("warning: --poll-secs is for --via batch or auto: ignored by this on-demand run")
+        );
+        let all = run_args(&[
+            "--s3",
+            "s3://b/p",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/R",
+            "--records-per-job",
+            "100",
+            "--poll-secs",
+            "5",
+            "--batch-timeout-hours",
+            "48",
+        ]);
+        assert_eq!(
+            ignored_on_demand(&all).as_deref(),
+            Some(
+                "warning: --s3, --role-arn, --records-per-job, --poll-secs and --batch-timeout-hours are for --via batch or auto: ignored by this on-demand run"
+            )
+        );
+    }
+
+    #[test]
+    fn batch_flags_left_out_take_their_defaults() {
+        let settings = from_args(&run_args(&["--via", "batch", "--local"]), Mode::Converse)
+            .unwrap()
+            .unwrap();
+        assert_eq!(settings.records_per_job, 50_000);
+        assert_eq!(settings.poll, Duration::from_secs(60));
+        assert_eq!(settings.timeout_hours, 24);
     }
 }

@@ -56,8 +56,12 @@ fn causes(err: &(dyn StdError + 'static)) -> String {
         parts.join(": ")
     }
 }
-/// The service's own word that the model id names no model it serves.
-const INVALID_MODEL: &str = "model identifier is invalid";
+/// The service's own words that the model id names no model it serves (here), or one it
+/// serves only through an inference profile: every record would get them.
+const WRONG_MODEL: &[&str] = &[
+    "model identifier is invalid",
+    "with on-demand throughput isn't supported",
+];
 
 /// The kind of an error named by its AWS error code.
 fn kind_of_code(code: &str) -> ErrorKind {
@@ -106,7 +110,7 @@ where
                 // Bedrock answers an unknown model id with a ValidationException; every
                 // record would get it.
                 Some("ValidationException")
-                    if message.is_some_and(|m| m.contains(INVALID_MODEL)) =>
+                    if message.is_some_and(|m| WRONG_MODEL.iter().any(|w| m.contains(w))) =>
                 {
                     ErrorKind::ResourceNotFound
                 }

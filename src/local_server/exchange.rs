@@ -18,6 +18,7 @@ use super::api_error::{ApiError, ErrorKind};
 use super::attachments::decode_base64;
 use super::eventstream;
 use super::faults::{Fault, glob_match};
+use super::known;
 use super::model::{self, Answer, Route, ToolUse, Work};
 use super::native;
 use super::request_id;
@@ -52,10 +53,12 @@ pub async fn handle(
     let request_id = request_id();
     shared.arrive(route.name(), &model_id);
     let in_flight = InFlight(shared.clone());
+    let region = known::signed_region(&headers);
     let call = Call {
         shared: &shared,
         route,
         model_id: &model_id,
+        region: region.as_deref(),
         request_id: &request_id,
         started: Instant::now(),
     };
@@ -98,6 +101,8 @@ struct Call<'a> {
     shared: &'a Arc<Shared>,
     route: Route,
     model_id: &'a str,
+    /// The region the request was signed for.
+    region: Option<&'a str>,
     request_id: &'a str,
     started: Instant,
 }
@@ -131,6 +136,7 @@ impl Call<'_> {
         in_flight: InFlight,
     ) -> Result<Response, ApiError> {
         let model_id = self.model_id;
+        known::check(model_id, self.region)?;
         check_access(self.shared, model_id)?;
         let mut work = model::prepare(self.route, model_id, body, tier_header)?;
         work.cache = self.shared.cache_use(model_id, &work.cache_prefixes);
@@ -494,6 +500,7 @@ pub async fn count_tokens(
     body: Bytes,
 ) -> Response {
     let request_id = request_id();
+    let region = known::signed_region(&headers);
     let counted = ApiError::check(
         Service::Runtime,
         "CountTokens",
@@ -502,7 +509,7 @@ pub async fn count_tokens(
         &headers,
         &body,
     )
-    .and_then(|()| count_input_tokens(&shared, &model_id, &body));
+    .and_then(|()| count_input_tokens(&shared, &model_id, region.as_deref(), &body));
     match counted {
         Ok(input_tokens) => {
             shared.count_tokens_call(200);
@@ -522,7 +529,13 @@ pub async fn count_tokens(
     }
 }
 
-fn count_input_tokens(shared: &Shared, model_id: &str, body: &[u8]) -> Result<u64, ApiError> {
+fn count_input_tokens(
+    shared: &Shared,
+    model_id: &str,
+    region: Option<&str>,
+    body: &[u8],
+) -> Result<u64, ApiError> {
+    known::check_countable(model_id, region)?;
     check_access(shared, model_id)?;
     let request: Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::validation(format!("Malformed request body: {err}")))?;

@@ -17,10 +17,11 @@ use serde_json::{Value, json};
 use super::api_error::{ApiError, ErrorKind};
 use super::corpus::{Chunk, KnowledgeBase};
 use super::faults::Fault;
+use super::known;
 use super::request_id;
 use super::state::{Delivered, InFlight, Shared, body_hash};
 use super::text::count_tokens;
-use crate::model_id::Family;
+use crate::model_id::{Family, base_model_id};
 
 /// Bedrock's default `numberOfResults`.
 const DEFAULT_RESULTS: usize = 5;
@@ -156,8 +157,10 @@ fn results_wanted(configuration: Option<&RetrievalConfiguration>) -> Result<usiz
     Ok(wanted.map_or(DEFAULT_RESULTS, |n| n as usize))
 }
 
-/// The model a model ARN names, when it is one the server's fake models answer.
-fn model_of_arn(arn: &str) -> Result<&str, ApiError> {
+/// The model a model ARN names (an inference profile's id for a profile ARN), when it is
+/// one the server's fake models answer and Bedrock serves it in `region`: a
+/// foundation-model ARN of a model served only through profiles is refused as on demand.
+fn model_of_arn<'a>(arn: &'a str, region: Option<&str>) -> Result<&'a str, ApiError> {
     let model = arn
         .strip_prefix("arn:aws:bedrock:")
         .and_then(|rest| rest.split_once(':'))
@@ -172,12 +175,16 @@ fn model_of_arn(arn: &str) -> Result<&str, ApiError> {
         })
         // The service model's pattern admitted it; an ARN naming no model is AWS's
         // unknown model.
-        .ok_or_else(|| ApiError::validation("The provided model identifier is invalid."))?;
+        .ok_or_else(|| ApiError::validation(known::INVALID_MODEL))?;
+    // A foundation-model ARN names a model id, a profile ARN a profile id.
+    let names_profile = !arn.contains(":foundation-model/");
+    if names_profile == (base_model_id(model) == model) {
+        return Err(ApiError::validation(known::INVALID_MODEL));
+    }
+    known::check(model, region)?;
     match Family::of(model) {
         Some(family) if !family.is_embedding() => Ok(model),
-        _ => Err(ApiError::validation(
-            "The provided model identifier is invalid.",
-        )),
+        _ => Err(ApiError::validation(known::INVALID_MODEL)),
     }
 }
 
@@ -328,9 +335,21 @@ pub async fn retrieve(shared: Arc<Shared>, id: String, body: Bytes) -> Response 
 }
 
 /// `POST /retrieveAndGenerate`.
-pub async fn retrieve_and_generate(shared: Arc<Shared>, body: Bytes) -> Response {
+pub async fn retrieve_and_generate(
+    shared: Arc<Shared>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = request_id();
+    let region = known::signed_region(&headers);
     let request: Result<RagRequest, ApiError> = parse(&body);
+    if let Some(c) = request.as_ref().ok().and_then(|r| {
+        r.retrieve_and_generate_configuration
+            .knowledge_base_configuration
+            .as_ref()
+    }) {
+        shared.record_model_arn(&c.model_arn);
+    }
     // Counted under the model, like the model call it stands for.
     let key = request
         .as_ref()
@@ -340,7 +359,7 @@ pub async fn retrieve_and_generate(shared: Arc<Shared>, body: Bytes) -> Response
                 .knowledge_base_configuration
                 .as_ref()
         })
-        .and_then(|c| model_of_arn(&c.model_arn).ok())
+        .and_then(|c| model_of_arn(&c.model_arn, None).ok())
         .unwrap_or("retrieveAndGenerate")
         .to_string();
     shared.arrive("retrieve-and-generate", &key);
@@ -359,7 +378,7 @@ pub async fn retrieve_and_generate(shared: Arc<Shared>, body: Bytes) -> Response
                 ));
             }
         };
-        model_of_arn(&kb_configuration.model_arn)?;
+        model_of_arn(&kb_configuration.model_arn, region.as_deref())?;
         let k = results_wanted(kb_configuration.retrieval_configuration.as_ref())?;
         let generation = kb_configuration.generation_configuration.as_ref();
         if let Some(template) = generation
@@ -436,26 +455,53 @@ mod tests {
 
     #[test]
     fn model_arns_and_ids_checked_as_bedrock_does() {
+        let east = Some("us-east-1");
         let ok =
             "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0";
         assert_eq!(
-            model_of_arn(ok).unwrap(),
+            model_of_arn(ok, east).unwrap(),
             "anthropic.claude-3-haiku-20240307-v1:0"
         );
         let profile =
             "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0";
-        assert!(model_of_arn(profile).is_ok());
+        assert_eq!(
+            model_of_arn(profile, east).unwrap(),
+            "us.amazon.nova-lite-v1:0"
+        );
         // A bare id passes the service model's pattern but names no ARN.
-        let err = model_of_arn("anthropic.claude-3-haiku-20240307-v1:0").unwrap_err();
-        assert_eq!(err.message, "The provided model identifier is invalid.");
-        let err = model_of_arn("arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1")
-            .unwrap_err();
+        let err = model_of_arn("anthropic.claude-3-haiku-20240307-v1:0", east).unwrap_err();
+        assert_eq!(err.message, known::INVALID_MODEL);
+        let err = model_of_arn(
+            "arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1",
+            east,
+        )
+        .unwrap_err();
         assert_eq!(err.message, "The provided model identifier is invalid.");
         assert!(
             model_of_arn(
-                "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
+                "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0",
+                east
             )
             .is_err()
+        );
+        // A profile id is no foundation model, nor a model id a profile.
+        for crossed in [
+            "arn:aws:bedrock:us-east-1::foundation-model/us.amazon.nova-lite-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/amazon.nova-lite-v1:0",
+        ] {
+            assert!(model_of_arn(crossed, east).is_err(), "{crossed}");
+        }
+        // A model served only through inference profiles, named by its foundation model.
+        let err = model_of_arn(
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+            east,
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("with on-demand throughput isn't supported"),
+            "{}",
+            err.message
         );
     }
 }

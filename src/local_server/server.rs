@@ -22,6 +22,7 @@ use super::exchange::{self, ConnectionAbort};
 use super::knowledge_base;
 use super::model::Route;
 use super::state::Shared;
+use super::sts;
 use crate::rules::Service;
 
 /// Large enough for 20 images of 3.75 MB each, base64-encoded, plus documents.
@@ -125,7 +126,7 @@ fn routes(shared: Arc<Shared>) -> Router {
                     let operation = "RetrieveAndGenerate";
                     match checked(Service::AgentRuntime, operation, &[], None, &headers, &body) {
                         Some(refused) => refused,
-                        None => knowledge_base::retrieve_and_generate(shared, body).await,
+                        None => knowledge_base::retrieve_and_generate(shared, headers, body).await,
                     }
                 },
             ),
@@ -183,6 +184,15 @@ fn routes(shared: Arc<Shared>) -> Router {
                         Some(refused) => refused,
                         None => batch::list(shared.batch.clone(), query).await,
                     }
+                },
+            ),
+        )
+        .route(
+            "/",
+            post(
+                |State(shared): State<Arc<Shared>>, body: Bytes| async move {
+                    shared.caller_identity_call();
+                    sts::answer(&body)
                 },
             ),
         )

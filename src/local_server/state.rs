@@ -148,6 +148,20 @@ impl Shared {
 
     /// Counts a CountTokens call and its answer's status (it uses no quota and delivers
     /// no tokens).
+    /// A RetrieveAndGenerate request's `modelArn`, as sent.
+    pub fn record_model_arn(&self, arn: &str) {
+        *self
+            .lock()
+            .stats
+            .model_arns
+            .entry(arn.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn caller_identity_call(&self) {
+        self.lock().stats.caller_identity_calls += 1;
+    }
+
     pub fn count_tokens_call(&self, status: u16) {
         let mut state = self.lock();
         let stats = &mut state.stats;

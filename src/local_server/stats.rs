@@ -51,6 +51,12 @@ pub struct Stats {
     /// Batch Inference jobs.
     #[serde(default)]
     pub batch: BatchStats,
+    /// RetrieveAndGenerate requests by the `modelArn` they sent.
+    #[serde(default)]
+    pub model_arns: BTreeMap<String, u64>,
+    /// STS GetCallerIdentity requests.
+    #[serde(default)]
+    pub caller_identity_calls: u64,
 }
 
 /// What the Batch Inference control plane did.

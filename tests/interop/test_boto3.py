@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 15.0
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-LLAMA = "meta.llama3-1-8b-instruct-v1:0"
+LLAMA = "us.meta.llama3-1-8b-instruct-v1:0"  # us-east-1 serves it through its US profile
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
 TITAN_V1 = "amazon.titan-embed-text-v1"
 COHERE = "cohere.embed-english-v3"
@@ -1327,7 +1327,7 @@ def test_batch_errors_stop_and_pages_through_boto3(start_server):
 # --------------------------------------------------------------------------------------
 
 NOVA = "amazon.nova-pro-v1:0"  # priority and flex; no structured output, no CountTokens
-SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # structured output and CountTokens
+SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"  # structured output and CountTokens (a profile in us-east-1)
 
 
 @pytest.mark.parametrize("tier", ["default", "priority", "flex"])
@@ -1346,7 +1346,7 @@ def test_converse_stream_metadata_reports_the_service_tier(client):
 
 def test_invoke_model_service_tier_header(client):
     response = client.invoke_model(
-        modelId="anthropic.claude-frontier-v9:0",
+        modelId="us.anthropic.claude-opus-4-7",
         body=json.dumps(anthropic_body(PROMPT, max_tokens=50)),
         serviceTier="priority",
     )

@@ -13,6 +13,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::faults::{self, Fate};
 use super::objects::{self, ObjectWriter, S3Uri};
 use super::{Batch, Counts, InvocationType, Job, Status};
+use crate::local_server::known;
 use crate::local_server::model::{self, Route};
 use crate::model_id::Family;
 use crate::rules::{Service, check_input};
@@ -169,7 +170,9 @@ pub fn parse_record(line: &str) -> Result<(String, Value), String> {
 
 /// Reads every input line once to check it and count the records.
 async fn validate(client: &aws_sdk_s3::Client, job: &Job, min: u64) -> Result<Input, String> {
-    if Family::of(&job.model_id).is_none() {
+    // The job's region is its ARN's (the region its create was signed for).
+    let region = job.arn.split(':').nth(3);
+    if Family::of(&job.model_id).is_none() || known::check(&job.model_id, region).is_err() {
         return Err(format!(
             "The provided model identifier is invalid: {}",
             job.model_id

@@ -18,11 +18,12 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::{Batch, InvocationType, Job, Refused, Status};
 use crate::local_server::api_error::{ApiError, ErrorKind};
+use crate::local_server::known::signed_region;
 use crate::local_server::request_id;
 
 const MAX_LIST_RESULTS: usize = 1000;
 /// The account in job ARNs when the role ARN names none.
-const DEFAULT_ACCOUNT: &str = "123456789012";
+const DEFAULT_ACCOUNT: &str = crate::local_server::sts::ACCOUNT;
 const DEFAULT_REGION: &str = "us-east-1";
 
 fn json_response(body: &Value) -> Response {
@@ -46,18 +47,6 @@ fn answer(result: Result<Value, ApiError>) -> Response {
 fn role_account(arn: &str) -> Option<&str> {
     let account = arn.split(':').nth(4)?;
     (!account.is_empty()).then_some(account)
-}
-
-/// The region of a SigV4 `Authorization` header's credential scope.
-fn signed_region(headers: &http::HeaderMap) -> Option<String> {
-    let authorization = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let scope = authorization.split("Credential=").nth(1)?;
-    let region = scope.split('/').nth(2)?;
-    (!region.is_empty()
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    .then(|| region.to_string())
 }
 
 /// A 12-character lowercase id, the same for the same seed and creation number.
@@ -394,18 +383,5 @@ mod tests {
         assert!(query.submitted_after.is_some());
         assert!(parse_query("nextToken=x").is_err());
         assert_eq!(decode("a%2Fb+c%zz%"), "a/b c%zz%");
-    }
-
-    #[test]
-    fn the_region_comes_from_the_signature() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=AK/20260101/eu-west-3/bedrock/aws4_request, SignedHeaders=host, Signature=x"
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(signed_region(&headers).as_deref(), Some("eu-west-3"));
-        assert_eq!(signed_region(&http::HeaderMap::new()), None);
     }
 }
