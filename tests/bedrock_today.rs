@@ -333,6 +333,7 @@ async fn schema_goes_native_on_demand_for_a_model_that_offers_it() {
     .await;
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let validator = jsonschema::validator_for(&tickets_schema()).unwrap();
+    assert_eq!(run.lines().len(), 8, "every record has its line");
     for line in run.lines() {
         assert!(validator.is_valid(&line["data"]), "{line}");
         // A native answer ends its turn; a forced tool would stop for `tool_use`.
@@ -357,6 +358,7 @@ async fn schema_goes_native_on_demand_for_a_model_that_offers_it() {
     )
     .await;
     assert_eq!(tool.code(), 0, "{}", tool.stderr());
+    assert_eq!(tool.lines().len(), 8, "every record has its line");
     assert!(tool.lines().iter().all(|l| l["stop_reason"] == "tool_use"));
     for line in tool.lines() {
         assert!(validator.is_valid(&line["data"]), "{line}");
