@@ -591,15 +591,8 @@ fn place(model: &ServiceModel, shape: &str, root: &mut Value, path: &[Step], lea
     }
 }
 
-/// `#N` (a list or map of N valid items) made real for the shape at `path`.
-fn sized(model: &ServiceModel, input: &str, path: &[Step], value: Value) -> Value {
-    let Some(n) = value
-        .as_str()
-        .and_then(|s| s.strip_prefix('#'))
-        .and_then(|n| n.parse::<usize>().ok())
-    else {
-        return value;
-    };
+/// The name of the shape at `path` below `input`.
+fn shape_at(model: &ServiceModel, input: &str, path: &[Step]) -> String {
     let mut name = input.to_string();
     for step in path {
         let shape = model.shape(&name);
@@ -617,7 +610,19 @@ fn sized(model: &ServiceModel, input: &str, path: &[Step], value: Value) -> Valu
             Step::Value => shape.value.as_ref().unwrap().shape.clone(),
         };
     }
-    let shape = model.shape(&name);
+    name
+}
+
+/// `#N` (a list or map of N valid items) made real for the shape at `path`.
+fn sized(model: &ServiceModel, input: &str, path: &[Step], value: Value) -> Value {
+    let Some(n) = value
+        .as_str()
+        .and_then(|s| s.strip_prefix('#'))
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return value;
+    };
+    let shape = model.shape(&shape_at(model, input, path));
     match shape.kind {
         Kind::List => {
             let item = &shape.member.as_ref().unwrap().shape;
@@ -859,26 +864,7 @@ async fn every_constraint_of_every_input_member_is_refused_as_aws_refuses_it() {
             let valid_root = valid(model, input, &mut Vec::new());
             // The same request made valid: the member at its path with a valid value.
             let mut good = valid_root.clone();
-            let leaf_shape = {
-                let mut name = input.clone();
-                for step in &case.path {
-                    let s = model.shape(&name);
-                    name = match step {
-                        Step::Member(m) => s
-                            .members
-                            .0
-                            .iter()
-                            .find(|(x, _)| x == m)
-                            .unwrap()
-                            .1
-                            .shape
-                            .clone(),
-                        Step::Item => s.member.as_ref().unwrap().shape.clone(),
-                        Step::Value => s.value.as_ref().unwrap().shape.clone(),
-                    };
-                }
-                name
-            };
+            let leaf_shape = shape_at(model, input, &case.path);
             let good_leaf = valid(model, &leaf_shape, &mut Vec::new());
             place(model, input, &mut good, &case.path, Some(good_leaf));
             let (status, error_type, body) = send(&url, &render(model, operation, &good)).await;
