@@ -706,3 +706,27 @@ fn parse_knowledge_base(text: &str) -> Result<(String, PathBuf), String> {
         _ => Err(format!("expected ID=DIR, got {text:?}")),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{Cli, Command, RunArgs};
+    use clap::Parser;
+
+    /// `run job.jsonl --model m --out o` and `extra`, parsed as the binary parses them.
+    pub fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec![
+            "bedrock-batch",
+            "run",
+            "job.jsonl",
+            "--model",
+            "m",
+            "--out",
+            "o",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+}

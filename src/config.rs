@@ -723,25 +723,8 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
 
-    fn run_args(extra: &[&str]) -> RunArgs {
-        let mut argv = vec![
-            "bedrock-batch",
-            "run",
-            "job.jsonl",
-            "--model",
-            "m",
-            "--out",
-            "o",
-        ];
-        argv.extend_from_slice(extra);
-        match Cli::try_parse_from(argv).unwrap().command {
-            Command::Run(args) => *args,
-            _ => unreachable!(),
-        }
-    }
+    use crate::cli::tests::run_args;
 
     fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| {

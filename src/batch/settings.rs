@@ -158,23 +158,7 @@ mod tests {
         assert!(!is_role_arn("arn:aws:iam::123456789012:role/"));
     }
 
-    fn run_args(extra: &[&str]) -> RunArgs {
-        use clap::Parser;
-        let mut argv = vec![
-            "bedrock-batch",
-            "run",
-            "job.jsonl",
-            "--model",
-            "m",
-            "--out",
-            "o",
-        ];
-        argv.extend_from_slice(extra);
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::Run(args) => *args,
-            _ => unreachable!(),
-        }
-    }
+    use crate::cli::tests::run_args;
 
     #[test]
     fn an_on_demand_run_names_the_batch_flags_it_ignores_in_one_line() {
