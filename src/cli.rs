@@ -695,6 +695,15 @@ pub struct LocalServerArgs {
         help_heading = "S3 and Batch Inference"
     )]
     pub batch_record_error_rate: f64,
+    /// Milliseconds CreateModelInvocationJob waits after making the job before it answers
+    /// (a caller killed in that window has a job it never heard of).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "MS",
+        help_heading = "S3 and Batch Inference"
+    )]
+    pub batch_create_delay_ms: u64,
 }
 
 /// `ID=DIR` of `--knowledge-base`.

@@ -339,6 +339,161 @@ async fn a_killed_run_resumes_its_jobs_without_creating_them_again() {
     server.shutdown().await;
 }
 
+/// Polls `ready` every 10 ms until it holds; panics naming `what` after `secs` seconds.
+async fn wait_until(what: &str, secs: u64, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {secs} s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The job ARNs RUN_DIR's batch state holds (none while the file is missing).
+fn saved_arns(run_dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run_dir.join("state/batch.json")).unwrap_or_default();
+    let state: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    state["parts"].as_array().map_or(Vec::new(), |parts| {
+        parts
+            .iter()
+            .filter_map(|p| p["job_arn"].as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+/// The README's central batch promise, at its narrowest point: the job exists at the
+/// service but the run died before it heard the ARN (the server makes the job, then waits
+/// before answering). The rerun's create of that part must be answered by its request token
+/// with the job already made: one more create call, no more jobs. A request token that
+/// changed between runs would be refused for the name and found by listing instead, which
+/// `creates_by_token` tells apart.
+#[tokio::test]
+async fn a_kill_between_create_and_saving_the_arn_finds_the_job_by_its_token() {
+    let work = tempfile::tempdir().unwrap();
+    let job = common::write_jsonl(work.path(), "job.jsonl", &records(300));
+    let faults = BatchFaults {
+        create_answer_delay: Duration::from_millis(1500),
+        ..BatchFaults::default()
+    };
+    let server = server(Duration::from_millis(50), 0, faults).await;
+    let run_dir = work.path().join("window");
+    let mut args = run_args(&job, &run_dir, &server);
+    args.extend(["--records-per-job".to_string(), "100".to_string()]);
+    let mut first = command(work.path(), &strs(&args));
+    local_keys(&mut first);
+    let child = first.spawn().unwrap();
+    wait_until("the first job to be made", 60, || {
+        server.stats().batch.jobs_created == 1
+    })
+    .await;
+    common::send_signal(child.id().unwrap() as i32, "KILL");
+    let killed = child.wait_with_output().await.unwrap();
+    assert_eq!(killed.status.code(), None, "killed: {}", stderr(&killed));
+    assert!(
+        saved_arns(&run_dir).is_empty(),
+        "the kill landed after the ARN was saved: the window was missed"
+    );
+    let before = server.stats().batch;
+    assert_eq!((before.jobs_created, before.create_calls), (1, 1));
+
+    let mut again = command(work.path(), &strs(&args));
+    local_keys(&mut again);
+    let rerun = again.output().await.unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    let lines = common::read_lines(&run_dir);
+    assert_eq!(by_id(&lines).len(), 300, "every record exactly once");
+    assert!(lines.iter().all(|l| l["status"] == "ok"));
+    let stats = server.stats().batch;
+    assert_eq!(
+        stats.jobs_created, 3,
+        "no second job for the first part: {stats:?}"
+    );
+    assert_eq!(
+        stats.create_calls, 4,
+        "one more create for the first part: {stats:?}"
+    );
+    assert_eq!(
+        stats.creates_by_token, 1,
+        "answered by its token: {stats:?}"
+    );
+    assert_eq!(stats.creates_name_in_use, 0, "{stats:?}");
+    assert_eq!(saved_arns(&run_dir).len(), 3);
+    assert_eq!(server.stats().requests, 0, "nothing went on demand");
+    server.shutdown().await;
+}
+
+/// Kills during collection, at a random moment while results.jsonl is partly written
+/// (some jobs collected, some not, and possibly inside one job's output). The rerun
+/// creates nothing, calls nothing on demand, and gives every record exactly once; the
+/// summary's totals are the sum of the lines.
+#[tokio::test]
+async fn a_kill_during_collection_resumes_without_a_duplicate_line() {
+    const RECORDS: usize = 600;
+    let work = tempfile::tempdir().unwrap();
+    let job = common::write_jsonl(work.path(), "job.jsonl", &records(RECORDS));
+    let server = server(Duration::from_millis(40), 0, BatchFaults::default()).await;
+    let mut partial_kills = 0;
+    for round in 0..4 {
+        let run_dir = work.path().join(format!("collecting-{round}"));
+        let mut args = run_args(&job, &run_dir, &server);
+        args.extend(["--records-per-job".to_string(), "100".to_string()]);
+        let mut first = command(work.path(), &strs(&args));
+        local_keys(&mut first);
+        let child = first.spawn().unwrap();
+        let results = run_dir.join("results.jsonl");
+        let written = || {
+            std::fs::read(&results)
+                .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+                .unwrap_or(0)
+        };
+        wait_until("a first collected line", 120, || written() > 0).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..40))).await;
+        common::send_signal(child.id().unwrap() as i32, "KILL");
+        let killed = child.wait_with_output().await.unwrap();
+        let at_kill = written();
+        if killed.status.code().is_some() {
+            // It finished before the kill: nothing to resume this round.
+            assert_eq!(at_kill, RECORDS, "{}", stderr(&killed));
+            continue;
+        }
+        if at_kill < RECORDS {
+            partial_kills += 1;
+        }
+        let before = server.stats();
+        let mut again = command(work.path(), &strs(&args));
+        local_keys(&mut again);
+        let rerun = again.output().await.unwrap();
+        assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+        let lines = common::read_lines(&run_dir);
+        assert_eq!(by_id(&lines).len(), RECORDS, "round {round}: exactly once");
+        let after = server.stats();
+        assert_eq!(
+            after.batch.create_calls, before.batch.create_calls,
+            "round {round}: the rerun created nothing (killed with {at_kill} lines)"
+        );
+        assert_eq!(after.requests, 0, "nothing went on demand");
+        let summary = common::read_summary(&run_dir);
+        for kind in ["input_tokens", "output_tokens"] {
+            let sum: u64 = lines
+                .iter()
+                .map(|l| l["usage"][kind].as_u64().unwrap())
+                .sum();
+            assert_eq!(
+                summary["usage"][kind].as_u64(),
+                Some(sum),
+                "{kind}: {summary}"
+            );
+        }
+    }
+    assert!(
+        partial_kills >= 2,
+        "only {partial_kills} of 4 kills landed during collection"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_partial_job_is_finished_on_demand_with_retry_failed() {
     let work = tempfile::tempdir().unwrap();

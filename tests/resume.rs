@@ -302,9 +302,22 @@ async fn rerunning_a_finished_run_sends_nothing() {
         "--quiet",
     ];
     assert_eq!(run(work.path(), &args).await.status.code(), Some(0));
-    assert_eq!(run(work.path(), &args).await.status.code(), Some(0));
+    // What a kill in the middle of an atomic write (summary.json, the checkpoint) leaves.
+    let run_dir = work.path().join("run");
+    let leftovers = [
+        run_dir.join(".unfinished-k1LLed"),
+        run_dir.join("state/.unfinished-c4ckpt"),
+    ];
+    for file in &leftovers {
+        std::fs::write(file, "{\"half\": ").unwrap();
+    }
+    let again = run(work.path(), &args).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(server.stats().requests, 20);
-    check_results(&work.path().join("run"), 20);
+    check_results(&run_dir, 20);
+    for file in &leftovers {
+        assert!(!file.exists(), "{} was not removed", file.display());
+    }
 }
 
 #[tokio::test]

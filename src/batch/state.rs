@@ -78,6 +78,11 @@ impl PartState {
         part_name(self.index)
     }
 
+    /// Prepared or submitted, and not collected yet.
+    pub fn unfinished(&self) -> bool {
+        !self.collected && (self.job_arn.is_some() || self.status == PREPARED)
+    }
+
     pub fn ended(&self) -> bool {
         ENDED.contains(&self.status.as_str())
     }
@@ -134,10 +139,7 @@ pub fn write(run_dir: &Path, state: &BatchState) -> Result<(), StoreError> {
 impl BatchState {
     /// Jobs a rerun --via on-demand would pay for twice: created and not collected.
     pub fn unfinished(&self) -> Vec<&PartState> {
-        self.parts
-            .iter()
-            .filter(|p| !p.collected && (p.job_arn.is_some() || p.status == PREPARED))
-            .collect()
+        self.parts.iter().filter(|p| p.unfinished()).collect()
     }
 
     /// Forgets the parts whose jobs were created but not collected, with their local

@@ -66,6 +66,10 @@ pub struct BatchStats {
     pub jobs_created: u64,
     /// CreateModelInvocationJob calls that passed validation, repeats included.
     pub create_calls: u64,
+    /// Creates answered with the job an earlier create of the same clientRequestToken made.
+    pub creates_by_token: u64,
+    /// Creates refused with ConflictException: another token's job has the name.
+    pub creates_name_in_use: u64,
     /// Jobs that ended, by final status (`Completed`, `Failed`, ...).
     pub by_status: BTreeMap<String, u64>,
     /// Records answered (with output or an error line) by jobs that ended.

@@ -69,6 +69,41 @@ pub fn local_jobs_lost(config: &RunConfig, mut state: BatchState) -> Result<Batc
     Ok(state)
 }
 
+/// How many of the earlier parts still owe lines: not collected yet, or collected by a run
+/// that died before all of their lines were committed. A part is marked collected when its
+/// answers are handed to the writer, and the checkpoint (`done`) commits them a moment
+/// later, so a kill in between leaves a collected part whose records are not done: their
+/// answers are in its job's output, to be read again, not sent again. Records taken out by
+/// `--retry-failed` are the rerun's to send, not a part's to give.
+pub fn parts_owing(
+    config: &RunConfig,
+    state: &BatchState,
+    done: &RecordSet,
+    retried: &RecordSet,
+) -> Result<usize, RunError> {
+    let dir = state::parts_dir(&config.out_dir);
+    let mut owing = 0;
+    for part in &state.parts {
+        if !part.collected {
+            owing += usize::from(part.unfinished());
+            continue;
+        }
+        let metas = crate::batch::parts::read_sidecar(&dir, part.index).map_err(|err| {
+            RunError::Usage(format!(
+                "cannot read {}, the records of {}: {err}; RUN_DIR/batch holds what each job was sent. Restore it, or start over with --fresh",
+                crate::batch::parts::sidecar_path(&dir, part.index).display(),
+                part.name()
+            ))
+        })?;
+        owing += usize::from(
+            metas
+                .iter()
+                .any(|meta| !done.contains(meta.number) && !retried.contains(meta.number)),
+        );
+    }
+    Ok(owing)
+}
+
 pub async fn build(
     config: &RunConfig,
     settings: &BatchSettings,

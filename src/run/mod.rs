@@ -229,7 +229,10 @@ fn choose_batch<'a>(
     let earlier = crate::batch::state::read(&config.out_dir)?
         .map(|state| batch::local_jobs_lost(config, state))
         .transpose()?;
-    let unfinished = earlier.as_ref().map_or(0, |state| state.unfinished().len());
+    let unfinished = match &earlier {
+        Some(state) => batch::parts_owing(config, state, &opened.done, &opened.retried_records)?,
+        None => 0,
+    };
     let Some(settings) = &config.batch else {
         if unfinished > 0 {
             return Err(RunError::Usage(format!(
@@ -247,6 +250,11 @@ fn choose_batch<'a>(
     let total = config.limit.map_or(total, |limit| total.min(limit));
     let total = config.shard.map_or(total, |shard| shard.records_of(total));
     let to_send = total.saturating_sub(opened.done.len());
+    if to_send == 0 && earlier.is_some() {
+        // Every line is committed (a run killed after its last line, or rerun when done):
+        // nothing is sent, and the engine reports the earlier jobs in the summary again.
+        return Ok(Some(settings));
+    }
     let minimum = crate::batch::parts::MIN_RECORDS;
     if config.via == crate::cli::Via::Auto
         && let Some(refusal) = batch::batch_refusal(config)

@@ -132,6 +132,7 @@ fn check_out(out: &Path) -> Result<(), RunError> {
         ]
         .contains(&name)
             || name.starts_with("previous-")
+            || name.starts_with(crate::store::TEMP_PREFIX)
             || name.starts_with("export.")
     };
     let entries = std::fs::read_dir(out).map_err(|err| {

@@ -223,6 +223,22 @@ pub fn write_json_atomically<T: Serialize>(
     write_atomically(dir, name, &bytes)
 }
 
+/// How the temporary file of an atomic write begins: a run killed in the middle of one
+/// leaves it behind, and the next run that opens the directory removes it.
+pub const TEMP_PREFIX: &str = ".unfinished-";
+
+/// Removes what atomic writes in `dir` left when their run was killed.
+pub fn remove_unfinished_writes(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `dir/name` through a temporary file and a rename, so a reader never
 /// sees half of it.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -231,7 +247,10 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Stor
         path: path.clone(),
         source,
     };
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(error)?;
     file.write_all(bytes).map_err(error)?;
     file.as_file().sync_all().map_err(error)?;
     file.persist(&path).map_err(|e| error(e.error))?;

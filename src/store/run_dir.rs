@@ -197,6 +197,9 @@ pub fn open(config: Opening<'_>) -> Result<OpenRunDir, RunDirError> {
     let run_dir = config.out_dir;
     std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
     let lock = RunLock::acquire(run_dir).map_err(RunDirError::Refused)?;
+    for dir in [run_dir.to_path_buf(), state::state_dir(run_dir)] {
+        super::remove_unfinished_writes(&dir);
+    }
     let moved_aside = if config.fresh {
         move_aside(run_dir)?
     } else {

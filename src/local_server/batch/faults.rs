@@ -5,7 +5,7 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-/// Shares (0..1) of jobs and records that meet each fault.
+/// Shares (0..1) of jobs and records that meet each fault, and the create call's delay.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BatchFaults {
     /// Jobs that end Failed, with no output.
@@ -16,6 +16,10 @@ pub struct BatchFaults {
     pub expire: f64,
     /// Records answered with a service error (500 or 429) instead of the model's output.
     pub record_error: f64,
+    /// How long CreateModelInvocationJob waits, after the job is made, before it answers:
+    /// the window in which a caller that dies has a job it never heard of (its rerun must
+    /// find the job by its request token, not create a second one).
+    pub create_answer_delay: std::time::Duration,
 }
 
 impl BatchFaults {

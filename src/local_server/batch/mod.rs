@@ -229,9 +229,12 @@ impl Batch {
             && let Some(id) = registry.tokens.get(token)
             && let Some(job) = registry.jobs.get(id)
         {
-            return Ok((job.arn.clone(), false));
+            let arn = job.arn.clone();
+            registry.stats.creates_by_token += 1;
+            return Ok((arn, false));
         }
         if registry.jobs.values().any(|job| job.name == name) {
+            registry.stats.creates_name_in_use += 1;
             return Err(Refused::NameInUse);
         }
         let job = make(registry.created);

@@ -88,7 +88,12 @@ fn s3_uri<'a>(request: &'a Map<String, Value>, config: &str, member: &str) -> &'
 
 /// CreateModelInvocationJob.
 pub async fn create(batch: Arc<Batch>, headers: http::HeaderMap, body: Bytes) -> Response {
-    answer(create_job(&batch, &headers, &body))
+    let created = create_job(&batch, &headers, &body);
+    let delay = batch.config.faults.create_answer_delay;
+    if created.is_ok() && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    answer(created)
 }
 
 fn create_job(
