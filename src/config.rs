@@ -715,6 +715,7 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
             partial: args.batch_partial_rate,
             expire: args.batch_expire_rate,
             record_error: args.batch_record_error_rate,
+            deny_stop: args.batch_deny_stop,
         },
         batch_max_jobs: args.batch_max_jobs,
     }
