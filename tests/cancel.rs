@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bedrock_batch::local_server::{BatchFaults, LocalServer, ServerConfig};
-use common::{CLAUDE, bb, command, local_keys, stderr, write_jsonl};
+use common::{CLAUDE, batch_run_args, bb, command, local_keys, stderr, write_jsonl};
 use serde_json::{Value, json};
 
 const BUCKET: &str = "cancel-tests";
@@ -36,40 +36,18 @@ async fn server(per_sec: u64, max_jobs: u64, faults: BatchFaults) -> LocalServer
     .await
 }
 
-/// Starts `run JOB --via batch` against `server` into `run_dir` with the local S3 keys.
+/// Starts `run JOB --via batch` against `server` into `run_dir`, 100 records a job.
 fn start_run(
     work: &Path,
     job: &str,
     run_dir: &Path,
     server: &LocalServer,
 ) -> tokio::process::Child {
-    let (url, s3_url) = (server.url(), server.s3_url());
     let s3 = format!("s3://{BUCKET}/jobs");
-    let mut run = command(
-        work,
-        &[
-            "run",
-            job,
-            "--model",
-            CLAUDE,
-            "--out",
-            run_dir.to_str().unwrap(),
-            "--endpoint-url",
-            &url,
-            "--s3-endpoint-url",
-            &s3_url,
-            "--via",
-            "batch",
-            "--s3",
-            &s3,
-            "--role-arn",
-            "arn:aws:iam::123456789012:role/BedrockBatch",
-            "--records-per-job",
-            "100",
-            "--poll-secs",
-            "0.2",
-        ],
-    );
+    let mut args = batch_run_args(job, CLAUDE, run_dir, &server.url(), &server.s3_url(), &s3);
+    args.extend(["--records-per-job".to_string(), "100".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run = command(work, &args);
     local_keys(&mut run);
     run.spawn().unwrap()
 }

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use bedrock_batch::local_server::ServerConfig;
-use common::{CLAUDE, command, files_under, local_keys, read_lines, stderr, write_jsonl};
+use common::{
+    CLAUDE, batch_run_args, command, files_under, local_keys, previous_runs, read_lines, stderr,
+    write_jsonl,
+};
 use serde_json::{Value, json};
 
 const BUCKET: &str = "fresh-tests";
@@ -42,31 +45,11 @@ async fn fresh_starts_a_batch_run_over_with_new_jobs() {
         ..ServerConfig::default()
     })
     .await;
-    let (url, s3_url) = (server.url(), server.s3_url());
     let run_dir = work.path().join("run");
     let s3 = format!("s3://{BUCKET}/jobs");
-    let args = [
-        "run",
-        &job,
-        "--model",
-        CLAUDE,
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--endpoint-url",
-        &url,
-        "--s3-endpoint-url",
-        &s3_url,
-        "--via",
-        "batch",
-        "--s3",
-        &s3,
-        "--role-arn",
-        "arn:aws:iam::123456789012:role/BedrockBatch",
-        "--poll-secs",
-        "0.2",
-    ];
-    let run = |extra: &'static [&'static str]| {
-        let mut full = args.to_vec();
+    let args = batch_run_args(&job, CLAUDE, &run_dir, &server.url(), &server.s3_url(), &s3);
+    let run = |extra: &[&str]| {
+        let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
         full.extend_from_slice(extra);
         let mut run = command(work.path(), &full);
         local_keys(&mut run);
@@ -98,16 +81,7 @@ async fn fresh_starts_a_batch_run_over_with_new_jobs() {
         "only the new job's answers"
     );
     // The earlier run's state, parts and results are aside, whole.
-    let aside: Vec<_> = std::fs::read_dir(&run_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("previous-")
-        })
-        .collect();
+    let aside = previous_runs(&run_dir);
     assert_eq!(aside.len(), 1);
     assert_eq!(arns(&batch_state(&aside[0])), earlier_arns);
     assert_eq!(read_lines(&aside[0]).len(), 120);

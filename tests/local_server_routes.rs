@@ -7,72 +7,31 @@
 mod common;
 
 use bedrock_batch::local_server::ServerConfig;
-use common::{CLAUDE, server};
+use common::{CLAUDE, RawAnswer, raw_http_declaring, server};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// An answer: status, head (lowercase header lines) and body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    /// The value of header `name`, if sent.
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.eq_ignore_ascii_case(name)).then(|| value.trim())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
-            panic!(
-                "not JSON ({err}): {} {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
-/// Sends `METHOD PATH` with `body`, declaring `content_length` (the body's length unless
-/// given), and reads the answer to the end.
-async fn send(
-    url: &str,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    content_length: Option<u64>,
-) -> Answer {
-    let addr = url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        content_length.unwrap_or(body.len() as u64)
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&response[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Answer {
-        status,
-        head,
-        body: response[split + 4..].to_vec(),
-    }
-}
 
 /// A row of the refusals table: method, path, body, declared length (the body's when
 /// `None`), status, error type, words in the message.
-type Case<'a> = (&'a str, &'a str, Vec<u8>, Option<u64>, u16, &'a str, &'a str);
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<u8>,
+    Option<u64>,
+    u16,
+    &'a str,
+    &'a str,
+);
+
+/// The answer's body as JSON.
+fn body_json(answer: &RawAnswer) -> Value {
+    serde_json::from_slice(&answer.body).unwrap_or_else(|err| {
+        panic!(
+            "not JSON ({err}): {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        )
+    })
+}
 
 /// A Converse body of one short user message.
 fn converse_body() -> Vec<u8> {
@@ -155,7 +114,7 @@ async fn requests_no_sdk_sends_are_refused_in_the_service_error_shape() {
     // Every row runs; the failures are reported together.
     let mut wrong = Vec::new();
     for (method, path, body, declared, status, error_type, says) in cases {
-        let answer = send(&url, method, path, &body, declared).await;
+        let answer = raw_http_declaring(&url, method, path, &body, declared).await;
         let message = serde_json::from_slice::<Value>(&answer.body)
             .ok()
             .and_then(|body| body["message"].as_str().map(str::to_string));
@@ -177,13 +136,13 @@ async fn requests_no_sdk_sends_are_refused_in_the_service_error_shape() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // A known path with another method: 405 naming the method it takes (axum's answer;
     // no SDK sends it).
-    let answer = send(&url, "GET", &converse, b"", None).await;
+    let answer = raw_http_declaring(&url, "GET", &converse, b"", None).await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.header("allow"), Some("POST"));
 
     // None of the refused changes took: the model answers without a quota...
     for _ in 0..3 {
-        let answer = send(&url, "POST", &converse, &converse_body(), None).await;
+        let answer = raw_http_declaring(&url, "POST", &converse, &converse_body(), None).await;
         assert_eq!(
             answer.status,
             200,
@@ -192,14 +151,14 @@ async fn requests_no_sdk_sends_are_refused_in_the_service_error_shape() {
         );
     }
     // ...until a good one sets one request a minute.
-    let set = send(&url, "POST", "/_local/quota", br#"{"rpm": 1}"#, None).await;
+    let set = raw_http_declaring(&url, "POST", "/_local/quota", br#"{"rpm": 1}"#, None).await;
     assert_eq!(
-        (set.status, set.json()),
+        (set.status, body_json(&set)),
         (200, json!({"tpm": null, "rpm": 1}))
     );
-    let first = send(&url, "POST", &converse, &converse_body(), None).await;
+    let first = raw_http_declaring(&url, "POST", &converse, &converse_body(), None).await;
     assert_eq!(first.status, 200);
-    let second = send(&url, "POST", &converse, &converse_body(), None).await;
+    let second = raw_http_declaring(&url, "POST", &converse, &converse_body(), None).await;
     assert_eq!(second.status, 429);
     assert_eq!(
         second

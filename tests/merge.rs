@@ -31,19 +31,6 @@ async fn run(work: &Path, job: &str, out: &str, shard: Option<&str>, extra: &[&s
     assert_eq!(output.status.code(), Some(0), "{out}: {}", stderr(&output));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A copy of shard `from` as `to`, its checkpoint's summary changed by `change`.
 fn changed_copy(work: &Path, from: &str, to: &str, change: impl FnOnce(&mut Value)) {
     copy_dir(&work.join(from), &work.join(to));

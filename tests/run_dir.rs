@@ -27,19 +27,6 @@ async fn run(work: &Path, job: &str, out: &str, extra: &[&str]) -> std::process:
     bb(work, &args).await
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn every_run_dir_refusal_exits_2_and_keeps_the_earlier_results() {
     let work = tempfile::tempdir().unwrap();
