@@ -165,6 +165,23 @@ async fn parts_never_submitted_are_named_and_left_alone() {
     assert!(said.contains("1 stopped, 0 already ended."), "{said}");
     let stats = server.stats().batch;
     assert_eq!((stats.jobs_created, stats.stop_calls), (1, 1), "{stats:?}");
+
+    // Once the run has seen its one job end, cancel asks nothing of the service and still
+    // names the parts that have no job.
+    let path = run_dir.join("state/batch.json");
+    let mut state = batch_state(&run_dir).unwrap();
+    state["parts"][0]["status"] = json!("Stopped");
+    std::fs::write(&path, state.to_string()).unwrap();
+    let out = cancel(work.path(), &run_dir).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("nothing to cancel"), "{said}");
+    assert!(said.contains("(1 job(s) in all)"), "{said}");
+    assert!(
+        said.contains("2 parts were prepared but never submitted"),
+        "{said}"
+    );
+    assert_eq!(server.stats().batch.stop_calls, 1, "no second stop");
     server.shutdown().await;
 }
 
