@@ -704,6 +704,10 @@ pub struct LocalServerArgs {
         help_heading = "S3 and Batch Inference"
     )]
     pub batch_create_delay_ms: u64,
+    /// Refuse StopModelInvocationJob with AccessDeniedException (a caller allowed to create
+    /// jobs but not to stop them).
+    #[arg(long, help_heading = "S3 and Batch Inference")]
+    pub batch_deny_stop: bool,
 }
 
 /// `ID=DIR` of `--knowledge-base`.

@@ -716,6 +716,7 @@ pub fn server_config(args: &LocalServerArgs) -> ServerConfig {
             expire: args.batch_expire_rate,
             record_error: args.batch_record_error_rate,
             create_answer_delay: Duration::from_millis(args.batch_create_delay_ms),
+            deny_stop: args.batch_deny_stop,
         },
         batch_max_jobs: args.batch_max_jobs,
     }

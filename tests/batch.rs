@@ -424,21 +424,30 @@ async fn a_kill_between_create_and_saving_the_arn_finds_the_job_by_its_token() {
     server.shutdown().await;
 }
 
-/// Kills during collection, at a random moment while results.jsonl is partly written
-/// (some jobs collected, some not, and possibly inside one job's output). The rerun
-/// creates nothing, calls nothing on demand, and gives every record exactly once; the
-/// summary's totals are the sum of the lines.
+/// Kills during collection, at a random moment while results.jsonl is partly written: the
+/// server runs two jobs of a model at a time, so six parts are collected in three waves,
+/// and the kill lands between waves or inside one (a part collected, its lines not yet
+/// committed). The rerun makes no second job for any part, calls nothing on demand, and
+/// gives every record exactly once; the summary's totals are the sum of the lines.
 #[tokio::test]
 async fn a_kill_during_collection_resumes_without_a_duplicate_line() {
     const RECORDS: usize = 600;
     let work = tempfile::tempdir().unwrap();
     let job = common::write_jsonl(work.path(), "job.jsonl", &records(RECORDS));
-    let server = server(Duration::from_millis(40), 0, BatchFaults::default()).await;
+    let server = common::server(ServerConfig {
+        s3_buckets: vec![BUCKET.into()],
+        batch_step: Duration::from_millis(100),
+        batch_records_per_sec: 0,
+        batch_max_jobs: 2,
+        ..ServerConfig::default()
+    })
+    .await;
     let mut partial_kills = 0;
     for round in 0..4 {
         let run_dir = work.path().join(format!("collecting-{round}"));
         let mut args = run_args(&job, &run_dir, &server);
-        args.extend(["--records-per-job".to_string(), "100".to_string()]);
+        // Lines reach the file at each checkpoint: often enough to see the waves.
+        args.extend(["--records-per-job", "100", "--checkpoint-secs", "0.05"].map(String::from));
         let mut first = command(work.path(), &strs(&args));
         local_keys(&mut first);
         let child = first.spawn().unwrap();
@@ -448,11 +457,17 @@ async fn a_kill_during_collection_resumes_without_a_duplicate_line() {
                 .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count())
                 .unwrap_or(0)
         };
+        let made_before = server.stats().batch.jobs_created;
         wait_until("a first collected line", 120, || written() > 0).await;
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..40))).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..400))).await;
         common::send_signal(child.id().unwrap() as i32, "KILL");
         let killed = child.wait_with_output().await.unwrap();
         let at_kill = written();
+        eprintln!(
+            "round {round}: {:?} with {at_kill} lines, {} jobs made",
+            killed.status.code(),
+            server.stats().batch.jobs_created - made_before
+        );
         if killed.status.code().is_some() {
             // It finished before the kill: nothing to resume this round.
             assert_eq!(at_kill, RECORDS, "{}", stderr(&killed));
@@ -470,9 +485,12 @@ async fn a_kill_during_collection_resumes_without_a_duplicate_line() {
         assert_eq!(by_id(&lines).len(), RECORDS, "round {round}: exactly once");
         let after = server.stats();
         assert_eq!(
-            after.batch.create_calls, before.batch.create_calls,
-            "round {round}: the rerun created nothing (killed with {at_kill} lines)"
+            after.batch.jobs_created - made_before,
+            6,
+            "round {round}: one job a part (killed with {at_kill} lines, {} jobs made by then)",
+            before.batch.jobs_created - made_before
         );
+        assert_eq!(after.batch.creates_name_in_use, 0, "round {round}");
         assert_eq!(after.requests, 0, "nothing went on demand");
         let summary = common::read_summary(&run_dir);
         for kind in ["input_tokens", "output_tokens"] {

@@ -132,16 +132,7 @@ async fn an_interrupted_local_batch_run_finishes_and_fresh_leaves_nothing_behind
             .iter()
             .all(|l| l["output"].as_str().unwrap().contains("Other"))
     );
-    let aside: Vec<_> = std::fs::read_dir(&run_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("previous-")
-        })
-        .collect();
+    let aside = previous_runs(&run_dir);
     assert_eq!(aside.len(), 1);
     for kept in [
         "results.jsonl",

@@ -1,6 +1,7 @@
 //! Images and documents named by URL, end to end: a static file server inside the test
 //! (127.0.0.1) serves good media, a redirect, a 404, an HTML page, an oversize body with
-//! and without Content-Length, and a path that answers too late; s3:// media come from the
+//! and without Content-Length, a path that answers too late, endless redirects and
+//! redirects to schemes not fetched over HTTP; a raw socket breaks a body off; s3:// media come from the
 //! local server's S3 through the run's S3 client. What reached the local
 //! Bedrock server, how often each path was fetched, and the error lines are checked.
 
@@ -51,6 +52,21 @@ async fn serve(State(hits): State<Hits>, uri: http::Uri) -> Response {
         "/old.png" => Response::builder()
             .status(302)
             .header("location", "/c.png")
+            .body(Body::empty())
+            .unwrap(),
+        "/loop.png" => Response::builder()
+            .status(302)
+            .header("location", "/loop.png")
+            .body(Body::empty())
+            .unwrap(),
+        "/to-ftp.png" => Response::builder()
+            .status(301)
+            .header("location", "ftp://127.0.0.1/c.png")
+            .body(Body::empty())
+            .unwrap(),
+        "/to-file.png" => Response::builder()
+            .status(307)
+            .header("location", "file:///etc/passwd")
             .body(Body::empty())
             .unwrap(),
         "/big.png" => {
@@ -266,4 +282,91 @@ async fn a_local_run_sends_the_fetched_bytes() {
     assert_eq!(results["r0"]["usage"]["input_tokens"], 87);
     let hits = hits.lock().unwrap();
     assert_eq!((hits["/catalogue/a.png"], hits["/b.jpg"]), (1, 1));
+}
+
+/// Serves every connection on 127.0.0.1 a PNG response that declares 5,000 bytes, sends
+/// the first few, and closes; returns its base URL.
+async fn broken_body_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head =
+                    "HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: 5000\r\n\r\n";
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&png(10, 10)).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn endless_redirects_unusable_schemes_and_broken_bodies_fail_their_record() {
+    let work = tempfile::tempdir().unwrap();
+    let (base, hits) = file_server().await;
+    let broken = broken_body_server().await;
+    let bad = [
+        ("loop", format!("{base}/loop.png"), "more than 5 redirects"),
+        (
+            "ftp",
+            format!("{base}/to-ftp.png"),
+            "HTTP 301 Moved Permanently to an unusable location \"ftp://127.0.0.1/c.png\"",
+        ),
+        (
+            "file",
+            format!("{base}/to-file.png"),
+            "HTTP 307 Temporary Redirect to an unusable location \"file:///etc/passwd\"",
+        ),
+        ("cut", format!("{broken}/cut.png"), "the body broke off"),
+    ];
+    let mut records: Vec<Value> = bad
+        .iter()
+        .map(|(id, url, _)| json!({"id": id, "images": [url], "text": "Describe it."}))
+        .collect();
+    records
+        .push(json!({"id": "good", "images": [format!("{base}/c.png")], "text": "Describe it."}));
+    let job = write_jsonl(work.path(), "job.jsonl", &records);
+    let out = bb(
+        work.path(),
+        &[
+            "run", &job, "--model", CLAUDE, "--local", "--out", "run", "--quiet",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let results = by_id(read_lines(&work.path().join("run")));
+    assert_eq!(results.len(), 5);
+    assert_eq!(results["good"]["status"], "ok", "{}", results["good"]);
+    // Every record is checked; the failures are reported together.
+    let wrong: Vec<String> = bad
+        .iter()
+        .filter(|(id, url, reason)| {
+            let line = &results[*id];
+            let message = line["error"]["message"].as_str().unwrap_or("");
+            line["status"] != "error"
+                || line["error"]["kind"] != "fetch_failed"
+                || line["attempts"] != 0
+                || !message.contains(&format!("images[0] ({url})"))
+                || !message.contains(reason)
+        })
+        .map(|(id, _, reason)| format!("{id}: expected {reason:?} in {}", results[*id]))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let hits = hits.lock().unwrap();
+    // The first request and five redirects, then it stops.
+    assert_eq!(hits["/loop.png"], 6, "{hits:?}");
+    assert_eq!((hits["/to-ftp.png"], hits["/to-file.png"]), (1, 1));
+    assert_eq!(hits["/c.png"], 1, "only the good record's: {hits:?}");
 }

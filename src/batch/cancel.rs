@@ -36,14 +36,15 @@ pub async fn cancel(
         .iter()
         .filter(|p| p.job_arn.is_some() && !p.ended())
         .collect();
+    let created = state.parts.iter().filter(|p| p.job_arn.is_some()).count();
     if running.is_empty() {
         eprintln!(
-            "nothing to cancel: {} has no Batch Inference job that has not ended ({} job(s) in all)",
+            "nothing to cancel: {} has no Batch Inference job that has not ended ({created} job(s) in all)",
             run_dir.display(),
-            state.parts.iter().filter(|p| p.job_arn.is_some()).count()
         );
+        say_never_submitted(&state);
         return Ok(Cancelled {
-            already_ended: state.parts.len(),
+            already_ended: created,
             ..Cancelled::default()
         });
     }
@@ -102,12 +103,7 @@ pub async fn cancel(
             }
         }
     }
-    let prepared = state.parts.iter().filter(|p| p.job_arn.is_none()).count();
-    if prepared > 0 {
-        eprintln!(
-            "{prepared} parts were prepared but never submitted: a rerun with --via batch would submit them"
-        );
-    }
+    say_never_submitted(&state);
     eprintln!(
         "{} stopped, {} already ended{}. What the jobs answered is kept: rerun the run's command (--via batch) to collect it, then --retry-failed --via on-demand for the rest.",
         done.stopped,
@@ -118,4 +114,14 @@ pub async fn cancel(
         }
     );
     Ok(done)
+}
+
+/// Names the parts that have no job: cancel leaves them alone, and a rerun would submit them.
+fn say_never_submitted(state: &state::BatchState) {
+    let prepared = state.parts.iter().filter(|p| p.job_arn.is_none()).count();
+    if prepared > 0 {
+        eprintln!(
+            "{prepared} parts were prepared but never submitted: a rerun with --via batch would submit them"
+        );
+    }
 }

@@ -190,3 +190,118 @@ impl Iterator for ParquetRecords {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{BinaryArray, Date32Array, Float32Array, Float64Array, Int32Array};
+    use arrow_array::{StringArray, StructArray};
+    use arrow_schema::Field;
+    use parquet::arrow::ArrowWriter;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Writes `columns` as one Parquet file; returns its directory (kept alive) and path.
+    fn parquet(columns: Vec<(&str, ArrayRef)>) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.parquet");
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let mut writer =
+            ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        (dir, path)
+    }
+
+    fn fields(path: &Path) -> Vec<Value> {
+        ParquetRecords::open(path)
+            .unwrap()
+            .map(|r| Value::Object(r.unwrap().unwrap().fields))
+            .collect()
+    }
+
+    #[test]
+    fn nulls_leave_the_field_out_and_lists_drop_null_items() {
+        let mut images = ListBuilder::new(StringBuilder::new());
+        images.values().append_value("a.png");
+        images.values().append_null();
+        images.values().append_value("b.png");
+        images.append(true);
+        images.append(false);
+        images.append(true);
+        let (_dir, path) = parquet(vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec![Some("r1"), None, Some("r3")])) as ArrayRef,
+            ),
+            (
+                "max_tokens",
+                Arc::new(Int32Array::from(vec![None, Some(50), None])),
+            ),
+            ("images", Arc::new(images.finish())),
+        ]);
+        assert_eq!(
+            fields(&path),
+            vec![
+                json!({"id": "r1", "images": ["a.png", "b.png"]}),
+                json!({"max_tokens": 50}),
+                json!({"id": "r3", "images": []}),
+            ]
+        );
+    }
+
+    #[test]
+    fn columns_of_other_types_are_skipped_and_never_read() {
+        let point = StructArray::from(vec![(
+            Arc::new(Field::new("x", DataType::Int32, false)),
+            Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef,
+        )]);
+        let (_dir, path) = parquet(vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec!["r1", "r2"])) as ArrayRef,
+            ),
+            (
+                "blob",
+                Arc::new(BinaryArray::from(vec![b"\x00\x01".as_ref(), b"\x02"])),
+            ),
+            ("day", Arc::new(Date32Array::from(vec![19_000, 19_001]))),
+            ("point", Arc::new(point)),
+            ("text", Arc::new(StringArray::from(vec!["one", "two"]))),
+        ]);
+        let records = ParquetRecords::open(&path).unwrap();
+        assert_eq!(records.names(), ["id", "text"]);
+        assert_eq!(
+            fields(&path),
+            vec![
+                json!({"id": "r1", "text": "one"}),
+                json!({"id": "r2", "text": "two"})
+            ]
+        );
+    }
+
+    #[test]
+    fn nan_and_infinite_floats_leave_the_field_out_like_nulls() {
+        let (_dir, path) = parquet(vec![
+            (
+                "temperature",
+                Arc::new(Float64Array::from(vec![0.5, f64::NAN, f64::INFINITY])) as ArrayRef,
+            ),
+            (
+                "top_p",
+                Arc::new(Float32Array::from(vec![f32::NAN, 0.25, f32::NEG_INFINITY])),
+            ),
+        ]);
+        assert_eq!(
+            fields(&path),
+            vec![
+                json!({"temperature": 0.5}),
+                json!({"top_p": 0.25}),
+                json!({}),
+            ]
+        );
+    }
+}

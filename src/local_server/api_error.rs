@@ -24,12 +24,15 @@ pub enum ErrorKind {
     Conflict,
     /// The control plane's: too many jobs at once for a model.
     ServiceQuotaExceeded,
+    /// A request body over the size the front end takes: a `ValidationException` (the
+    /// request can never succeed as it is) with status 413.
+    RequestTooLarge,
 }
 
 impl ErrorKind {
     pub fn shape_name(self) -> &'static str {
         match self {
-            ErrorKind::Validation => "ValidationException",
+            ErrorKind::Validation | ErrorKind::RequestTooLarge => "ValidationException",
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::Throttling => "ThrottlingException",
             ErrorKind::AccessDenied => "AccessDeniedException",
@@ -65,6 +68,7 @@ impl ErrorKind {
             ErrorKind::ModelError => StatusCode::FAILED_DEPENDENCY,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::ServiceQuotaExceeded => StatusCode::BAD_REQUEST,
+            ErrorKind::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }

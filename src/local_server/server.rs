@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service as _;
 
-use super::api_error::ApiError;
+use super::api_error::{ApiError, ErrorKind};
 use super::batch::routes as batch;
 use super::exchange::{self, ConnectionAbort};
 use super::knowledge_base;
@@ -201,7 +201,41 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route("/_local/quota", post(set_quota))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(body_limit))
         .with_state(shared)
+}
+
+/// Bodies over [`MAX_BODY_BYTES`] are refused with a 413 in the service's error shape, as
+/// AWS's front end refuses them: a declared length before any of the body is read, and a
+/// body sent without one when it grows past the cap (the body limit's plain-text answer is
+/// replaced).
+async fn body_limit(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let response = next.run(request).await;
+    if response.status() == http::StatusCode::PAYLOAD_TOO_LARGE
+        && !response.headers().contains_key("x-amzn-errortype")
+    {
+        return too_large();
+    }
+    response
+}
+
+fn too_large() -> Response {
+    ApiError::new(
+        ErrorKind::RequestTooLarge,
+        format!(
+            "The request body is larger than the {} MiB the service accepts.",
+            MAX_BODY_BYTES / (1024 * 1024)
+        ),
+    )
+    .into_response(&super::request_id())
 }
 
 /// AWS's refusal of a request its service model forbids, answered before the handler.
@@ -247,27 +281,39 @@ async fn reset(State(shared): State<Arc<Shared>>) -> Response {
     Json(serde_json::json!({"reset": true})).into_response()
 }
 
-/// `{"tpm": N, "rpm": N}`: the quotas from now on (`null` or absent: no limit).
+/// `{"tpm": N, "rpm": N}`: the quotas from now on (`null` or absent: no limit). A member
+/// of another name is refused: a misspelt `tpm` would otherwise lift the limit.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct QuotaChange {
     tpm: Option<u64>,
     rpm: Option<u64>,
 }
 
-async fn set_quota(State(shared): State<Arc<Shared>>, Json(change): Json<QuotaChange>) -> Response {
+/// Answers `/_local/quota`; bad input is refused in the service's error shape, like every
+/// other route's.
+async fn set_quota(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let change: QuotaChange = match serde_json::from_slice(&body) {
+        Ok(change) => change,
+        Err(err) => {
+            return ApiError::new(
+                ErrorKind::Serialization,
+                format!("expected {{\"tpm\": N, \"rpm\": N}} (N a whole number or null): {err}"),
+            )
+            .into_response(&super::request_id());
+        }
+    };
     if change.tpm == Some(0) || change.rpm == Some(0) {
-        return super::api_error::ApiError::validation(
-            "tpm and rpm must be at least 1 (null for no limit)",
-        )
-        .into_response(&super::request_id());
+        return ApiError::validation("tpm and rpm must be at least 1 (null for no limit)")
+            .into_response(&super::request_id());
     }
     shared.set_quota(change.tpm, change.rpm);
     Json(serde_json::json!({"tpm": change.tpm, "rpm": change.rpm})).into_response()
 }
 
 async fn unknown_route(uri: http::Uri) -> Response {
-    super::api_error::ApiError::new(
-        super::api_error::ErrorKind::ResourceNotFound,
+    ApiError::new(
+        ErrorKind::ResourceNotFound,
         format!("The local server has no route for {}", uri.path()),
     )
     .into_response(&super::request_id())

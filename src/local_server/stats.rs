@@ -74,6 +74,8 @@ pub struct BatchStats {
     pub by_status: BTreeMap<String, u64>,
     /// Records answered (with output or an error line) by jobs that ended.
     pub records_processed: u64,
+    /// StopModelInvocationJob calls that named a job, refused ones included.
+    pub stop_calls: u64,
 }
 
 /// One service tier's calls.

@@ -11,6 +11,11 @@ use super::request_id;
 /// The account every local caller belongs to (and the default of batch job ARNs).
 pub const ACCOUNT: &str = "123456789012";
 const USER_ID: &str = "AIDALOCALBEDROCKBATCH";
+
+/// The ARN of the one local caller, as GetCallerIdentity (and an access denial) names it.
+pub fn caller_arn() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:user/bedrock-batch-local")
+}
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 /// The value of `name` in an `application/x-www-form-urlencoded` body (the actions and
@@ -51,7 +56,8 @@ pub fn answer(body: &Bytes) -> Response {
             200,
             &request_id,
             format!(
-                "<GetCallerIdentityResponse xmlns=\"{XMLNS}\"><GetCallerIdentityResult><Arn>arn:aws:iam::{ACCOUNT}:user/bedrock-batch-local</Arn><UserId>{USER_ID}</UserId><Account>{ACCOUNT}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+                "<GetCallerIdentityResponse xmlns=\"{XMLNS}\"><GetCallerIdentityResult><Arn>{}</Arn><UserId>{USER_ID}</UserId><Account>{ACCOUNT}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
+                caller_arn()
             ),
         ),
         (Some("GetCallerIdentity"), _) => error(

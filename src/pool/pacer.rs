@@ -345,6 +345,75 @@ mod tests {
     }
 
     #[test]
+    fn a_known_request_quota_paces_by_requests_alone() {
+        // 60 requests a minute, tokens unlimited: a full bucket of 60, then one a second.
+        let pacer = Pacer::new(None, Some(60));
+        let t0 = Instant::now();
+        for _ in 0..60 {
+            assert_eq!(
+                pacer.wait(MODEL, demand(100_000, 4_000), t0),
+                Duration::ZERO
+            );
+            pacer.take(MODEL, demand(100_000, 4_000), t0);
+        }
+        let wait = pacer.wait(MODEL, demand(1, 1), t0);
+        assert!(
+            (Duration::from_millis(900)..Duration::from_millis(1100)).contains(&wait),
+            "{wait:?}"
+        );
+        // No discovery ramp: with a quota given, the first second is not held back.
+        let fresh = Pacer::new(None, Some(6_000));
+        for _ in 0..100 {
+            assert_eq!(fresh.wait(MODEL, demand(1, 1), t0), Duration::ZERO);
+            fresh.take(MODEL, demand(1, 1), t0);
+        }
+    }
+
+    #[test]
+    fn a_request_throttle_teaches_the_request_rate_and_gives_the_tokens_back() {
+        let pacer = Pacer::new(None, None);
+        let t0 = Instant::now();
+        let mut now = t0;
+        for _ in 0..30 {
+            now += pacer.wait(MODEL, demand(100, 500), now);
+            pacer.take(MODEL, demand(100, 500), now);
+        }
+        let last = pacer.take(MODEL, demand(100, 500), now);
+        let tokens_before = pacer.lock().models[MODEL].tokens.consumed();
+        pacer.throttled(last, Shortage::Requests, now);
+        let learned = &pacer.learned()[MODEL];
+        assert!(learned.requests_per_minute.is_some(), "{learned:?}");
+        assert_eq!(learned.tokens_per_minute, None, "{learned:?}");
+        // The refused attempt's tokens went back; its request stays counted.
+        let tokens_after = pacer.lock().models[MODEL].tokens.consumed();
+        assert_eq!(tokens_before - tokens_after, 600.0);
+        // The ramp is over and the learned request rate now holds the next attempt.
+        assert!(pacer.lock().models[MODEL].ramp.is_none());
+        assert!(pacer.wait(MODEL, demand(1, 1), now) > Duration::ZERO);
+    }
+
+    #[test]
+    fn the_input_calibration_is_clamped_to_a_factor_of_four() {
+        let t0 = Instant::now();
+        // The service reports 100 times the estimate: the ratio stops at 4.
+        let pacer = Pacer::new(Some(60_000_000), None);
+        for _ in 0..200 {
+            let r = pacer.take(MODEL, demand(100, 0), t0);
+            pacer.settle(r, demand(100, 0), Some((10_000, 10_000)), t0);
+        }
+        let r = pacer.take(MODEL, demand(100, 0), t0);
+        assert!(r.tokens > 395.0 && r.tokens <= 400.0, "{}", r.tokens);
+        // And a hundredth of it: the ratio stops at a quarter.
+        let pacer = Pacer::new(Some(60_000_000), None);
+        for _ in 0..200 {
+            let r = pacer.take(MODEL, demand(100, 0), t0);
+            pacer.settle(r, demand(100, 0), Some((1, 1)), t0);
+        }
+        let r = pacer.take(MODEL, demand(100, 0), t0);
+        assert!(r.tokens >= 25.0 && r.tokens < 27.0, "{}", r.tokens);
+    }
+
+    #[test]
     fn retry_after_pauses_every_model() {
         let pacer = Pacer::new(None, None);
         let t0 = Instant::now();

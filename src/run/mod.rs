@@ -265,10 +265,14 @@ fn choose_batch<'a>(
         return Ok(None);
     }
     match config.via {
-        crate::cli::Via::Batch if to_send < minimum => Err(RunError::Usage(format!(
-            "{} records to send: a Batch Inference job takes at least {minimum}; use --via auto (on-demand below {minimum}) or --via on-demand",
-            thousands(to_send)
-        ))),
+        // Nothing left to send (a finished run rerun): the batch engine has nothing to
+        // create, and reports the jobs that answered.
+        crate::cli::Via::Batch if to_send > 0 && to_send < minimum => {
+            Err(RunError::Usage(format!(
+                "{} records to send: a Batch Inference job takes at least {minimum}; use --via auto (on-demand below {minimum}) or --via on-demand",
+                thousands(to_send)
+            )))
+        }
         crate::cli::Via::Auto if to_send < minimum => {
             if !config.quiet {
                 eprintln!(

@@ -89,11 +89,41 @@ impl Intercept for SeenHeaders {
 
 /// A raw HTTP/1.1 request; returns (status, body).
 pub async fn raw_http(url: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let answer = raw_http_declaring(url, method, path, body, None).await;
+    (answer.status, answer.body)
+}
+
+/// A raw HTTP/1.1 answer: status, head (the status line and header lines) and body.
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// The value of header `name`, if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// A raw HTTP/1.1 request that declares `content_length` (the body's length when `None`),
+/// read to the end.
+pub async fn raw_http_declaring(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    content_length: Option<u64>,
+) -> RawAnswer {
     let addr = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
+        content_length.unwrap_or(body.len() as u64)
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
@@ -105,7 +135,11 @@ pub async fn raw_http(url: &str, method: &str, path: &str, body: &[u8]) -> (u16,
         .expect("a response head");
     let head = String::from_utf8_lossy(&response[..split]).to_string();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, response[split + 4..].to_vec())
+    RawAnswer {
+        status,
+        head,
+        body: response[split + 4..].to_vec(),
+    }
 }
 
 /// A PNG signature and IHDR chunk: enough for the server to read format and size.
@@ -189,6 +223,67 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// Copies directory `from` to `to`, at any depth (a run directory, to change the copy).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The `previous-*` directories `--fresh` moved earlier runs of `run_dir` to.
+pub fn previous_runs(run_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("previous-"))
+        })
+        .collect()
+}
+
+/// `run JOB --model MODEL --out RUN_DIR --via batch` against a local server at `url` and
+/// its S3 at `s3_url`, jobs under `s3` (`s3://BUCKET/PREFIX`), polling every 0.2 s. Run it
+/// with [`local_keys`]: the local S3 checks signatures made with its own key pair.
+pub fn batch_run_args(
+    job: &str,
+    model: &str,
+    run_dir: &std::path::Path,
+    url: &str,
+    s3_url: &str,
+    s3: &str,
+) -> Vec<String> {
+    [
+        "run",
+        job,
+        "--model",
+        model,
+        "--out",
+        &run_dir.display().to_string(),
+        "--endpoint-url",
+        url,
+        "--s3-endpoint-url",
+        s3_url,
+        "--via",
+        "batch",
+        "--s3",
+        s3,
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/BedrockBatch",
+        "--poll-secs",
+        "0.2",
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// Sends a signal (`INT`, `TERM`) with the `kill` command (no libc dependency in tests).

@@ -1,6 +1,6 @@
 //! The seeded fates of batch jobs and records: a job may fail, stop halfway
 //! (PartiallyCompleted) or expire with part of its output, and single records may get
-//! service errors. Each draw hashes the seed, the job's name and (for records) the record
+//! service errors; a caller may be denied stopping jobs. Each draw hashes the seed, the job's name and (for records) the record
 //! id, so the same seed gives the same faults to the same jobs and records.
 
 use xxhash_rust::xxh3::Xxh3;
@@ -20,6 +20,9 @@ pub struct BatchFaults {
     /// the window in which a caller that dies has a job it never heard of (its rerun must
     /// find the job by its request token, not create a second one).
     pub create_answer_delay: std::time::Duration,
+    /// StopModelInvocationJob is refused with AccessDeniedException, as for a caller whose
+    /// policy allows creating jobs but not stopping them.
+    pub deny_stop: bool,
 }
 
 impl BatchFaults {

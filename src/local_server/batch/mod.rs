@@ -211,6 +211,11 @@ impl Batch {
     /// Adds `job` unless its client request token was seen before (then the earlier job's
     /// ARN comes back and `false`: nothing was created) or its name is taken. `make` builds
     /// the job from the sequence number of creation, called only when one is created.
+    /// Counts a StopModelInvocationJob call that named a job.
+    pub fn stop_called(&self) {
+        self.lock().stats.stop_calls += 1;
+    }
+
     /// Forgets every client request token, as AWS does after a while: a create repeated
     /// days later meets its job's name, not its token.
     pub fn forget_tokens(&self) {

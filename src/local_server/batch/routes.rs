@@ -224,6 +224,17 @@ pub async fn stop(batch: Arc<Batch>, identifier: String) -> Response {
     let Some(job) = batch.get(&identifier) else {
         return answer(Err(not_found(&identifier)));
     };
+    batch.stop_called();
+    if batch.config.faults.deny_stop {
+        return answer(Err(ApiError::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "User: {} is not authorized to perform: bedrock:StopModelInvocationJob on resource: {} because no identity-based policy allows the bedrock:StopModelInvocationJob action",
+                crate::local_server::sts::caller_arn(),
+                job.arn
+            ),
+        )));
+    }
     let stopped = batch.update(&job.id, |job| {
         if job.status.ended() {
             return Err(ApiError::validation(format!(
