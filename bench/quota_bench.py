@@ -4,7 +4,7 @@ attempt from the moment the client starts. Runs bedrock-batch and the boto3 base
 side, one after the other, each against a fresh server state (a full bucket), and reads the
 server's own counters (/_local/stats).
 
-    python bench/quota_bench.py --bin target/release/bedrock-batch [--scenarios A,B,D,E]
+    python bench/quota_bench.py --bin target/release/bedrock-batch [--scenarios A,B,D,E,R,T]
 
 Scenarios (the server: local-server with the quota, latency and speed below):
   A  60k TPM, 300 ms to first token, 80 tokens/s, records ~1,100 characters, max tokens 200
@@ -13,6 +13,9 @@ Scenarios (the server: local-server with the quota, latency and speed below):
   E  like A, with throttles answered after 50 ms, as over a real network
   R  regions: bedrock-batch alone over 1, 2 and 3 endpoints of 30k, 60k and 90k TPM
      (--endpoint-url repeated), 90 s each from the cold start
+  T  tight: bedrock-batch alone, 300 records of ~200 characters (max tokens 100) run to the
+     end against 15k TPM, 100 ms to first token, 400 tokens/s (tests/throttle.rs's server):
+     throttled share and the tokens-per-minute rate summary.json says it learned
 
 Goodput = tokens admitted in the window / (quota per second x window + one minute of quota),
 since the bucket starts full. For D, each phase is measured from 20 s after its change
@@ -192,15 +195,52 @@ def regions(binary, env):
         print(f"{n:9d} {quota:12d} {goodput:9.1f} {throttled:11.2f} {requests:9d}")
 
 
+def tight(binary, env):
+    """Scenario T: a job far above a tight quota, run to the end from the cold start."""
+    s = dict(tpm=15_000, latency_ms=100, tokens_per_sec=400, max_tokens=100, records=300)
+    server, url = start_server(binary, s)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            job = os.path.join(work, "job.jsonl")
+            with open(job, "w") as f:
+                for i in range(s["records"]):
+                    text = (f"Ticket {i}: the parcel arrived with a torn box and the screen of the tablet inside "
+                            f"is cracked. The customer asks for a replacement. Order {100_000 + i}.")
+                    f.write(json.dumps({"id": f"t{i}", "text": text}) + "\n")
+            run_dir = os.path.join(work, "run")
+            started = time.monotonic()
+            subprocess.run([binary, "run", job, "--model", MODEL, "--endpoint-url", url, "--out", run_dir,
+                            "--max-tokens", str(s["max_tokens"]), "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, timeout=600)
+            elapsed = time.monotonic() - started
+            stats = get(url, "/_local/stats")
+            with open(os.path.join(run_dir, "summary.json")) as f:
+                summary = json.load(f)
+    finally:
+        server.kill()
+        server.wait()
+    learned = summary.get("learned_quota", {}).get(MODEL, {}).get("tokens_per_minute")
+    allowed = s["tpm"] / 60.0 * elapsed + s["tpm"]
+    print(f"{'quota (TPM)':>11} {'records ok':>10} {'elapsed s':>9} {'goodput %':>9} {'throttled %':>11} "
+          f"{'requests':>8} {'learned TPM':>11}")
+    print(f"{s['tpm']:11d} {summary['records']['ok']:10d} {elapsed:9.1f} "
+          f"{100.0 * stats['admitted_tokens'] / allowed:9.1f} "
+          f"{100.0 * stats['throttles'] / max(1, stats['requests']):11.2f} {stats['requests']:8d} "
+          f"{learned if learned is None else round(learned):>11}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default="target/release/bedrock-batch")
-    parser.add_argument("--scenarios", default="A,B,D,E,R")
+    parser.add_argument("--scenarios", default="A,B,D,E,R,T")
     parser.add_argument("--workers", type=int, default=16, help="boto3 thread pool size")
     args = parser.parse_args()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true")
     table = []
     keys = args.scenarios.split(",")
+    if "T" in keys:
+        tight(args.bin, env)
+        keys.remove("T")
     if "R" in keys:
         regions(args.bin, env)
         keys.remove("R")

@@ -29,17 +29,15 @@ fn has_created_job(run_dir: &Path) -> bool {
 
 /// Starts `command` and sends Ctrl-C once a job is created; returns the finished process.
 async fn interrupt_after_create(
-    mut command: tokio::process::Command,
+    command: tokio::process::Command,
     run_dir: &Path,
 ) -> std::process::Output {
-    let child = command.spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !has_created_job(run_dir) {
-        assert!(std::time::Instant::now() < deadline, "no job was created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    send_signal(child.id().unwrap() as i32, "INT");
-    child.wait_with_output().await.unwrap()
+    let mut running = Running::start(command);
+    running
+        .wait_until("a job to be created", |_| has_created_job(run_dir))
+        .await;
+    running.signal("INT");
+    running.finish().await
 }
 
 #[tokio::test]
@@ -322,14 +320,10 @@ async fn numbers_after_ctrl_c_and_before_any_call_are_true() {
         "--endpoint-url",
         &url,
     ];
-    let child = command(work.path(), &args).spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while read_lines(&run_dir).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no line came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    send_signal(child.id().unwrap() as i32, "INT");
-    let stopped = child.wait_with_output().await.unwrap();
+    let stopped = run_interrupted(work.path(), &args, "INT", "a results line", |_| {
+        !read_lines(&run_dir).is_empty()
+    })
+    .await;
     assert_eq!(stopped.status.code(), Some(130), "{}", stderr(&stopped));
     let summary = read_summary(&run_dir);
     let done = summary["records"]["total"].as_u64().unwrap();
@@ -344,7 +338,8 @@ async fn numbers_after_ctrl_c_and_before_any_call_are_true() {
     let idle = idle_dir.display().to_string();
     let slow = server_with_latency(Duration::from_secs(30)).await;
     let slow_url = slow.url();
-    let child = command(
+    let manifest = idle_dir.join("state/manifest.json");
+    let _ = run_interrupted(
         work.path(),
         &[
             "run",
@@ -358,14 +353,11 @@ async fn numbers_after_ctrl_c_and_before_any_call_are_true() {
             "--grace",
             "0",
         ],
+        "INT",
+        "the run's manifest",
+        |_| manifest.exists(),
     )
-    .spawn()
-    .unwrap();
-    while !idle_dir.join("state/manifest.json").exists() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    send_signal(child.id().unwrap() as i32, "INT");
-    let _ = child.wait_with_output().await.unwrap();
+    .await;
     let status = bb(work.path(), &["status", &idle]).await;
     assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
     let text = String::from_utf8_lossy(&status.stdout).to_string();

@@ -224,7 +224,16 @@ async fn sigint_saves_state_and_prints_the_resume_command() {
         "--max-concurrency",
         "8",
     ];
-    let output = run_interrupted(work.path(), &args, Duration::from_millis(1200), "INT").await;
+    // Once the server has answered a call, a record is done (calls in flight finish within
+    // the grace period) and most are still to do.
+    let output = run_interrupted(
+        work.path(),
+        &args,
+        "INT",
+        "the server's first answer",
+        |_| server.stats().status(200) > 0,
+    )
+    .await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(
@@ -515,8 +524,20 @@ async fn a_second_run_on_the_same_directory_is_refused() {
         "4",
         "--quiet",
     ];
-    let mut first = command(work.path(), &args).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut first = Running::start(command(work.path(), &args));
+    // The lock file names its holder once the lock is taken; the manifest (which `status`
+    // reads) is written after it.
+    let holder = format!("pid {}", first.pid());
+    let state = work.path().join("run/state");
+    first
+        .wait_until(
+            "the first run to hold the lock and write its manifest",
+            |_| {
+                std::fs::read_to_string(state.join("lock")).is_ok_and(|text| text == holder)
+                    && state.join("manifest.json").exists()
+            },
+        )
+        .await;
     let second = run(work.path(), &args).await;
     assert_eq!(second.status.code(), Some(2));
     assert!(
@@ -530,8 +551,8 @@ async fn a_second_run_on_the_same_directory_is_refused() {
         "{}",
         String::from_utf8_lossy(&status.stdout)
     );
-    first.start_kill().unwrap();
-    first.wait().await.unwrap();
+    first.signal("KILL");
+    first.finish().await;
 }
 
 #[tokio::test]
@@ -556,7 +577,12 @@ async fn sigterm_stops_like_ctrl_c() {
         "--max-concurrency",
         "4",
     ];
-    let output = run_interrupted(work.path(), &args, Duration::from_millis(800), "TERM").await;
+    // The run listens for signals before it sends anything: once a call reached the server,
+    // TERM is caught.
+    let output = run_interrupted(work.path(), &args, "TERM", "a call at the server", |_| {
+        server.stats().requests > 0
+    })
+    .await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let resumed = run(work.path(), &args).await;
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
@@ -567,39 +593,50 @@ async fn sigterm_stops_like_ctrl_c() {
 async fn a_second_sigint_quits_at_once_and_stays_resumable() {
     let work = tempfile::tempdir().unwrap();
     let job = write_job(work.path(), 60);
-    // Calls take 3 s: the first Ctrl-C would wait for them (up to --grace 60 s).
-    let server = server(ServerConfig {
-        latency: Duration::from_millis(3000),
+    // Calls take 20 s: the first Ctrl-C would wait for them (up to --grace 60 s); quitting
+    // at once means quitting before the server answers any of them.
+    let slow = server(ServerConfig {
+        latency: Duration::from_secs(20),
         ..ServerConfig::default()
     })
     .await;
-    let url = server.url();
-    let args = [
-        "run",
-        job.as_str(),
-        "--model",
-        CLAUDE,
-        "--endpoint-url",
-        &url,
-        "--out",
-        "run",
-        "--grace",
-        "60",
-        "--checkpoint-secs",
-        "0.1",
-    ];
-    let child = command(work.path(), &args).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(4000)).await;
-    let pid = child.id().unwrap() as i32;
-    let started = std::time::Instant::now();
-    send_signal(pid, "INT");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    send_signal(pid, "INT");
-    let output = child.wait_with_output().await.unwrap();
+    let args = |url: &str| -> Vec<String> {
+        [
+            "run",
+            job.as_str(),
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            url,
+            "--out",
+            "run",
+            "--grace",
+            "60",
+            "--checkpoint-secs",
+            "0.1",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let slow_args = args(&slow.url());
+    let slow_args: Vec<&str> = slow_args.iter().map(String::as_str).collect();
+    let mut running = Running::start(command(work.path(), &slow_args));
+    running
+        .wait_until("calls in flight", |_| slow.stats().in_flight > 0)
+        .await;
+    running.signal("INT");
+    running
+        .wait_until("the first Ctrl-C to be taken", |err| {
+            err.contains("interrupted: no new records")
+        })
+        .await;
+    running.signal("INT");
+    let output = running.finish().await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "quit without waiting the 60 s grace"
+    assert_eq!(
+        slow.stats().status(200),
+        0,
+        "quit with its calls still in flight, without waiting for them"
     );
     assert!(
         stderr(&output).contains("interrupted again: quitting now"),
@@ -607,8 +644,12 @@ async fn a_second_sigint_quits_at_once_and_stays_resumable() {
         stderr(&output)
     );
 
-    // The same server answers the resume (3 s a call, 16 at a time at first: a few rounds).
-    let resumed = run(work.path(), &args).await;
+    // Another endpoint (the endpoint is not a parameter of the results) answers the resume.
+    let fast = server(ServerConfig::default()).await;
+    let fast_args = args(&fast.url());
+    let fast_args: Vec<&str> = fast_args.iter().map(String::as_str).collect();
+    let resumed = run(work.path(), &fast_args).await;
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
     check_results(&work.path().join("run"), 60);
+    assert_eq!(fast.stats().requests, 60, "every record was sent again");
 }

@@ -1,6 +1,8 @@
 //! Throttle storms, end to end: the binary from a cold start against a local server whose
 //! quota is far below what the job wants. No record may fail from throttling, and
 //! summary.json must count every attempt the server saw, also when the run is interrupted.
+//! How much of the quota it uses and how often it is throttled are benchmark numbers
+//! (scripts/bench-quota), not asserted here.
 
 mod common;
 
@@ -61,28 +63,54 @@ async fn a_tight_quota_fails_no_record_and_every_attempt_is_counted() {
     )
     .await;
     assert_eq!(run.code(), 0, "{}", run.stderr());
-    let lines = run.lines();
-    assert_eq!(lines.len(), 300);
-    assert!(lines.iter().all(|l| l["status"] == "ok"));
+    let lines = run.by_id();
+    assert_eq!(lines.len(), 300, "every record has exactly one line");
+    let failed: Vec<_> = lines.values().filter(|l| l["status"] != "ok").collect();
+    assert!(
+        failed.is_empty(),
+        "no record fails from throttling: {failed:?}"
+    );
     let summary = run.summary();
     let stats = server.stats();
     assert!(stats.throttles > 0, "the quota was reached: {stats:?}");
     assert_eq!(summary["attempts"], stats.requests);
     assert_eq!(summary["throttles"], stats.throttles);
-    let share = stats.throttles as f64 / stats.requests as f64;
-    assert!(
-        share <= 0.05,
-        "{} of {} throttled",
-        stats.throttles,
-        stats.requests
+    let attempts: u64 = lines
+        .values()
+        .map(|l| l["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        attempts, stats.requests,
+        "the lines' attempts are the server's"
     );
-    let learned = &summary["learned_quota"][CLAUDE]["tokens_per_minute"];
-    let tpm = learned.as_f64().unwrap();
-    assert!((11_000.0..=19_000.0).contains(&tpm), "learned {learned}");
+    for (field, answered) in [
+        ("input_tokens", stats.input_tokens),
+        ("output_tokens", stats.output_tokens),
+    ] {
+        let sum: u64 = lines
+            .values()
+            .map(|l| l["usage"][field].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            summary["usage"][field], sum,
+            "summary {field} = sum of lines"
+        );
+        assert_eq!(
+            sum, answered,
+            "{field}: the lines count what the server answered"
+        );
+    }
+    // How well it learned (throttled share, learned rate) is a benchmark's number
+    // (scripts/bench-quota --scenarios T); that it reports one is behaviour.
+    assert!(
+        summary["learned_quota"][CLAUDE]["tokens_per_minute"].is_number(),
+        "{}",
+        summary["learned_quota"]
+    );
 }
 
 #[tokio::test]
-async fn an_interrupted_run_counts_the_attempts_of_unfinished_records() {
+async fn an_interrupted_run_counts_every_attempt_the_server_saw() {
     let work = tempfile::tempdir().unwrap();
     let job = job(work.path(), 600);
     let server = server(ServerConfig {
@@ -91,7 +119,7 @@ async fn an_interrupted_run_counts_the_attempts_of_unfinished_records() {
     })
     .await;
     let url = server.url();
-    // Well into the throttled part: records wait to retry and calls are in flight.
+    // Interrupted in the throttled part: records wait to retry and calls are in flight.
     let output = run_interrupted(
         work.path(),
         &[
@@ -105,18 +133,24 @@ async fn an_interrupted_run_counts_the_attempts_of_unfinished_records() {
             "run",
             "--max-tokens",
             "100",
+            // Long enough for the calls in flight (and their retries) to end: an attempt
+            // abandoned mid-flight may or may not have reached the server, so only finished
+            // calls can be matched against its counters one for one.
             "--grace",
             "10",
             "--quiet",
         ],
-        Duration::from_secs(6),
         "INT",
+        "a throttle with calls in flight",
+        |_| {
+            let stats = server.stats();
+            stats.throttles > 0 && stats.in_flight > 0
+        },
     )
     .await;
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     let summary = read_summary(&work.path().join("run"));
     let stats = server.stats();
-    assert!(stats.throttles > 0, "{stats:?}");
     assert_eq!(summary["attempts"], stats.requests);
     assert_eq!(summary["throttles"], stats.throttles);
 }

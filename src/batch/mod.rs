@@ -344,7 +344,7 @@ impl Inner {
             let metas = parts::read_sidecar(&self.parts_dir(), *index).map_err(|err| {
                 failed(
                     "batch_files",
-                    format!("cannot read the records of {}: {err}", state::part_name(*index)),
+                    format!("cannot read the records of {}: {err}", parts::part_name(*index)),
                     "RUN_DIR/batch holds what each job was sent; without it the job's answers cannot be joined to records. Restore it, or start over with --fresh.",
                 )
             })?;

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::state::part_name;
 use crate::bedrock::wire::BatchKind;
 use crate::vocab::RecordMeta;
 
@@ -35,6 +34,11 @@ pub fn record_id(index: u64) -> String {
 /// The line index a record id stands for.
 pub fn index_of(record_id: &str) -> Option<usize> {
     record_id.strip_prefix('r')?.parse().ok()
+}
+
+/// A part's name: its input file, its sidecar and its job are named after it.
+pub fn part_name(index: u32) -> String {
+    format!("part-{index:05}")
 }
 
 pub fn input_path(dir: &Path, index: u32) -> PathBuf {

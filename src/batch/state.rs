@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::parts::{self, part_name};
 use crate::bedrock::wire::BatchKind;
 use crate::store::{self, StoreError};
 use crate::vocab::BatchJobReport;
@@ -108,10 +109,6 @@ impl PartState {
     }
 }
 
-pub fn part_name(index: u32) -> String {
-    format!("part-{index:05}")
-}
-
 /// The directory of the local copies of the parts (input lines and record sidecars).
 pub fn parts_dir(run_dir: &Path) -> PathBuf {
     run_dir.join(crate::vocab::BATCH_DIR)
@@ -153,8 +150,8 @@ impl BatchState {
             .partition(|p| !p.collected && p.job_arn.is_some());
         self.parts = kept;
         for part in &lost {
-            let _ = std::fs::remove_file(super::parts::input_path(&dir, part.index));
-            let _ = std::fs::remove_file(super::parts::sidecar_path(&dir, part.index));
+            let _ = std::fs::remove_file(parts::input_path(&dir, part.index));
+            let _ = std::fs::remove_file(parts::sidecar_path(&dir, part.index));
         }
         (lost.len(), lost.iter().map(|p| p.records).sum())
     }

@@ -19,8 +19,9 @@ use super::corpus::{Chunk, KnowledgeBase};
 use super::faults::Fault;
 use super::known;
 use super::request_id;
-use super::state::{Delivered, InFlight, Shared, body_hash};
+use super::state::{InFlight, Shared, body_hash};
 use super::text::count_tokens;
+use super::usage::Delivered;
 use crate::model_id::{Family, base_model_id};
 
 /// Bedrock's default `numberOfResults`.

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accept;
 mod api_error;
 mod attachments;
 mod batch;
@@ -43,6 +44,7 @@ mod sts;
 mod text;
 mod tier;
 mod tools;
+mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -162,7 +162,7 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
 }
 
 async fn serve(listener: TcpListener, service: S3Service, stop: watch::Receiver<bool>) {
-    super::server::accept_loop(listener, stop, "local S3", move |stream, mut stop| {
+    super::accept::accept_loop(listener, stop, "local S3", move |stream, mut stop| {
         let service = service.clone();
         async move {
             let handler =

@@ -1,5 +1,5 @@
-//! HTTP plumbing: the accept loop, one hyper HTTP/1 connection task per client, and the
-//! axum routes. Each connection carries an abort handle in the request extensions so a
+//! HTTP plumbing: one hyper HTTP/1 connection task per client (from the accept loop in
+//! `accept`), and the axum routes. Each connection carries an abort handle in the request extensions so a
 //! handler can close it without answering (the `--reset-rate` fault).
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service as _;
 
+use super::accept::accept_loop;
 use super::api_error::{ApiError, ErrorKind};
 use super::batch::routes as batch;
 use super::exchange::{self, ConnectionAbort};
@@ -51,36 +52,6 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Rece
         }
     })
     .await
-}
-
-/// Accepts connections on `listener` until `stop` changes, each served by `connection` in its
-/// own task (which gets the stop signal too). An accept error (out of file descriptors and
-/// the like) waits a little and goes on serving.
-pub async fn accept_loop<F, C>(
-    listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
-    name: &str,
-    connection: F,
-) where
-    F: Fn(tokio::net::TcpStream, watch::Receiver<bool>) -> C,
-    C: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                tracing::warn!("{name} accept failed: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, stop.clone()));
-    }
 }
 
 fn routes(shared: Arc<Shared>) -> Router {

@@ -18,6 +18,7 @@ use super::faults::{self, Fault};
 use super::quota::{Quota, Shortage};
 use super::stats::Stats;
 use super::tier;
+use super::usage::{CacheUse, Delivered};
 use crate::vocab::ServiceTier;
 
 /// How long a cached prompt prefix lives after its last use, as on Bedrock.
@@ -40,22 +41,6 @@ struct State {
     quotas: HashMap<String, Quota>,
     bodies: HashMap<u64, BodySeen>,
     cache: HashMap<(u64, u128), Instant>,
-}
-
-/// How one call uses the prompt cache.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheUse {
-    pub read: u64,
-    pub write: u64,
-}
-
-/// The usage of one delivered answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Delivered {
-    /// Input tokens not read from or written to the cache.
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache: CacheUse,
 }
 
 pub struct Shared {

@@ -365,14 +365,17 @@ impl<S: Service> Dispatcher<S> {
         };
         let reservation = lane.pacer.take(&model, demand, now);
         call.attempts += 1;
-        match call.tries.iter_mut().find(|t| *t.region == *lane.name) {
-            Some(tries) => tries.attempts += 1,
-            None => call.tries.push(RegionTries {
+        // The region of the latest attempt goes last: the one that answers names the line.
+        let mut tries = match call.tries.iter().position(|t| *t.region == *lane.name) {
+            Some(at) => call.tries.remove(at),
+            None => RegionTries {
                 region: lane.name.to_string(),
-                attempts: 1,
+                attempts: 0,
                 throttles: 0,
-            }),
-        }
+            },
+        };
+        tries.attempts += 1;
+        call.tries.push(tries);
         let task = call.task.clone();
         self.flying.insert(seq, call);
         let service = lane.service.clone();

@@ -43,6 +43,8 @@ pub async fn drive(
     let engine = built.engine.as_ref();
     let region = &built.regions.join(", ");
     let request = &config.request;
+    // Before anything is sent: a signal from then on stops the run gently.
+    let mut interrupted = interrupt::watch(stops.stop.clone());
     let mut progress = Progress::new(config.quiet);
     let mut total_rx = count_records(config);
     let (task_tx, task_rx) = mpsc::channel(config.concurrency * 2 + 16);
@@ -62,7 +64,6 @@ pub async fn drive(
         invalid_tx,
     );
     let running = engine.start(task_rx, outcome_tx);
-    let mut interrupted = interrupt::watch(stops.stop.clone());
 
     let (mut invalid_open, mut outcomes_open) = (true, true);
     let mut total: Option<u64> = None;

@@ -10,33 +10,72 @@ use tokio::sync::watch;
 
 /// Waits for the next Ctrl-C or SIGTERM; `false` when signals cannot be watched.
 pub async fn next_signal() -> bool {
+    Signals::listen().next().await
+}
+
+/// Ctrl-C and SIGTERM, caught from the moment `listen` returns (not from a first poll), and
+/// queued until `next` is asked: a signal that comes between two `next` calls is not lost.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-            return tokio::signal::ctrl_c().await.is_ok();
-        };
-        tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
-            terminated = terminate.recv() => terminated.is_some(),
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.is_ok()
+
+    /// The next signal; `false` when none can be watched.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+                match signal {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            }
+            if self.interrupt.is_none() && self.terminate.is_none() {
+                return false;
+            }
+            tokio::select! {
+                interrupted = recv(&mut self.interrupt) => interrupted.is_some(),
+                terminated = recv(&mut self.terminate) => terminated.is_some(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
     }
 }
 
-/// Starts listening; the receiver changes on the first signal.
+/// Starts listening; the receiver changes on the first signal. Signals are caught from the
+/// moment this returns, so a run calls it before it sends anything.
 pub fn watch(stop: Arc<AtomicBool>) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
+    let mut signals = Signals::listen();
     tokio::spawn(async move {
-        if !next_signal().await {
-            return;
+        if !signals.next().await {
+            // Nothing to watch: never interrupted. Dropping `tx` would read as a signal.
+            std::future::pending::<()>().await;
         }
         stop.store(true, Ordering::Relaxed);
         let _ = tx.send(true);
-        if next_signal().await {
+        if signals.next().await {
             eprintln!(
                 "interrupted again: quitting now. Resume with: {}",
                 resume_command()

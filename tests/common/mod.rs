@@ -295,17 +295,118 @@ pub fn send_signal(pid: i32, signal: &str) {
     assert!(status.success());
 }
 
-/// Runs `bedrock-batch ARGS` in `work`, sends it `signal` after `after`, and waits for it.
+/// How long a test waits for something it expects to see (a server counter, a file, a line
+/// on stderr): far beyond any healthy wait, so only a broken run reaches it.
+pub const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often a waiting test looks again.
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Waits until `ready()` holds, looking every 20 ms for at most [`WAIT_AT_MOST`]; panics
+/// naming `what` when it never does.
+pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < WAIT_AT_MOST,
+            "waited {WAIT_AT_MOST:?} for {what}"
+        );
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+}
+
+/// A `bedrock-batch` process under test, its stderr collected as it is written, so a test
+/// can wait for a line before it acts.
+pub struct Running {
+    child: tokio::process::Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts `command` (built by [`command`]: stdout and stderr piped).
+    pub fn start(mut command: tokio::process::Command) -> Running {
+        let mut child = command.spawn().unwrap();
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let collected = stderr.clone();
+        let reader = tokio::spawn(async move {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                collected.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Running {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("the run is still going") as i32
+    }
+
+    /// What the run has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).to_string()
+    }
+
+    /// Waits until `ready(stderr so far)` holds, looking every 20 ms for at most
+    /// [`WAIT_AT_MOST`]; panics naming `what` when it never does or the run ends first.
+    pub async fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&str) -> bool) {
+        let started = std::time::Instant::now();
+        loop {
+            let stderr = self.stderr();
+            if ready(&stderr) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the run ended ({status}) before {what}; stderr:\n{stderr}");
+            }
+            assert!(
+                started.elapsed() < WAIT_AT_MOST,
+                "waited {WAIT_AT_MOST:?} for {what}; stderr so far:\n{stderr}"
+            );
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    }
+
+    /// Sends `signal` (`INT`, `TERM`, `KILL`).
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.pid(), signal);
+    }
+
+    /// Waits for the run to end.
+    pub async fn finish(self) -> std::process::Output {
+        let Running {
+            child,
+            stderr,
+            reader,
+        } = self;
+        let output = child.wait_with_output().await.unwrap();
+        reader.await.unwrap();
+        let stderr = std::mem::take(&mut *stderr.lock().unwrap());
+        std::process::Output { stderr, ..output }
+    }
+}
+
+/// Runs `bedrock-batch ARGS` in `work`, sends it `signal` once `ready(stderr so far)` holds
+/// (see [`Running::wait_until`]), and waits for it to end.
 pub async fn run_interrupted(
     work: &std::path::Path,
     args: &[&str],
-    after: std::time::Duration,
     signal: &str,
+    what: &str,
+    ready: impl FnMut(&str) -> bool,
 ) -> std::process::Output {
-    let child = command(work, args).spawn().unwrap();
-    tokio::time::sleep(after).await;
-    send_signal(child.id().unwrap() as i32, signal);
-    child.wait_with_output().await.unwrap()
+    let mut running = Running::start(command(work, args));
+    running.wait_until(what, ready).await;
+    running.signal(signal);
+    running.finish().await
 }
 
 /// Runs `bedrock-batch ARGS` in `work` to completion.

@@ -293,9 +293,14 @@ def error_of(excinfo) -> tuple[str, str, int]:
 # --------------------------------------------------------------------------------------
 
 
-def test_token_rule_matches_the_fixture_numbers():
-    # Guards the constants below: the expected usage numbers are spelled out literally.
-    assert (tokens(SYSTEM), tokens(PROMPT), tokens(SUMMARY)) == (6, 34, 20)
+def test_the_servers_token_count_is_the_helpers(client):
+    # The expected usage numbers below are spelled out literally (6, 34, 20) and `tokens()`
+    # computes others: both must be what the server counts (CountTokens of one message).
+    for text, expected in [(SYSTEM, 6), (PROMPT, 34), (SUMMARY, 20), ("abcd", 1), ("abcde", 2)]:
+        counted = client.count_tokens(
+            modelId=SONNET, input={"converse": {"messages": [user(text)]}}
+        )["inputTokens"]
+        assert counted == tokens(text) == expected, text
 
 
 def test_converse_summarizes_and_reports_usage(client):
@@ -312,8 +317,17 @@ def test_converse_summarizes_and_reports_usage(client):
     assert message["content"] == [{"text": SUMMARY}]
     assert response["stopReason"] == "end_turn"
     assert response["usage"] == {"inputTokens": 6 + 34, "outputTokens": 20, "totalTokens": 60}
+    assert isinstance(response["metrics"]["latencyMs"], int)
+
+
+def test_converse_latency_is_the_servers_time_to_answer(start_server):
+    client = make_client(start_server("--latency-ms", "150").url)
+    started = time.monotonic()
+    response = client.converse(modelId=HAIKU, messages=[user(PROMPT)])
+    round_trip_ms = (time.monotonic() - started) * 1000
     latency = response["metrics"]["latencyMs"]
-    assert isinstance(latency, int) and 0 <= latency < 5_000
+    # At least the configured 150 ms, and no more than the client waited.
+    assert 150 <= latency <= round_trip_ms, (latency, round_trip_ms)
 
 
 def test_converse_counts_every_message_and_answers_the_last_user_turn(client):
@@ -1295,7 +1309,17 @@ def test_batch_errors_stop_and_pages_through_boto3(start_server):
     bedrock.stop_model_invocation_job(jobIdentifier=arn)
     job = wait_job(bedrock, arn)
     assert job["status"] == "Stopped"
-    assert 0 <= job["processedRecordCount"] < 400
+    # Stopped before the end (400 records at 100 a second), and what it did is on S3: one
+    # output line per processed record, the same count in the manifest.
+    processed = job["processedRecordCount"]
+    assert processed < 400, processed
+    job_id = arn.rsplit("/", 1)[1]
+    manifest = json.loads(
+        s3.get_object(Bucket=BATCH_BUCKET, Key=f"out/{job_id}/manifest.json.out")["Body"].read()
+    )
+    assert manifest["processedRecordCount"] == processed
+    body = s3.get_object(Bucket=BATCH_BUCKET, Key=f"out/{job_id}/x.jsonl.out")["Body"]
+    assert len(body.read().decode().splitlines()) == processed
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         bedrock.stop_model_invocation_job(jobIdentifier=arn)
     assert raised.value.response["Error"]["Code"] == "ValidationException"
