@@ -1073,6 +1073,7 @@ async fn large_outputs_are_written_in_parts() {
 /// holding thousands of lines (above, a hundred large records make the parts). About 20 s
 /// in a debug build; how fast jobs are answered is scripts/bench-batch's number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: scripts/test --all"]
 async fn fifty_thousand_records_are_answered_in_a_multipart_output() {
     let server = server(config()).await;
     let (bedrock, s3) = (bedrock_client(&server), s3_client(&server));

@@ -826,6 +826,7 @@ fn shown(value: &Value, hidden: bool) -> String {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test --all"]
 async fn every_constraint_of_every_input_member_is_refused_as_aws_refuses_it() {
     let server = common::server(ServerConfig::default()).await;
     let url = server.url();

@@ -43,6 +43,7 @@ fn tight_server() -> ServerConfig {
 
 // The server gets threads of its own, so a busy test machine slows it less than the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: scripts/test --all"]
 async fn a_tight_quota_fails_no_record_and_every_attempt_is_counted() {
     let work = tempfile::tempdir().unwrap();
     let job = job(work.path(), 300);
