@@ -581,7 +581,12 @@ async fn cancel_stops_the_jobs_and_the_run_collects_what_they_answered() {
     let server = server(Duration::from_millis(200), 20, BatchFaults::default()).await;
     let run_dir = work.path().join("cancelled");
     let (_, child) = start_batch_run(work.path(), &job, &run_dir, &server, &[], 1).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_until("the run to see its job in progress", 60, || {
+        let text = std::fs::read_to_string(run_dir.join("state/batch.json")).unwrap_or_default();
+        let state: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        state["parts"][0]["status"] == "InProgress"
+    })
+    .await;
     let mut cancel = command(work.path(), &["cancel", run_dir.to_str().unwrap()]);
     local_keys(&mut cancel);
     let cancelled = cancel.output().await.unwrap();
