@@ -84,6 +84,19 @@ pub struct EngineReport {
     pub batch: Option<BatchReport>,
 }
 
+/// A test-only hook of debug builds: `BEDROCK_BATCH_TEST_PANIC=STAGE:N` (`reader`,
+/// `preparer` or `engine`) panics that stage at its Nth record or task, so the end-to-end
+/// tests can see a lost stage end the run non-zero and a rerun resume. Release builds have
+/// no hook.
+pub fn test_panic(stage: &str, n: u64) {
+    if cfg!(debug_assertions)
+        && let Ok(planted) = std::env::var("BEDROCK_BATCH_TEST_PANIC")
+        && planted == format!("{stage}:{n}")
+    {
+        panic!("BEDROCK_BATCH_TEST_PANIC planted a panic in the {stage} at {n}");
+    }
+}
+
 /// Turns tasks into outcomes.
 pub trait Engine: Send + Sync {
     /// Starts taking tasks; the handle ends when every task taken has an outcome.

@@ -10,5 +10,11 @@ pub const USAGE: u8 = 2;
 pub const FATAL: u8 = 3;
 /// Stopped at --budget-usd.
 pub const BUDGET: u8 = 4;
+/// A local file could not be read or written (a full disk, a lost permission): sysexits'
+/// EX_IOERR.
+pub const LOCAL_IO: u8 = 74;
+/// A fault of bedrock-batch itself (a stage panicked or was lost): sysexits' EX_SOFTWARE.
+/// The state holds what was committed; a rerun resumes.
+pub const INTERNAL: u8 = 70;
 /// Interrupted (Ctrl-C).
 pub const INTERRUPTED: u8 = 130;

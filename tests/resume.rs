@@ -653,3 +653,61 @@ async fn a_second_sigint_quits_at_once_and_stays_resumable() {
     check_results(&work.path().join("run"), 60);
     assert_eq!(fast.stats().requests, 60, "every record was sent again");
 }
+
+/// A stage that panics never ends a run looking complete: the reader, the preparer or the
+/// on-demand engine panics (a test-only hook of debug builds) partway through the job; the run exits 70 naming the
+/// stage, summary.json says it stopped early with the records still pending, and a rerun
+/// finishes every record exactly once without paying for any twice.
+#[tokio::test]
+async fn a_panicked_stage_ends_the_run_non_zero_and_a_rerun_finishes_it() {
+    for (stage, name) in [
+        ("reader", "reading"),
+        ("preparer", "preparing"),
+        ("engine", "engine"),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let n = 60;
+        let job = write_job(work.path(), n);
+        let server = server(ServerConfig::default()).await;
+        let url = server.url();
+        let args = [
+            "run",
+            &job,
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &url,
+            "--out",
+            "run",
+        ];
+        let mut first = command(work.path(), &args);
+        first.env("BEDROCK_BATCH_TEST_PANIC", format!("{stage}:25"));
+        let first = first.output().await.unwrap();
+        let said = stderr(&first);
+        assert_eq!(first.status.code(), Some(70), "{stage}: {said}");
+        assert!(
+            said.contains(&format!("the {name} stage failed: it panicked")),
+            "{stage}: {said}"
+        );
+        let run_dir = work.path().join("run");
+        let summary = read_summary(&run_dir);
+        assert_eq!(summary["aborted"]["kind"], "internal", "{stage}: {summary}");
+        let written = read_lines(&run_dir).len() as u64;
+        assert!(
+            written < 25,
+            "{stage}: {written} lines, the panic came at record 25"
+        );
+        assert_eq!(
+            summary["records"]["pending"].as_u64(),
+            Some(n as u64 - written),
+            "{stage}: {summary}"
+        );
+
+        let rerun = run(work.path(), &args).await;
+        assert_eq!(rerun.status.code(), Some(0), "{stage}: {}", stderr(&rerun));
+        check_results(&run_dir, n);
+        let stats = server.stats();
+        assert_eq!(stats.requests, n as u64, "{stage}: no record paid twice");
+        assert_eq!(stats.duplicate_successes, 0, "{stage}");
+    }
+}

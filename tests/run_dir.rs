@@ -150,3 +150,20 @@ async fn every_run_dir_refusal_exits_2_and_keeps_the_earlier_results() {
     let fresh = run(w, &b, "other-job", &["--fresh"]).await;
     assert_eq!(fresh.status.code(), Some(0), "{}", stderr(&fresh));
 }
+
+/// A local write that fails (here summary.json cannot replace the directory planted in its
+/// place; a full disk takes the same path) exits 74, not 2: the user's flags and input were
+/// fine. The error names the file, and the records' lines are kept for a rerun.
+#[tokio::test]
+async fn a_local_write_that_fails_exits_74_and_names_the_file() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let a = job(w, "a.jsonl", 10, "Item");
+    let blocker = w.join("out/summary.json/in-the-way");
+    std::fs::create_dir_all(&blocker).unwrap();
+    let output = run(w, &a, "out", &[]).await;
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(74), "{said}");
+    assert!(said.contains("summary.json"), "{said}");
+    assert_eq!(read_lines(&w.join("out")).len(), 10, "{said}");
+}

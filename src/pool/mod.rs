@@ -690,6 +690,7 @@ pub async fn run<S: Service>(
     };
     let alive = alive.max(1);
     let mut feeding = true;
+    let mut taken: u64 = 0;
     loop {
         if controls.abandoned() {
             // Calls in flight are abandoned: their records are sent again on resume.
@@ -734,7 +735,11 @@ pub async fn run<S: Service>(
                 pool.finished(done).await;
             }
             task = tasks.recv(), if take => match task {
-                Some(task) => pool.admit(task),
+                Some(task) => {
+                    taken += 1;
+                    crate::engine::test_panic("engine", taken);
+                    pool.admit(task)
+                }
                 None => feeding = false,
             },
             _ = tokio::time::sleep_until(wake) => {}

@@ -26,8 +26,11 @@ pub struct Ended {
     pub interrupted: bool,
     /// Records in the job file (within `--limit`), once counted.
     pub total: Option<u64>,
-    /// What the reading stage read, or why it failed.
+    /// What the reading stage read, or why the job file could not be read.
     pub fed: Result<FilesRead, JobError>,
+    /// A stage that panicked or was lost (reading, preparing, the engine): the run must
+    /// end non-zero, naming it, with only committed lines in its state.
+    pub lost: Option<RunError>,
 }
 
 /// Runs `records` (minus those `done`) through `engine` into `ledger`.
@@ -133,8 +136,19 @@ pub async fn drive(
     }
     drop(outcome_rx);
     drop(invalid_rx);
-    let _ = running.await;
-    let fed = feeding.await.unwrap_or(Ok(FilesRead::default()));
+    let engine_ended = running.await;
+    let (fed, mut lost) = match feeding.await {
+        Ok(Ok(files)) => (Ok(files), None),
+        Ok(Err(RunError::Job(err))) => (Err(err), None),
+        Ok(Err(other)) => (Ok(FilesRead::default()), Some(other)),
+        Err(err) => (
+            Ok(FilesRead::default()),
+            Some(RunError::lost("reading", err)),
+        ),
+    };
+    if let Err(err) = engine_ended {
+        lost = lost.or(Some(RunError::lost("engine", err)));
+    }
     ledger.checkpoint(engine.report().limiter)?;
     progress.finish();
     Ok(Ended {
@@ -142,6 +156,7 @@ pub async fn drive(
         interrupted: grace_deadline.is_some(),
         total,
         fed,
+        lost,
     })
 }
 

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::RunError;
 use super::resolve::{self, Resolved};
 use crate::fetch::RemoteMedia;
 use crate::job::media::MediaLoader;
@@ -290,7 +291,8 @@ const STAGE_QUEUE: usize = 256;
 
 /// Runs the reading stages: tasks go to `tasks`, records that cannot be sent to `invalid`.
 /// They stop early when either receiver is gone (the run stopped), and return how many
-/// media files were read and URLs fetched.
+/// media files were read and URLs fetched. A stage that panicked is an error naming it,
+/// never a short read: the run must not end looking complete with records missing.
 pub fn spawn(
     records: Records,
     settings: RequestSettings,
@@ -299,7 +301,7 @@ pub fn spawn(
     remote: Arc<RemoteMedia>,
     tasks: mpsc::Sender<Task>,
     invalid: mpsc::Sender<InvalidRecord>,
-) -> JoinHandle<Result<FilesRead, JobError>> {
+) -> JoinHandle<Result<FilesRead, RunError>> {
     let (selected_tx, selected_rx) = mpsc::channel::<Record>(STAGE_QUEUE);
     let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolved>(STAGE_QUEUE);
     let invalid_of_reading = invalid.clone();
@@ -309,7 +311,8 @@ pub fn spawn(
         let selector = Selector::new(records, limit, done)
             .in_shard(shard)
             .with_id_field(id_field);
-        for selected in selector {
+        for (n, selected) in (1..).zip(selector) {
+            crate::engine::test_panic("reader", n);
             let sent = match selected? {
                 Ok(record) => selected_tx.blocking_send(record).is_ok(),
                 Err(record) => invalid_of_reading.blocking_send(record).is_ok(),
@@ -332,7 +335,10 @@ pub fn spawn(
     ));
     let preparing = tokio::task::spawn_blocking(move || {
         let mut batcher = Batcher::new(&settings);
+        let mut n = 0;
         while let Some(Resolved { record, bodies }) = resolved_rx.blocking_recv() {
+            n += 1;
+            crate::engine::test_panic("preparer", n);
             media.set_fetched(bodies);
             let sent = match prepare(&record, &settings, &mut media) {
                 Ok(prepared) => batcher
@@ -351,14 +357,19 @@ pub fn spawn(
         media.files_read()
     });
     tokio::spawn(async move {
-        let read = reading.await;
-        let _ = resolving.await;
-        let mut files = preparing.await.unwrap_or_default();
+        // In pipeline order: a stage that failed first makes the later ones end early.
+        let read = reading.await.map_err(|err| RunError::lost("reading", err));
+        let resolved = resolving
+            .await
+            .map_err(|err| RunError::lost("media fetching", err));
+        let prepared = preparing
+            .await
+            .map_err(|err| RunError::lost("preparing", err));
+        read??;
+        resolved?;
+        let mut files = prepared?;
         (files.urls_fetched, files.urls_reused) = remote.counts();
-        match read {
-            Ok(Err(err)) => Err(err),
-            _ => Ok(files),
-        }
+        Ok(files)
     })
 }
 

@@ -49,11 +49,37 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("cannot start the local server: {0}")]
     LocalServer(std::io::Error),
+    /// A stage of the run panicked or was lost: a fault of bedrock-batch, not of the input.
+    #[error("the {stage} stage failed: {message}")]
+    Stage {
+        stage: &'static str,
+        message: String,
+    },
 }
 
 impl RunError {
+    /// By kind: the user's input or flags (2), the local machine (74), ourselves (70).
     pub fn exit_code(&self) -> u8 {
-        exit::USAGE
+        match self {
+            RunError::Usage(_) | RunError::Job(_) => exit::USAGE,
+            RunError::Store(_) | RunError::LocalServer(_) => exit::LOCAL_IO,
+            RunError::Stage { .. } => exit::INTERNAL,
+        }
+    }
+
+    /// The error of a stage's task that panicked or was cancelled.
+    pub fn lost(stage: &'static str, err: tokio::task::JoinError) -> RunError {
+        let message = match err.try_into_panic() {
+            Ok(payload) => match payload.downcast::<String>() {
+                Ok(text) => format!("it panicked: {text}"),
+                Err(payload) => match payload.downcast::<&'static str>() {
+                    Ok(text) => format!("it panicked: {text}"),
+                    Err(_) => "it panicked".to_string(),
+                },
+            },
+            Err(_) => "its task was cancelled".to_string(),
+        };
+        RunError::Stage { stage, message }
     }
 }
 
@@ -122,6 +148,14 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         summary.files = files.clone();
     }
     let mut aborted = ended.aborted;
+    if let Some(lost) = &ended.lost {
+        aborted = Some(Aborted {
+            kind: "internal".to_string(),
+            model: request.model.clone(),
+            message: lost.to_string(),
+            hint: "A fault of bedrock-batch, not of your input or of Bedrock: the state holds every committed line, so rerunning the same command resumes. Please report the message.".to_string(),
+        });
+    }
     match engine.halted() {
         Some(Halt::Budget {
             limit_usd,
@@ -162,6 +196,9 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         server.shutdown().await;
     }
     report(&config, &summary);
+    if let Some(lost) = ended.lost {
+        return Err(lost);
+    }
     ended.fed?;
     Ok(if summary.aborted.is_some() {
         exit::FATAL
