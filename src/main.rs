@@ -116,15 +116,27 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("bedrock-batch: {}", failure.error);
-            let mut source = failure.error.source();
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
+            eprint!("{}", error_chain(failure.error.as_ref()));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// The error and its causes, one a line. A cause the message above already quotes (an
+/// error that shows its source in its own text) is not repeated.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = format!("bedrock-batch: {error}\n");
+    let mut said = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !said.contains(&cause_text) {
+            text.push_str(&format!("  caused by: {cause_text}\n"));
+        }
+        said = cause_text;
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether log lines on stderr get colour codes: only on a terminal (in a log file, cron
@@ -306,5 +318,33 @@ mod tests {
         assert!(!colour(true, Some(OsStr::new("1"))));
         assert!(!colour(false, None), "a log file or a pipe gets plain text");
         assert!(!colour(false, Some(OsStr::new("1"))));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write {path}: {source}")]
+    struct Quoting {
+        path: String,
+        source: Wrapping,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the disk said no")]
+    struct Wrapping {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_the_message_quotes_is_not_repeated_and_the_others_are_printed() {
+        let error = Quoting {
+            path: "out/summary.json".into(),
+            source: Wrapping {
+                source: std::io::Error::other("No space left on device"),
+            },
+        };
+        assert_eq!(
+            error_chain(&error),
+            "bedrock-batch: cannot write out/summary.json: the disk said no\n  caused by: No space left on device\n"
+        );
     }
 }
