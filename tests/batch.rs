@@ -99,6 +99,24 @@ async fn start_batch_run(
     (args, child)
 }
 
+/// Runs `args` again (with the local S3 keys): it must exit 0 and leave every one of `n`
+/// records in RUN_DIR exactly once, each ok. Returns the lines.
+async fn rerun_gives_each_once(
+    work: &Path,
+    args: &[String],
+    run_dir: &Path,
+    n: usize,
+) -> Vec<Value> {
+    let mut again = command(work, &strs(args));
+    local_keys(&mut again);
+    let rerun = again.output().await.unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    let lines = common::read_lines(run_dir);
+    assert_eq!(by_id(&lines).len(), n, "every record exactly once");
+    assert!(lines.iter().all(|l| l["status"] == "ok"));
+    lines
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -327,13 +345,7 @@ async fn a_killed_run_resumes_its_jobs_without_creating_them_again() {
     assert_eq!(killed.status.code(), None, "killed: {}", stderr(&killed));
     assert_eq!(server.stats().batch.jobs_created, 3);
 
-    let mut again = command(work.path(), &strs(&args));
-    local_keys(&mut again);
-    let rerun = again.output().await.unwrap();
-    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
-    let lines = common::read_lines(&run_dir);
-    assert_eq!(by_id(&lines).len(), 300, "every record exactly once");
-    assert!(lines.iter().all(|l| l["status"] == "ok"));
+    rerun_gives_each_once(work.path(), &args, &run_dir, 300).await;
     let stats = server.stats().batch;
     assert_eq!(stats.jobs_created, 3, "no second job: {stats:?}");
     server.shutdown().await;
@@ -398,13 +410,7 @@ async fn a_kill_between_create_and_saving_the_arn_finds_the_job_by_its_token() {
     let before = server.stats().batch;
     assert_eq!((before.jobs_created, before.create_calls), (1, 1));
 
-    let mut again = command(work.path(), &strs(&args));
-    local_keys(&mut again);
-    let rerun = again.output().await.unwrap();
-    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
-    let lines = common::read_lines(&run_dir);
-    assert_eq!(by_id(&lines).len(), 300, "every record exactly once");
-    assert!(lines.iter().all(|l| l["status"] == "ok"));
+    rerun_gives_each_once(work.path(), &args, &run_dir, 300).await;
     let stats = server.stats().batch;
     assert_eq!(
         stats.jobs_created, 3,
@@ -477,12 +483,7 @@ async fn a_kill_during_collection_resumes_without_a_duplicate_line() {
             partial_kills += 1;
         }
         let before = server.stats();
-        let mut again = command(work.path(), &strs(&args));
-        local_keys(&mut again);
-        let rerun = again.output().await.unwrap();
-        assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
-        let lines = common::read_lines(&run_dir);
-        assert_eq!(by_id(&lines).len(), RECORDS, "round {round}: exactly once");
+        let lines = rerun_gives_each_once(work.path(), &args, &run_dir, RECORDS).await;
         let after = server.stats();
         assert_eq!(
             after.batch.jobs_created - made_before,
@@ -659,11 +660,7 @@ async fn ctrl_c_leaves_the_jobs_running_and_a_rerun_collects_them() {
         stderr(&refused)
     );
 
-    let mut again = command(work.path(), &strs(&args));
-    local_keys(&mut again);
-    let rerun = again.output().await.unwrap();
-    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
-    assert_eq!(by_id(&common::read_lines(&run_dir)).len(), 120);
+    rerun_gives_each_once(work.path(), &args, &run_dir, 120).await;
     assert_eq!(server.stats().batch.jobs_created, 1);
     server.shutdown().await;
 }
