@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::job::JobFormat;
-use crate::schema::SchemaMode;
 use crate::store::run_dir::RetryFailed;
+use crate::vocab::schema::SchemaMode;
 use crate::vocab::{Mode, ServiceTier};
 
 /// Batch runner for Amazon Bedrock: job files in, results and usage totals out.
@@ -286,7 +286,7 @@ pub struct RunArgs {
     #[arg(
         long,
         help_heading = "Images and documents",
-        default_value_t = crate::media::MAX_DOCUMENT_BYTES,
+        default_value_t = crate::rules::media::MAX_DOCUMENT_BYTES,
         value_name = "BYTES"
     )]
     pub max_media_bytes: usize,

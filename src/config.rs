@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bedrock::Endpoint;
-use crate::catalogue::{self, Offer};
 use crate::cli::{LocalServerArgs, RunArgs};
 use crate::fetch::FetchSettings;
 use crate::job::JobFormat;
@@ -15,11 +14,12 @@ use crate::job::media::{MediaLoader, check_document_count};
 use crate::job::prepare::RequestSettings;
 use crate::job::template::Template;
 use crate::local_server::{BatchFaults, FaultRates, ServerConfig};
-use crate::model_id::{Family, could_be_bedrock_id};
-use crate::report::prices::PriceTable;
-use crate::schema::{OutputSchema, SchemaMode, SchemaRoute};
+use crate::prices::PriceTable;
+use crate::rules::catalogue::{self, Offer};
+use crate::rules::model_id::{Family, could_be_bedrock_id};
 use crate::store::run_dir::RetryFailed;
 use crate::store::state::RunParams;
+use crate::vocab::schema::{OutputSchema, SchemaMode, SchemaRoute};
 use crate::vocab::{Mode, Shard};
 
 /// Calls in flight at the start when --concurrency is not given.

@@ -20,8 +20,8 @@ use aws_sdk_bedrockagentruntime::types::{
 };
 
 use crate::bedrock::errors::classify;
-use crate::model_id::{ModelId, Scope};
 use crate::pool::Service;
+use crate::rules::model_id::{ModelId, Scope};
 use crate::vocab::{Answer, CallError, Citation, ErrorKind, Passage, Payload, Source};
 
 /// How RetrieveAndGenerate generates: the prompt template and the inference settings.

@@ -1,18 +1,14 @@
 //! The `bedrock-batch` binary: parses flags, runs the command on a tokio runtime, and maps
 //! the outcome to an exit code, with errors as one line on stderr followed by their causes.
 
-use std::error::Error;
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use bedrock_batch::cli::{
-    CancelArgs, Cli, Command, ExportArgs, LocalServerArgs, MergeArgs, PricesArgs, ReportArgs,
-    RunArgs, StatusArgs,
-};
-use bedrock_batch::config::{RunConfig, server_config};
+use bedrock_batch::cli::{Cli, Command, RunArgs};
+use bedrock_batch::commands::{self, Failure};
+use bedrock_batch::config::RunConfig;
 use bedrock_batch::exit;
-use bedrock_batch::local_server::LocalServer;
 use clap::Parser;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -42,21 +38,6 @@ where
         write!(writer, "{word}: ")?;
         context.format_fields(writer.by_ref(), event)?;
         writeln!(writer)
-    }
-}
-
-/// A failure that ends the command: its exit code and what to tell the user.
-struct Failure {
-    code: u8,
-    error: Box<dyn Error>,
-}
-
-impl Failure {
-    fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            code: exit::USAGE,
-            error: message.into().into(),
-        }
     }
 }
 
@@ -102,13 +83,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(*args).await,
-            Command::LocalServer(args) => local_server(*args).await.map(|()| exit::OK),
-            Command::Status(args) => status(args),
-            Command::Export(args) => export(args),
-            Command::Report(args) => report(args),
-            Command::Prices(args) => prices(args),
-            Command::Merge(args) => merge(args),
-            Command::Cancel(args) => cancel(args).await,
+            Command::LocalServer(args) => commands::local_server::execute(*args).await,
+            Command::Status(args) => commands::status::execute(args),
+            Command::Export(args) => commands::export::execute(args),
+            Command::Report(args) => commands::report::execute(args),
+            Command::Prices(args) => commands::prices::execute(args),
+            Command::Merge(args) => commands::merge::execute(args),
+            Command::Cancel(args) => commands::cancel::execute(args).await,
         }
     });
     // Do not wait for blocking readers of an abandoned run.
@@ -153,155 +134,6 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             code: err.exit_code(),
             error: Box::new(err),
         })
-}
-
-/// Prints `text` on stdout; a closed pipe counts as success.
-fn emit(text: &str) -> Result<u8, Failure> {
-    bedrock_batch::report::print_stdout(text)
-        .map(|()| exit::OK)
-        .map_err(|err| Failure::usage(format!("cannot write to stdout: {err}")))
-}
-
-fn report(args: ReportArgs) -> Result<u8, Failure> {
-    use bedrock_batch::report::runs;
-    let since = args
-        .since
-        .as_deref()
-        .map(runs::parse_since)
-        .transpose()
-        .map_err(Failure::usage)?;
-    let (summaries, skipped) = runs::read_runs(&args.run_dirs).map_err(Failure::usage)?;
-    for why in skipped {
-        eprintln!("warning: {why}");
-    }
-    let rows = runs::rows(&summaries, args.by, since);
-    let text = runs::render(&rows, args.by, args.format).map_err(Failure::usage)?;
-    emit(&text)
-}
-
-fn prices(args: PricesArgs) -> Result<u8, Failure> {
-    use bedrock_batch::report::prices::{PriceTable, listing};
-    let table =
-        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
-    let listed = listing::list(&table, &args.models);
-    let text = listing::render(&listed, args.format).map_err(Failure::usage)?;
-    emit(&text)?;
-    Ok(if listed.iter().all(listing::Listed::is_priced) {
-        exit::OK
-    } else {
-        exit::SOME_FAILED
-    })
-}
-
-fn merge(args: MergeArgs) -> Result<u8, Failure> {
-    use bedrock_batch::merge::{self, MergeError};
-    use bedrock_batch::report::prices::PriceTable;
-    use bedrock_batch::report::summary::render;
-    let prices =
-        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
-    let summary = merge::merge(&args.shards, &args.out, &prices).map_err(|err| match err {
-        MergeError::Refused(message) => Failure::usage(message),
-        other => Failure::usage(other.to_string()),
-    })?;
-    if !args.quiet {
-        eprint!("{}", render(&summary));
-        eprintln!(
-            "merged {} shards into {}",
-            args.shards.len(),
-            args.out.display()
-        );
-    }
-    if args.json {
-        emit(&(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"))?;
-    }
-    Ok(if summary.records.failed == 0 {
-        exit::OK
-    } else {
-        exit::SOME_FAILED
-    })
-}
-
-fn export(args: ExportArgs) -> Result<u8, Failure> {
-    use bedrock_batch::export::{ExportError, ExportOptions, export};
-    let exported = match export(&ExportOptions {
-        run_dir: args.run_dir,
-        format: args.format,
-        out: args.out,
-        with_input: args.with_input,
-    }) {
-        Ok(exported) => exported,
-        // `export --out - | head`: the reader has what it wanted.
-        Err(ExportError::Write { path, source })
-            if path.as_os_str() == "-"
-                && (source.kind() == std::io::ErrorKind::BrokenPipe
-                    || source.to_string().contains("Broken pipe")) =>
-        {
-            return Ok(exit::OK);
-        }
-        Err(err) => return Err(Failure::usage(err.to_string())),
-    };
-    if exported.out.as_os_str() != "-" {
-        eprintln!(
-            "wrote {} rows, {} columns to {}",
-            exported.rows,
-            exported.columns,
-            exported.out.display()
-        );
-    }
-    Ok(exit::OK)
-}
-
-async fn cancel(args: CancelArgs) -> Result<u8, Failure> {
-    let done = bedrock_batch::batch::cancel::cancel(
-        &args.run_dir,
-        args.endpoint_url.as_deref(),
-        args.profile.as_deref(),
-    )
-    .await
-    .map_err(Failure::usage)?;
-    Ok(if done.failed == 0 {
-        exit::OK
-    } else {
-        exit::FATAL
-    })
-}
-
-fn status(args: StatusArgs) -> Result<u8, Failure> {
-    let status = bedrock_batch::status::read(&args.run_dir).map_err(Failure::usage)?;
-    let text = if args.json {
-        serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
-    } else {
-        bedrock_batch::status::render(&status)
-    };
-    emit(&text)
-}
-
-async fn local_server(args: LocalServerArgs) -> Result<(), Failure> {
-    let config = server_config(&args);
-    config.validate().map_err(Failure::usage)?;
-    let server = LocalServer::start(config).await.map_err(|err| {
-        Failure::usage(format!(
-            "cannot start the local server on 127.0.0.1:{} (S3 on 127.0.0.1:{}): {err}",
-            args.port, args.s3_port
-        ))
-    })?;
-    emit(&format!(
-        "listening on {}\nS3 endpoint {}\n",
-        server.url(),
-        server.s3_url()
-    ))?;
-    eprintln!(
-        "point a client at it with --endpoint-url {} (any credentials) and S3 clients at {} (path-style); stats at {}/_local/stats; Ctrl-C or SIGTERM stops",
-        server.url(),
-        server.s3_url(),
-        server.url()
-    );
-    // SIGTERM too, so a temporary S3 directory is removed however the server is stopped.
-    if !bedrock_batch::run::next_signal().await {
-        return Err(Failure::usage("cannot wait for Ctrl-C"));
-    }
-    server.shutdown().await;
-    Ok(())
 }
 
 #[cfg(test)]

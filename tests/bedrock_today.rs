@@ -53,8 +53,8 @@ async fn batch_runs_a_model_the_price_table_lacks_with_one_warning() {
     // the catalogue knows: it is tried, and the service decides.
     let model = "us.writer.palmyra-x4-v1:0";
     assert_eq!(
-        bedrock_batch::catalogue::batch(model),
-        bedrock_batch::catalogue::Offer::Unknown
+        bedrock_batch::rules::catalogue::batch(model),
+        bedrock_batch::rules::catalogue::Offer::Unknown
     );
     let run = run_fresh(
         work.path(),

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use base64::Engine;
 use bedrock_batch::local_server::ServerConfig;
 use bedrock_batch::rules::Service;
-use bedrock_batch::rules::model::{Kind, ServiceModel, Shape};
+use bedrock_batch::rules::service_model::{Kind, ServiceModel, Shape};
 use regex_syntax::hir::{Class, Hir, HirKind};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

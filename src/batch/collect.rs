@@ -220,7 +220,7 @@ mod tests {
             cache_prompt: false,
             stream: false,
             schema: None,
-            schema_route: crate::schema::SchemaRoute::Tool,
+            schema_route: crate::vocab::schema::SchemaRoute::Tool,
         };
         let part = PartState {
             index: 1,

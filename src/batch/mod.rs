@@ -9,7 +9,6 @@
 //! spooled again, and a part's job is never created twice.
 
 pub mod aws;
-pub mod cancel;
 mod collect;
 pub mod parts;
 pub mod settings;
@@ -25,8 +24,8 @@ use tokio::task::JoinHandle;
 use crate::bedrock::CallOptions;
 use crate::bedrock::wire::{self, BatchKind};
 use crate::engine::{Engine, EngineReport, Halt, Live, Stops};
-use crate::report::summary::thousands;
 use crate::store::state::RecordSet;
+use crate::summary::thousands;
 use crate::vocab::{BatchReport, CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries, Task};
 use aws::{Clients, NewJob, NotCreated};
 use collect::{Collected, Collector};

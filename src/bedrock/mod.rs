@@ -28,8 +28,8 @@ use aws_sdk_bedrockruntime::types::{
 };
 use serde_json::Value;
 
-use crate::model_id::Family;
-use crate::schema::{OutputSchema, SchemaRoute};
+use crate::rules::model_id::Family;
+use crate::vocab::schema::{OutputSchema, SchemaRoute};
 use crate::vocab::{Answer, DocumentInput, ServiceTier, Usage};
 use crate::vocab::{CallError, ErrorKind};
 use crate::vocab::{ConverseInput, Payload, Prompt};
@@ -331,7 +331,7 @@ impl Bedrock {
         let out = self
             .client
             .count_tokens()
-            .model_id(crate::model_id::base_model_id(model))
+            .model_id(crate::rules::model_id::base_model_id(model))
             .input(input)
             .send()
             .await

@@ -14,7 +14,9 @@ use aws_smithy_types::{Document, Number};
 use serde_json::Value;
 
 use super::CallOptions;
-use crate::schema::{NATIVE_DESCRIPTION, OutputSchema, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME};
+use crate::vocab::schema::{
+    NATIVE_DESCRIPTION, OutputSchema, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME,
+};
 use crate::vocab::{CallError, ErrorKind};
 
 fn build_error(err: aws_sdk_bedrockruntime::error::BuildError) -> CallError {

@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::tool;
 use super::{CallOptions, native_usage, u64_at};
-use crate::model_id::Family;
-use crate::schema::{NATIVE_DESCRIPTION, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME};
+use crate::rules::model_id::Family;
+use crate::vocab::schema::{NATIVE_DESCRIPTION, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME};
 use crate::vocab::{Answer, CallError, ConverseInput, DocumentInput, ErrorKind, Payload, Prompt};
 use crate::vocab::{ImageInput, Usage};
 

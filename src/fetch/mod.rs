@@ -41,7 +41,7 @@ impl Default for FetchSettings {
     fn default() -> FetchSettings {
         FetchSettings {
             concurrency: 16,
-            max_bytes: crate::media::MAX_DOCUMENT_BYTES,
+            max_bytes: crate::rules::media::MAX_DOCUMENT_BYTES,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_redirects: 5,

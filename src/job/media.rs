@@ -13,7 +13,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::fetch::{FetchFailure, Fetched, is_url};
-use crate::media::{
+use crate::rules::media::{
     DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE,
     MAX_IMAGES, document_name, image_format_name, image_size, sniff_image_format,
 };
@@ -558,7 +558,7 @@ fn specs(value: &Value, field: &str) -> Result<Vec<Spec>, MediaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::test_images::png;
+    use crate::rules::media::test_images::png;
     use serde_json::json;
 
     #[test]

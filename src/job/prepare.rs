@@ -11,7 +11,7 @@ use super::Record;
 use super::media::{MediaLoader, check_document_count};
 use super::messages::{messages_from_json, text_len};
 use crate::job::template::Template;
-use crate::schema::{OutputSchema, SchemaRoute};
+use crate::vocab::schema::{OutputSchema, SchemaRoute};
 use crate::vocab::{
     ConverseInput, DocumentInput, InvalidRecord, Mode, Payload, Prepared, Prompt, RecordMeta,
     ServiceTier,

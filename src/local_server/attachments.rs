@@ -7,7 +7,7 @@ use base64::Engine;
 use super::api_error::ApiError;
 use super::text::count_bytes_tokens;
 
-use crate::media::{
+use crate::rules::media::{
     DOCUMENT_FORMATS, IMAGE_FORMATS, MAX_DOCUMENT_BYTES, MAX_DOCUMENTS, MAX_IMAGE_BYTES,
     MAX_IMAGE_SIDE, MAX_IMAGES, sniff_image_format, valid_document_name,
 };
@@ -139,7 +139,7 @@ pub fn check_counts(attachments: &[Attachment]) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::test_images::png;
+    use crate::rules::media::test_images::png;
 
     #[test]
     fn image_checks() {

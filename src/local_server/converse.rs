@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn images_count_pixels_and_must_match_bytes() {
-        use crate::media::test_images::png;
+        use crate::rules::media::test_images::png;
         use base64::Engine;
         let bytes = base64::engine::general_purpose::STANDARD.encode(png(750, 10));
         let request = parse_json(json!({"messages": [{"role": "user", "content": [

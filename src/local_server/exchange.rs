@@ -25,9 +25,9 @@ use super::request_id;
 use super::state::{InFlight, Shared, body_hash};
 use super::text::stream_pieces;
 use super::tier;
-use crate::catalogue::{self, Offer};
-use crate::model_id::base_model_id;
 use crate::rules::Service;
+use crate::rules::catalogue::{self, Offer};
+use crate::rules::model_id::base_model_id;
 use crate::vocab::ServiceTier;
 
 /// Output tokens per stream delta.

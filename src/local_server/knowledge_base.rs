@@ -22,7 +22,7 @@ use super::request_id;
 use super::state::{InFlight, Shared, body_hash};
 use super::text::count_tokens;
 use super::usage::Delivered;
-use crate::model_id::{Family, base_model_id};
+use crate::rules::model_id::{Family, base_model_id};
 
 /// Bedrock's default `numberOfResults`.
 const DEFAULT_RESULTS: usize = 5;

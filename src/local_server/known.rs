@@ -1,5 +1,5 @@
 //! Which model ids the local server answers, in which region: the ids of
-//! [`crate::known_models`], in the region the request was signed for (SigV4's credential
+//! [`crate::rules::known_models`], in the region the request was signed for (SigV4's credential
 //! scope). A request without a signature (raw HTTP in tests) is held to "known anywhere".
 //! The refusals are AWS's: an id no region serves, or one this region does not, is "The
 //! provided model identifier is invalid."; a base id of a model this region serves only
@@ -7,8 +7,8 @@
 //! from CountTokens, which takes base ids and calls no model).
 
 use super::api_error::ApiError;
-use crate::known_models::{self, Availability};
-use crate::model_id::base_model_id;
+use crate::rules::known_models::{self, Availability};
+use crate::rules::model_id::base_model_id;
 
 /// What Bedrock answers for a model id it does not serve (in this region).
 pub const INVALID_MODEL: &str = "The provided model identifier is invalid.";

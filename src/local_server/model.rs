@@ -15,8 +15,8 @@ use super::text::{Generation, generate, write_out};
 use super::tier;
 use super::tools::{self, ForcedTool};
 use super::usage::{CacheUse, Delivered};
-use crate::catalogue::{self, Offer};
-use crate::model_id::Family;
+use crate::rules::catalogue::{self, Offer};
+use crate::rules::model_id::Family;
 use crate::vocab::ServiceTier;
 
 /// What Converse reserves when the request sets no `maxTokens`.

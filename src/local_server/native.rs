@@ -8,7 +8,7 @@ use super::api_error::ApiError;
 use super::attachments::{Attachment, check_counts, check_image, decode_base64};
 use super::embed::embed;
 use super::text::{Generation, StopReason, count_tokens};
-use crate::model_id::Family;
+use crate::rules::model_id::Family;
 
 pub const TITAN_V1_DIMENSIONS: usize = 1536;
 pub const COHERE_DIMENSIONS: usize = 1024;
@@ -339,7 +339,7 @@ fn llama_stop(stop: &StopReason) -> &'static str {
 
 /// The model name Anthropic responses carry, e.g. `claude-3-haiku-20240307`.
 fn anthropic_model_name(model_id: &str) -> String {
-    let base = crate::model_id::base_model_id(model_id);
+    let base = crate::rules::model_id::base_model_id(model_id);
     let name = base.strip_prefix("anthropic.").unwrap_or(base);
     name.split(['-', ':'])
         .take_while(|part| !part.starts_with('v') || part.len() > 3)

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::bucket::Bucket;
+use crate::rules::bucket::Bucket;
 
 /// Which quota turned a call away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

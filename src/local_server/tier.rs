@@ -4,7 +4,7 @@
 //! shed first when the model's quota runs short, priority answers faster.
 
 use super::api_error::ApiError;
-use crate::catalogue::{self, Offer};
+use crate::rules::catalogue::{self, Offer};
 use crate::vocab::ServiceTier;
 
 /// The request header InvokeModel and InvokeModelWithResponseStream carry the tier in, and

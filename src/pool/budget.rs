@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::report::prices::PriceTable;
+use crate::prices::PriceTable;
 use crate::vocab::Usage;
 
 #[derive(Clone)]

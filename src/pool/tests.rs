@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use super::*;
-use crate::bucket::Bucket;
+use crate::rules::bucket::Bucket;
 use crate::vocab::{CallOutcome, Prepared, RecordMeta, Task};
 use crate::vocab::{ConverseInput, Prompt};
 

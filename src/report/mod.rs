@@ -1,11 +1,8 @@
-//! What the user sees: running totals, the summary written to summary.json and printed at
-//! the end, the progress display on stderr, and the retrieval scores of knowledge-base runs.
+//! What the user sees: the progress display on stderr, the summary rendered as text, the
+//! table across runs of `report`, and text tables in their three formats.
 
-pub mod prices;
 pub mod progress;
-pub mod retrieval;
 pub mod runs;
-pub mod summary;
 pub mod table;
 
 /// Writes `text` to stdout. A closed pipe (`... | head`) is not an error: the reader has

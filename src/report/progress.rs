@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::summary::{Summary, thousands};
 use crate::engine::Live;
+use crate::summary::{Summary, thousands};
 
 /// How often plain progress lines are printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(10);
@@ -221,7 +221,7 @@ pub fn line(summary: &Summary, snapshot: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::ModelTotals;
+    use crate::summary::ModelTotals;
 
     fn summary() -> Summary {
         let mut summary = Summary::default();
@@ -282,7 +282,7 @@ mod tests {
             .cost_by_variant
             .insert(
                 "on_demand".into(),
-                crate::report::summary::VariantTotals {
+                crate::summary::VariantTotals {
                     records: 1,
                     usage: Default::default(),
                     cost_usd: Some(-1e-12),

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::prices::Route;
-use super::summary::{Summary, VariantTotals, thousands};
 pub use super::table::Format;
+use crate::prices::Route;
+use crate::summary::{Summary, VariantTotals, thousands};
 use crate::vocab::SUMMARY_FILE;
 use crate::vocab::Usage;
 
@@ -273,7 +273,7 @@ pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::ModelTotals;
+    use crate::summary::ModelTotals;
 
     fn run(dir: &str, finished: u64, models: &[(&str, u64, Option<f64>)]) -> RunSummary {
         let mut summary = Summary {

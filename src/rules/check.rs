@@ -16,7 +16,7 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::model::{Kind, Service, ServiceModel, Shape};
+use super::service_model::{Kind, Service, ServiceModel, Shape};
 
 /// An HTTP request as the local server received it.
 pub struct HttpRequest<'a> {

@@ -10,12 +10,12 @@ use crate::batch::aws::Clients;
 use crate::batch::state::{self, BatchState};
 use crate::batch::{BatchInference, BatchSettings, Setup};
 use crate::bedrock::{self, Endpoint};
-use crate::catalogue::{self, Offer};
 use crate::config::RunConfig;
 use crate::engine::Stops;
 use crate::local_server::{LocalServer, ServerConfig};
-use crate::schema::SchemaRoute;
+use crate::rules::catalogue::{self, Offer};
 use crate::store::state::RecordSet;
+use crate::vocab::schema::SchemaRoute;
 
 use super::on_demand::{call_options, connection};
 use super::{Built, RunError};

@@ -13,9 +13,9 @@ use crate::fetch::{Fetchers, RemoteMedia};
 use crate::job::media::MediaLoader;
 use crate::job::{self, JobError, Records};
 use crate::report::progress::Progress;
-use crate::report::summary::Aborted;
 use crate::store::ledger::Ledger;
 use crate::store::state::RecordSet;
+use crate::summary::Aborted;
 use crate::vocab::{CallOutcome, FilesRead, InvalidRecord};
 
 /// How the flow of records ended.

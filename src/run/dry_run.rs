@@ -19,16 +19,16 @@ use crate::config::RunConfig;
 use crate::exit;
 use crate::job::media::MediaLoader;
 use crate::job::{self, JobError};
-use crate::report::prices::{PriceTable, Route};
-use crate::report::summary::thousands;
+use crate::prices::{PriceTable, Route};
 use crate::store::state::RecordSet;
+use crate::summary::thousands;
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use crate::bedrock::{Bedrock, Endpoint};
-use crate::catalogue::{self, Offer};
 use crate::local_server::{LocalServer, ServerConfig};
+use crate::rules::catalogue::{self, Offer};
 use crate::vocab::Mode;
 use crate::vocab::Payload;
 use crate::vocab::Task;

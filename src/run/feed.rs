@@ -23,7 +23,7 @@ use crate::job::media::MediaLoader;
 use crate::job::prepare::RequestSettings;
 use crate::job::prepare::{prepare, record_id};
 use crate::job::{JobError, Record, Records};
-use crate::model_id::Family;
+use crate::rules::model_id::Family;
 use crate::store::state::RecordSet;
 use crate::vocab::FilesRead;
 use crate::vocab::InvalidRecord;

@@ -10,12 +10,12 @@ use crate::exit;
 use crate::fetch::{Fetchers, S3Fetcher};
 use crate::job::{self, JobError};
 use crate::local_server::LocalServer;
-use crate::model_id::base_model_id;
-use crate::report::prices::Route;
-use crate::report::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
+use crate::prices::Route;
+use crate::rules::model_id::base_model_id;
 use crate::store::ledger::Ledger;
 use crate::store::run_dir::{self, OpenRunDir, RunDirError};
 use crate::store::{self, StoreError};
+use crate::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
 use crate::vocab::ErrorKind;
 
 mod batch;

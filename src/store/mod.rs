@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::report::retrieval::Scored;
+use crate::summary::retrieval::Scored;
 use crate::vocab::RESULTS_FILE;
 use crate::vocab::Usage;
 use crate::vocab::{Citation, Passage};

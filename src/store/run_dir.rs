@@ -14,8 +14,8 @@ use super::StoreError;
 use super::state::{
     self, Checkpoint, JobFingerprint, Manifest, RecordSet, RunLock, RunParams, state_dir,
 };
-use crate::report::prices::{PriceTable, Route};
-use crate::report::summary::{Summary, Totals};
+use crate::prices::{PriceTable, Route};
+use crate::summary::{Summary, Totals};
 use crate::vocab::Usage;
 use crate::vocab::{BATCH_DIR, RESULTS_FILE, SCHEMA_FILE, SUMMARY_FILE};
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{StoreError, write_json_atomically};
-use crate::report::summary::Summary;
+use crate::summary::Summary;
 use crate::vocab::Shard;
 
 pub const STATE_DIR: &str = "state";

@@ -1,12 +1,13 @@
 //! The vocabulary every stage shares and that uses nothing else of ours: the request a
 //! record becomes, the answer and its usage, how a call or record ended, and what the
-//! stages report. `job` produces requests, engines turn them into outcomes, `store` and
+//! stages report, and the output schema a `--schema` run holds answers to. `job` produces requests, engines turn them into outcomes, `store` and
 //! `report` consume outcomes; all of them speak these words.
 
 mod answer;
 mod outcome;
 mod reports;
 mod request;
+pub mod schema;
 mod tier;
 
 pub use answer::{Answer, Citation, Passage, Source, Usage};

@@ -15,7 +15,7 @@ use super::objects::{self, ObjectWriter, S3Uri};
 use super::{Batch, Counts, InvocationType, Job, Status};
 use crate::local_server::known;
 use crate::local_server::model::{self, Route};
-use crate::model_id::Family;
+use crate::rules::model_id::Family;
 use crate::rules::{Service, check_input};
 
 /// Longest record id Bedrock accepts.

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::cli::StatusArgs;
+use crate::commands::{Failure, emit};
 use crate::job::{self, JobFormat};
-use crate::report::summary::{thousands, usage_text};
 use crate::store::state::{self, LockState, RecordSet, RunLock};
+use crate::summary::{thousands, usage_text};
 use crate::vocab::{BatchJobReport, Shard, Usage};
 
 #[derive(Debug, Serialize)]
@@ -174,4 +176,15 @@ pub fn render(status: &Status) -> String {
         ),
     };
     out
+}
+
+/// The `status` command, from its flags to an exit code.
+pub fn execute(args: StatusArgs) -> Result<u8, Failure> {
+    let status = read(&args.run_dir).map_err(Failure::usage)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
+    } else {
+        render(&status)
+    };
+    emit(&text)
 }

@@ -113,7 +113,7 @@ pub fn regions_of(id: &str) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_id::base_model_id;
+    use crate::rules::model_id::base_model_id;
 
     const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 

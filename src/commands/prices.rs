@@ -5,7 +5,10 @@
 
 use serde::Serialize;
 
-use super::{PriceTable, VariantRates};
+use crate::cli::PricesArgs;
+use crate::commands::{Failure, emit};
+use crate::exit;
+use crate::prices::{PriceTable, UNPRICED, VariantRates};
 use crate::report::table::{self, Format};
 
 /// One model (an id asked about, or an entry of the table) and how it bills.
@@ -110,7 +113,7 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, String> {
             rows.push(vec![
                 item.model.clone(),
                 "-".to_string(),
-                super::UNPRICED.to_string(),
+                UNPRICED.to_string(),
                 "-".to_string(),
                 "-".to_string(),
                 "-".to_string(),
@@ -126,7 +129,7 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, String> {
                 Some(above) => format!(
                     "{} (input > {})",
                     v.variant,
-                    crate::report::summary::thousands(above)
+                    crate::summary::thousands(above)
                 ),
                 None => v.variant.clone(),
             };
@@ -151,7 +154,7 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, String> {
     // other formats keep both.
     let narrow = |row: &Vec<String>| {
         let mut row = row.clone();
-        if row[2] == super::UNPRICED {
+        if row[2] == UNPRICED {
             row[2] = format!("{} ({})", row[2], row[8]);
         }
         row.remove(8);
@@ -168,4 +171,88 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, String> {
     let mut out = table::render(&headers, &rows, 2..7, format)?;
     out += "USD per million tokens; --format markdown, csv or json shows where each price comes from\n";
     Ok(out)
+}
+
+/// The `prices` command, from its flags to an exit code.
+pub fn execute(args: PricesArgs) -> Result<u8, Failure> {
+    let table =
+        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
+    let listed = list(&table, &args.models);
+    let text = render(&listed, args.format).map_err(Failure::usage)?;
+    emit(&text)?;
+    Ok(if listed.iter().all(Listed::is_priced) {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SONNET_4_5: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+    #[test]
+    fn the_listing_shows_each_variant_with_its_source() {
+        let table = PriceTable::built_in();
+        let listed = list(
+            &table,
+            &[format!("us.{SONNET_4_5}"), "acme.unknown-v1:0".to_string()],
+        );
+        assert_eq!(
+            listed[0].entry.as_deref(),
+            Some("anthropic.claude-sonnet-4-5")
+        );
+        let names: Vec<&str> = listed[0]
+            .variants
+            .iter()
+            .map(|v| v.variant.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "on_demand+regional",
+                "on_demand+regional+long_context",
+                "batch+regional"
+            ]
+        );
+        assert!(!listed[1].is_priced());
+        let text = render(&listed, Format::Table).unwrap();
+        assert!(
+            text.contains("on_demand+regional+long_context (input > 200,000)"),
+            "{text}"
+        );
+        assert!(text.contains("no price"), "{text}");
+        let csv = render(&listed, Format::Csv).unwrap();
+        assert!(
+            csv.contains(",on_demand+regional,3.30,16.50,0.33,4.125,6.60,\"aws bedrock pricing page, us-east-1\",2025-11\n"),
+            "{csv}"
+        );
+
+        let all = list(&table, &[]);
+        let haiku = all
+            .iter()
+            .find(|l| l.model == "anthropic.claude-3-haiku")
+            .unwrap();
+        let names: Vec<&str> = haiku.variants.iter().map(|v| v.variant.as_str()).collect();
+        assert_eq!(names, ["on_demand", "batch"]);
+        let opus = all
+            .iter()
+            .find(|l| l.model == "anthropic.claude-opus-4-5")
+            .unwrap();
+        let names: Vec<&str> = opus.variants.iter().map(|v| v.variant.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "on_demand+global",
+                "batch+global",
+                "on_demand+regional",
+                "batch+regional"
+            ]
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&all, Format::Json).unwrap()).unwrap();
+        assert!(json[0]["variants"][0]["input"].as_f64().is_some(), "{json}");
+    }
 }

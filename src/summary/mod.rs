@@ -4,20 +4,22 @@
 //! request (the long-context tier) hold, and costs are kept per model and pricing variant.
 //! Rendering is pure (`render(&Summary) -> String`) so it can be tested without I/O.
 
+pub mod retrieval;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::report::prices::{Charge, PriceTable, Route};
-use crate::report::retrieval::{Retrieval, Scored};
+use crate::prices::{Charge, PriceTable, Route};
 use crate::vocab::BatchReport;
 use crate::vocab::FilesRead;
 use crate::vocab::LearnedQuota;
 use crate::vocab::LimiterReport;
 use crate::vocab::Usage;
 use crate::vocab::{ErrorKind, RegionTries, Shard};
+use retrieval::{Retrieval, Scored};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {

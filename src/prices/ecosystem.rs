@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::file::FileEntry;
 use super::{LongContext, Rates};
-use crate::model_id::{ModelId, Scope};
+use crate::rules::model_id::{ModelId, Scope};
 
 /// Our entries of a `--prices` JSON file of the ecosystem's, told from its shape: an object
 /// of entries with `litellm_provider` is LiteLLM's, an array of providers genai-prices'.
@@ -119,7 +119,7 @@ impl ByScope {
 /// the id is a `global.` one; `None` for what names no model.
 fn model_of(id: &str) -> Option<(String, bool)> {
     let parsed = ModelId::parse(id)?;
-    let base = crate::model_id::base_model_id(id).to_string();
+    let base = crate::rules::model_id::base_model_id(id).to_string();
     Some((base, parsed.scope == Scope::Global))
 }
 

@@ -1,5 +1,5 @@
 //! The price table's rules, one test a rule: id forms, exact names, regional premiums, the
-//! long-context tier, batch, 1-hour cache writes, `--prices` files and the listing.
+//! long-context tier, batch, 1-hour cache writes, and `--prices` files.
 
 use super::*;
 
@@ -477,70 +477,6 @@ long_context = { above_input_tokens = 10, input = 10, output = 20 }
         let err = PriceTable::with_file(&path).unwrap_err().to_string();
         assert!(err.contains(expected), "{text}: {err}");
     }
-}
-
-#[test]
-fn the_listing_shows_each_variant_with_its_source() {
-    let table = PriceTable::built_in();
-    let listed = listing::list(
-        &table,
-        &[format!("us.{SONNET_4_5}"), "acme.unknown-v1:0".to_string()],
-    );
-    assert_eq!(
-        listed[0].entry.as_deref(),
-        Some("anthropic.claude-sonnet-4-5")
-    );
-    let names: Vec<&str> = listed[0]
-        .variants
-        .iter()
-        .map(|v| v.variant.as_str())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "on_demand+regional",
-            "on_demand+regional+long_context",
-            "batch+regional"
-        ]
-    );
-    assert!(!listed[1].is_priced());
-    let text = listing::render(&listed, crate::report::table::Format::Table).unwrap();
-    assert!(
-        text.contains("on_demand+regional+long_context (input > 200,000)"),
-        "{text}"
-    );
-    assert!(text.contains("no price"), "{text}");
-    let csv = listing::render(&listed, crate::report::table::Format::Csv).unwrap();
-    assert!(
-        csv.contains(",on_demand+regional,3.30,16.50,0.33,4.125,6.60,\"aws bedrock pricing page, us-east-1\",2025-11\n"),
-        "{csv}"
-    );
-
-    let all = listing::list(&table, &[]);
-    let haiku = all
-        .iter()
-        .find(|l| l.model == "anthropic.claude-3-haiku")
-        .unwrap();
-    let names: Vec<&str> = haiku.variants.iter().map(|v| v.variant.as_str()).collect();
-    assert_eq!(names, ["on_demand", "batch"]);
-    let opus = all
-        .iter()
-        .find(|l| l.model == "anthropic.claude-opus-4-5")
-        .unwrap();
-    let names: Vec<&str> = opus.variants.iter().map(|v| v.variant.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "on_demand+global",
-            "batch+global",
-            "on_demand+regional",
-            "batch+regional"
-        ]
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&listing::render(&all, crate::report::table::Format::Json).unwrap())
-            .unwrap();
-    assert!(json[0]["variants"][0]["input"].as_f64().is_some(), "{json}");
 }
 
 #[test]

@@ -14,7 +14,6 @@
 pub mod built_in;
 mod ecosystem;
 mod file;
-pub mod listing;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use file::PricesError;
 
-use crate::model_id::{ModelId, Scope, base_model_id};
+use crate::rules::model_id::{ModelId, Scope, base_model_id};
 use crate::vocab::{ServiceTier, Usage};
 
 /// The variant of a usage that could not be priced.

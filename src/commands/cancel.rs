@@ -6,9 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::aws::Clients;
-use super::state;
+use crate::batch::aws::Clients;
+use crate::batch::state;
 use crate::bedrock::{self, Connection, Endpoint};
+use crate::cli::CancelArgs;
+use crate::commands::Failure;
+use crate::exit;
 
 /// What `cancel` did, for the exit code and the lines it printed.
 #[derive(Debug, Default, PartialEq)]
@@ -124,4 +127,20 @@ fn say_never_submitted(state: &state::BatchState) {
             "{prepared} parts were prepared but never submitted: a rerun with --via batch would submit them"
         );
     }
+}
+
+/// The `cancel` command, from its flags to an exit code.
+pub async fn execute(args: CancelArgs) -> Result<u8, Failure> {
+    let done = cancel(
+        &args.run_dir,
+        args.endpoint_url.as_deref(),
+        args.profile.as_deref(),
+    )
+    .await
+    .map_err(Failure::usage)?;
+    Ok(if done.failed == 0 {
+        exit::OK
+    } else {
+        exit::FATAL
+    })
 }

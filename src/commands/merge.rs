@@ -13,10 +13,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::report::prices::PriceTable;
-use crate::report::summary::{self, Summary, new_histogram, percentiles, record_ms};
+use crate::cli::MergeArgs;
+use crate::commands::{Failure, emit};
+use crate::exit;
+use crate::prices::PriceTable;
 use crate::store::state::{self, Checkpoint, LockState, Manifest, RecordSet, RunLock};
 use crate::store::{self, StoreError};
+use crate::summary::{self, Summary, new_histogram, percentiles, record_ms};
 use crate::vocab::{RESULTS_FILE, SUMMARY_FILE, Shard, unix_now};
 
 #[derive(Debug, thiserror::Error)]
@@ -304,4 +307,32 @@ pub fn merge(dirs: &[PathBuf], out: &Path, prices: &PriceTable) -> Result<Summar
     )?;
     store::write_json_atomically(out, SUMMARY_FILE, &merged)?;
     Ok(merged)
+}
+
+/// The `merge` command, from its flags to an exit code.
+pub fn execute(args: MergeArgs) -> Result<u8, Failure> {
+    use crate::prices::PriceTable;
+    use crate::summary::render;
+    let prices =
+        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
+    let summary = merge(&args.shards, &args.out, &prices).map_err(|err| match err {
+        MergeError::Refused(message) => Failure::usage(message),
+        other => Failure::usage(other.to_string()),
+    })?;
+    if !args.quiet {
+        eprint!("{}", render(&summary));
+        eprintln!(
+            "merged {} shards into {}",
+            args.shards.len(),
+            args.out.display()
+        );
+    }
+    if args.json {
+        emit(&(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"))?;
+    }
+    Ok(if summary.records.failed == 0 {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
 }

@@ -12,7 +12,7 @@
 //! and where, is `known_models`' business (generated from AWS's model cards); every entry
 //! here names a model of that table.
 
-use crate::model_id::ModelId;
+use crate::rules::model_id::ModelId;
 use crate::vocab::ServiceTier;
 
 /// Whether a model offers something.
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn entries_name_models_bedrock_serves() {
-        let known: Vec<&str> = crate::known_models::all()
+        let known: Vec<&str> = crate::rules::known_models::all()
             .iter()
             .flat_map(|model| {
                 std::iter::once(model.id)
