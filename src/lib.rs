@@ -16,7 +16,6 @@ pub mod exit;
 pub mod export;
 pub mod fetch;
 pub mod job;
-pub mod knowledge_base;
 pub mod local_server;
 pub mod pool;
 pub mod prices;

@@ -8,7 +8,6 @@
 //! Ctrl-C finds the parts and jobs in the state: records of an existing part are never
 //! spooled again, and a part's job is never created twice.
 
-pub mod aws;
 mod collect;
 pub mod parts;
 pub mod settings;
@@ -22,12 +21,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::bedrock::CallOptions;
+use crate::bedrock::jobs::{Clients, NewJob, NotCreated};
 use crate::bedrock::wire::{self, BatchKind};
 use crate::engine::{Engine, EngineReport, Halt, Live, Stops};
 use crate::store::state::RecordSet;
 use crate::summary::thousands;
 use crate::vocab::{BatchReport, CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries, Task};
-use aws::{Clients, NewJob, NotCreated};
 use collect::{Collected, Collector};
 use parts::Spool;
 pub use settings::BatchSettings;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use super::aws::S3Location;
 use super::parts::{MAX_RECORDS, MIN_RECORDS};
+use crate::bedrock::s3::S3Location;
 use crate::cli::{RunArgs, Via};
 use crate::vocab::Mode;
 

@@ -249,7 +249,7 @@ async fn media_fetchers(config: &RunConfig, built: &Built) -> Fetchers {
             let endpoint = local
                 .map(LocalServer::s3_url)
                 .or_else(|| config.s3_endpoint_url.clone());
-            crate::batch::aws::s3_client(&sdk, endpoint.as_deref())
+            crate::bedrock::s3::s3_client(&sdk, endpoint.as_deref())
         }
     };
     standard.with("s3", Arc::new(S3Fetcher::new(client)))

@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
+use crate::bedrock::agent_runtime::{self, Generation, KnowledgeBase};
 use crate::bedrock::{self, Bedrock, CallOptions, Connection, Endpoint};
 use crate::config::{LOCAL_KNOWLEDGE_BASE, LaneSpec, RunConfig};
 use crate::engine::{Engine, Stops};
 use crate::job::prepare::RequestSettings;
-use crate::knowledge_base::{self, Generation, KnowledgeBase};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::pool::budget::Budget;
 use crate::pool::limiter::Limiter;
@@ -57,7 +57,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
                     .map_err(RunError::Usage)?;
                 let service = KnowledgeBase::new(
                     &sdk_config,
-                    knowledge_base::Settings {
+                    agent_runtime::Settings {
                         id: kb.id.clone(),
                         region: region.clone(),
                         top_k: kb.top_k,

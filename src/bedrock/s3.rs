@@ -1,20 +1,16 @@
-//! The AWS side of Batch Inference, through the real SDK clients: S3 (checking the bucket,
-//! uploading input files, multipart when large, listing and streaming job output) and the
-//! Bedrock control plane (creating, reading and stopping model invocation jobs). Errors come
-//! back as one line that says what failed, where, and the service's own words.
+//! S3 for Batch Inference, through the real SDK client: the `--s3` location (its URI
+//! checked against AWS's pattern), checking the bucket, uploading input files (multipart
+//! when large), listing and streaming job output. Errors say what failed, where, and the
+//! service's own words.
 
 use std::path::Path;
-use std::time::Duration;
 
-use aws_sdk_bedrock::types::{
-    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig,
-    ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig, ModelInvocationType,
-    S3InputFormat,
-};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_types::retry::RetryConfig;
 use tokio::io::AsyncBufRead;
+
+use super::jobs::Clients;
 
 /// `s3://BUCKET/PREFIX`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,63 +92,6 @@ fn s3_uri_char(c: char) -> bool {
 const MULTIPART_FROM: u64 = 64 * 1024 * 1024;
 const PART_BYTES: u64 = 16 * 1024 * 1024;
 
-/// What `GetModelInvocationJob` says of a job.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobStatus {
-    pub status: String,
-    pub message: Option<String>,
-    pub processed: Option<u64>,
-    /// From submission to the end, once it ended.
-    pub elapsed: Option<Duration>,
-}
-
-/// Why a job was not created.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NotCreated {
-    /// The model has as many jobs as its quota allows (or the API throttled): try later.
-    Later(String),
-    /// The service refused the job: the message says why.
-    Refused(String),
-}
-
-/// The job a part becomes.
-pub struct NewJob<'a> {
-    pub name: &'a str,
-    pub token: &'a str,
-    pub model: &'a str,
-    pub role_arn: &'a str,
-    pub input_uri: &'a str,
-    pub output_uri: &'a str,
-    pub timeout_hours: i32,
-    pub converse: bool,
-}
-
-impl NewJob<'_> {
-    /// The CreateModelInvocationJob input this job is sent as, in the service model's member
-    /// names.
-    pub fn input(&self) -> serde_json::Value {
-        serde_json::json!({
-            "jobName": self.name,
-            "clientRequestToken": self.token,
-            "modelId": self.model,
-            "roleArn": self.role_arn,
-            "inputDataConfig": {"s3InputDataConfig": {"s3Uri": self.input_uri, "s3InputFormat": "JSONL"}},
-            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": self.output_uri}},
-            "timeoutDurationInHours": self.timeout_hours,
-            "modelInvocationType": if self.converse { "Converse" } else { "InvokeModel" },
-        })
-    }
-
-    /// What AWS's service model would refuse in this job's create call, checked before
-    /// anything is uploaded for it.
-    pub fn refusal(&self) -> Option<String> {
-        use crate::rules::{Service, check_input};
-        check_input(Service::Control, "CreateModelInvocationJob", &self.input())
-            .err()
-            .map(|refusal| refusal.message().to_string())
-    }
-}
-
 /// An S3 client from the run's SDK configuration, retrying on its own, at `endpoint` when
 /// given (path-style, as any custom S3 endpoint), else AWS_ENDPOINT_URL_S3, else AWS.
 pub fn s3_client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_s3::Client {
@@ -169,43 +108,7 @@ pub fn s3_client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk
     aws_sdk_s3::Client::from_conf(s3.build())
 }
 
-#[derive(Clone)]
-pub struct Clients {
-    pub bedrock: aws_sdk_bedrock::Client,
-    pub s3: aws_sdk_s3::Client,
-}
-
-/// The service's own words for an SDK error: code and message when it answered.
-fn said<E, R>(err: &aws_sdk_bedrock::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_bedrock::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(service) => match (service.code(), service.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_string(),
-            _ => service.to_string(),
-        },
-        None => aws_sdk_bedrock::error::DisplayErrorContext(err).to_string(),
-    }
-}
-
 impl Clients {
-    /// Clients from the run's SDK configuration. The control plane and S3 retry on their
-    /// own (their calls are few, unlike bedrock-runtime's); S3 goes to `s3_endpoint` when
-    /// given (path-style, as any custom S3 endpoint), else to AWS_ENDPOINT_URL_S3 or AWS.
-    pub fn new(sdk: &aws_config::SdkConfig, s3_endpoint: Option<&str>) -> Clients {
-        let retry = RetryConfig::standard().with_max_attempts(5);
-        let bedrock = aws_sdk_bedrock::config::Builder::from(sdk)
-            .retry_config(retry.clone())
-            .build();
-        Clients {
-            bedrock: aws_sdk_bedrock::Client::from_conf(bedrock),
-            s3: s3_client(sdk, s3_endpoint),
-        }
-    }
-
     /// Checks the bucket exists and is ours to use.
     pub async fn check_bucket(&self, location: &S3Location) -> Result<(), String> {
         let bucket = &location.bucket;
@@ -387,118 +290,6 @@ impl Clients {
             1 << 20,
             object.body.into_async_read(),
         ))
-    }
-
-    /// Creates the job (or, for a token already used, finds the one it made); its ARN.
-    pub async fn create_job(&self, job: &NewJob<'_>) -> Result<String, NotCreated> {
-        let input = ModelInvocationJobS3InputDataConfig::builder()
-            .s3_uri(job.input_uri)
-            .s3_input_format(S3InputFormat::Jsonl)
-            .build()
-            .map_err(|err| NotCreated::Refused(err.to_string()))?;
-        let output = ModelInvocationJobS3OutputDataConfig::builder()
-            .s3_uri(job.output_uri)
-            .build()
-            .map_err(|err| NotCreated::Refused(err.to_string()))?;
-        let kind = if job.converse {
-            ModelInvocationType::Converse
-        } else {
-            ModelInvocationType::InvokeModel
-        };
-        let created = self
-            .bedrock
-            .create_model_invocation_job()
-            .job_name(job.name)
-            .client_request_token(job.token)
-            .model_id(job.model)
-            .role_arn(job.role_arn)
-            .input_data_config(ModelInvocationJobInputDataConfig::S3InputDataConfig(input))
-            .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(
-                output,
-            ))
-            .timeout_duration_in_hours(job.timeout_hours)
-            .model_invocation_type(kind)
-            .send()
-            .await;
-        let err = match created {
-            Ok(created) => return Ok(created.job_arn().to_string()),
-            Err(err) => err,
-        };
-        use aws_sdk_bedrock::error::ProvideErrorMetadata;
-        match err.as_service_error().and_then(|e| e.code()) {
-            Some("ServiceQuotaExceededException" | "ThrottlingException") => {
-                Err(NotCreated::Later(said(&err)))
-            }
-            // The name is taken and the token no longer remembered (a rerun days later):
-            // the job is ours when it reads our input, so the run attaches to it.
-            Some("ConflictException") => match self.find_job(job.name, job.input_uri).await {
-                Ok(Some(arn)) => Ok(arn),
-                Ok(None) => Err(NotCreated::Refused(format!(
-                    "{} (and no job of that name reads {}: another run's job has the name)",
-                    said(&err),
-                    job.input_uri
-                ))),
-                Err(why) => Err(NotCreated::Refused(format!("{}; {why}", said(&err)))),
-            },
-            _ => Err(NotCreated::Refused(said(&err))),
-        }
-    }
-
-    /// The ARN of the job named `name` whose input is `input_uri`, if there is one.
-    async fn find_job(&self, name: &str, input_uri: &str) -> Result<Option<String>, String> {
-        let mut pages = self
-            .bedrock
-            .list_model_invocation_jobs()
-            .name_contains(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| format!("listing jobs named {name}: {}", said(&err)))?;
-            for summary in page.invocation_job_summaries() {
-                let reads_ours = match summary.input_data_config() {
-                    Some(ModelInvocationJobInputDataConfig::S3InputDataConfig(s3)) => {
-                        s3.s3_uri() == input_uri
-                    }
-                    _ => false,
-                };
-                if summary.job_name() == name && reads_ours {
-                    return Ok(Some(summary.job_arn().to_string()));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    pub async fn job_status(&self, arn: &str) -> Result<JobStatus, String> {
-        let job = self
-            .bedrock
-            .get_model_invocation_job()
-            .job_identifier(arn)
-            .send()
-            .await
-            .map_err(|err| said(&err))?;
-        let elapsed = job.end_time().map(|end| {
-            let secs = end.as_secs_f64() - job.submit_time().as_secs_f64();
-            Duration::from_secs_f64(secs.max(0.0))
-        });
-        Ok(JobStatus {
-            status: job
-                .status()
-                .map_or("Submitted".to_string(), |s| s.as_str().to_string()),
-            message: job.message().map(str::to_string),
-            processed: job.processed_record_count().map(|n| n.max(0) as u64),
-            elapsed,
-        })
-    }
-
-    pub async fn stop_job(&self, arn: &str) -> Result<(), String> {
-        self.bedrock
-            .stop_model_invocation_job()
-            .job_identifier(arn)
-            .send()
-            .await
-            .map_err(|err| said(&err))?;
-        Ok(())
     }
 }
 
