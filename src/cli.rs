@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::engine::Via;
 use crate::job::JobFormat;
 use crate::store::run_dir::RetryFailed;
 use crate::vocab::schema::SchemaMode;
@@ -542,14 +543,6 @@ pub struct RunArgs {
     /// answer become `batch_incomplete` lines that --retry-failed sends again.
     #[arg(long, help_heading = "Batch Inference", value_name = "H")]
     pub batch_timeout_hours: Option<i32>,
-}
-
-/// How records reach Bedrock (`--via`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Via {
-    OnDemand,
-    Batch,
-    Auto,
 }
 
 #[derive(Debug, Args)]

@@ -119,3 +119,11 @@ pub trait Engine: Send + Sync {
         None
     }
 }
+
+/// How records reach Bedrock (`--via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    OnDemand,
+    Batch,
+    Auto,
+}

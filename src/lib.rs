@@ -22,6 +22,7 @@ pub mod prices;
 pub mod report;
 pub mod rules;
 pub mod run;
+pub mod signals;
 pub mod store;
 pub mod summary;
 pub mod vocab;

@@ -127,7 +127,7 @@ fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 }
 
 async fn run(args: RunArgs) -> Result<u8, Failure> {
-    let config = RunConfig::from_args(&args).map_err(Failure::usage)?;
+    let config = RunConfig::from_args(&args).map_err(Failure::usage_error)?;
     bedrock_batch::run::run(config)
         .await
         .map_err(|err| Failure {

@@ -477,3 +477,169 @@ fn every_kind_of_path_is_read() {
     .collect();
     assert_eq!(found, expected);
 }
+
+/// The flow of the house: each room (a top-level module) and the rooms it may refer to.
+/// Data flows down this list's arrows only: flags -> config -> run -> engines -> the SDK
+/// clients and the store -> the summary -> prices -> what Bedrock accepts -> the words
+/// every stage shares. A new room must be placed here before it can be used.
+const FLOW: &[(&str, &[&str])] = &[
+    ("vocab", &[]),
+    ("exit", &[]),
+    ("signals", &[]),
+    ("rules", &["vocab"]),
+    ("prices", &["rules", "vocab"]),
+    ("summary", &["prices", "rules", "vocab"]),
+    ("engine", &["rules", "vocab"]),
+    ("bedrock", &["engine", "rules", "vocab", "pool"]), // TEMPORARY: Service moves to engine
+    ("fetch", &["rules", "vocab"]),
+    ("job", &["fetch", "rules", "vocab"]),
+    ("store", &["summary", "prices", "rules", "vocab"]),
+    ("export", &["job", "store", "rules", "vocab"]),
+    ("pool", &["engine", "prices", "rules", "vocab", "bedrock"]), // TEMPORARY
+    (
+        "batch",
+        &[
+            "engine", "bedrock", "store", "summary", "prices", "rules", "vocab",
+        ],
+    ),
+    ("report", &["engine", "summary", "prices", "rules", "vocab"]),
+    // An independent Bedrock: it shares with the runner only what AWS accepts.
+    ("local_server", &["rules", "vocab"]),
+    // Value types its flags parse into, from the rooms that own them.
+    (
+        "cli",
+        &[
+            "engine", "job", "store", "report", "export", "rules", "vocab",
+        ],
+    ),
+    (
+        "config",
+        &[
+            "cli",
+            "engine",
+            "batch",
+            "bedrock",
+            "fetch",
+            "job",
+            "local_server",
+            "store",
+            "prices",
+            "rules",
+            "vocab",
+        ],
+    ),
+    (
+        "run",
+        &[
+            "config",
+            "engine",
+            "pool",
+            "batch",
+            "bedrock",
+            "fetch",
+            "job",
+            "local_server",
+            "store",
+            "summary",
+            "report",
+            "prices",
+            "rules",
+            "vocab",
+            "signals",
+            "exit",
+        ],
+    ),
+    (
+        "commands",
+        &[
+            "cli",
+            "config",
+            "batch",
+            "bedrock",
+            "job",
+            "export",
+            "local_server",
+            "store",
+            "summary",
+            "report",
+            "prices",
+            "rules",
+            "vocab",
+            "signals",
+            "exit",
+        ],
+    ),
+];
+
+/// The room a module lives in: its first path segment.
+fn room(module: &str) -> &str {
+    module.split("::").next().unwrap_or(module)
+}
+
+/// Every reference from one room into another that `flow` does not allow, as
+/// `from -> to` lines; a room missing from `flow` is named too.
+fn against_the_flow(
+    graph: &BTreeMap<String, BTreeSet<String>>,
+    flow: &[(&str, &[&str])],
+) -> Vec<String> {
+    let allowed: BTreeMap<&str, &[&str]> = flow.iter().copied().collect();
+    let mut found = Vec::new();
+    for (module, imports) in graph {
+        let from = room(module);
+        let Some(may) = allowed.get(from) else {
+            found.push(format!("{module}: the room {from} is not placed in FLOW"));
+            continue;
+        };
+        for import in imports {
+            let to = room(import);
+            if to != from && !may.contains(&to) {
+                found.push(format!("{module} -> {import}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_reference_between_rooms_goes_with_the_flow() {
+    let graph = graph();
+    let found = against_the_flow(&graph, FLOW);
+    assert!(
+        found.is_empty(),
+        "references against the flow (tests/architecture.rs FLOW says who may refer to whom):\n{}",
+        found
+            .iter()
+            .map(|line| format!("  {line}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn an_arrow_against_the_flow_is_found() {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    graph.insert("store::ledger".into(), ["summary".to_string()].into());
+    graph.insert("summary".into(), BTreeSet::new());
+    assert!(against_the_flow(&graph, FLOW).is_empty());
+    // The arrows the first step of the house left: the store reaching up into the report,
+    // the batch engine reading clap's flags, the vocabulary using anything of ours.
+    graph.insert(
+        "store::ledger".into(),
+        ["summary".to_string(), "report::table".to_string()].into(),
+    );
+    graph.insert("batch::parts".into(), ["cli".to_string()].into());
+    graph.insert(
+        "vocab::tier".into(),
+        ["rules::catalogue".to_string()].into(),
+    );
+    graph.insert("newroom".into(), BTreeSet::new());
+    assert_eq!(
+        against_the_flow(&graph, FLOW),
+        [
+            "batch::parts -> cli",
+            "newroom: the room newroom is not placed in FLOW",
+            "store::ledger -> report::table",
+            "vocab::tier -> rules::catalogue",
+        ]
+    );
+}

@@ -10,7 +10,6 @@
 
 mod collect;
 pub mod parts;
-pub mod settings;
 pub mod state;
 
 use std::path::PathBuf;
@@ -21,7 +20,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::bedrock::CallOptions;
-use crate::bedrock::jobs::{Clients, NewJob, NotCreated};
+use crate::bedrock::Clients;
+use crate::bedrock::jobs::{NewJob, NotCreated};
+use crate::bedrock::s3::S3Location;
 use crate::bedrock::wire::{self, BatchKind};
 use crate::engine::{Engine, EngineReport, Halt, Live, Stops};
 use crate::store::state::RecordSet;
@@ -29,8 +30,17 @@ use crate::summary::thousands;
 use crate::vocab::{BatchReport, CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries, Task};
 use collect::{Collected, Collector};
 use parts::Spool;
-pub use settings::BatchSettings;
 use state::{BatchState, PREPARED, PartState};
+
+/// How the run uses Batch Inference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSettings {
+    pub location: S3Location,
+    pub role_arn: String,
+    pub records_per_job: u64,
+    pub poll: Duration,
+    pub timeout_hours: i32,
+}
 
 /// The Batch Inference engine of one run.
 pub struct BatchInference {

@@ -1,6 +1,6 @@
 //! The Batch Inference control plane (`aws-sdk-bedrock`): creating a model invocation job
 //! (or finding the one a request token or a name already made), reading its status and
-//! stopping it. [`Clients`] pairs it with the run's S3 client ([`super::s3`]).
+//! stopping it. Its calls are methods of [`Clients`].
 
 use std::time::Duration;
 
@@ -9,9 +9,8 @@ use aws_sdk_bedrock::types::{
     ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig, ModelInvocationType,
     S3InputFormat,
 };
-use aws_smithy_types::retry::RetryConfig;
 
-use super::s3::s3_client;
+use super::Clients;
 
 /// What `GetModelInvocationJob` says of a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,12 +69,6 @@ impl NewJob<'_> {
     }
 }
 
-#[derive(Clone)]
-pub struct Clients {
-    pub bedrock: aws_sdk_bedrock::Client,
-    pub s3: aws_sdk_s3::Client,
-}
-
 /// The service's own words for an SDK error: code and message when it answered.
 fn said<E, R>(err: &aws_sdk_bedrock::error::SdkError<E, R>) -> String
 where
@@ -93,20 +86,6 @@ where
 }
 
 impl Clients {
-    /// Clients from the run's SDK configuration. The control plane and S3 retry on their
-    /// own (their calls are few, unlike bedrock-runtime's); S3 goes to `s3_endpoint` when
-    /// given (path-style, as any custom S3 endpoint), else to AWS_ENDPOINT_URL_S3 or AWS.
-    pub fn new(sdk: &aws_config::SdkConfig, s3_endpoint: Option<&str>) -> Clients {
-        let retry = RetryConfig::standard().with_max_attempts(5);
-        let bedrock = aws_sdk_bedrock::config::Builder::from(sdk)
-            .retry_config(retry.clone())
-            .build();
-        Clients {
-            bedrock: aws_sdk_bedrock::Client::from_conf(bedrock),
-            s3: s3_client(sdk, s3_endpoint),
-        }
-    }
-
     /// Creates the job (or, for a token already used, finds the one it made); its ARN.
     pub async fn create_job(&self, job: &NewJob<'_>) -> Result<String, NotCreated> {
         let input = ModelInvocationJobS3InputDataConfig::builder()

@@ -18,6 +18,8 @@ pub mod wire;
 
 use std::sync::Arc;
 
+use aws_smithy_types::retry::RetryConfig;
+
 use crate::vocab::DocumentInput;
 use crate::vocab::schema::{OutputSchema, SchemaRoute};
 
@@ -39,4 +41,28 @@ pub struct CallOptions {
     pub schema: Option<Arc<OutputSchema>>,
     /// ... through Bedrock's structured output or a forced tool.
     pub schema_route: SchemaRoute,
+}
+
+/// The clients a Batch Inference run uses: the control plane ([`jobs`]: create, read, stop
+/// jobs) and S3 ([`s3`]: the bucket, input files, output), as methods of one value.
+#[derive(Clone)]
+pub struct Clients {
+    pub bedrock: aws_sdk_bedrock::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Clients {
+    /// Clients from the run's SDK configuration. The control plane and S3 retry on their
+    /// own (their calls are few, unlike bedrock-runtime's); S3 goes to `s3_endpoint` when
+    /// given (path-style, as any custom S3 endpoint), else to AWS_ENDPOINT_URL_S3 or AWS.
+    pub fn new(sdk: &aws_config::SdkConfig, s3_endpoint: Option<&str>) -> Clients {
+        let retry = RetryConfig::standard().with_max_attempts(5);
+        let bedrock = aws_sdk_bedrock::config::Builder::from(sdk)
+            .retry_config(retry.clone())
+            .build();
+        Clients {
+            bedrock: aws_sdk_bedrock::Client::from_conf(bedrock),
+            s3: s3::s3_client(sdk, s3_endpoint),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_types::retry::RetryConfig;
 use tokio::io::AsyncBufRead;
 
-use super::jobs::Clients;
+use super::Clients;
 
 /// `s3://BUCKET/PREFIX`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::batch::state;
-use crate::bedrock::jobs::Clients;
+use crate::bedrock::Clients;
 use crate::bedrock::{self, Connection, Endpoint};
 use crate::cli::CancelArgs;
 use crate::commands::Failure;

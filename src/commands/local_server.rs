@@ -29,7 +29,7 @@ pub async fn execute(args: LocalServerArgs) -> Result<u8, Failure> {
         server.url()
     );
     // SIGTERM too, so a temporary S3 directory is removed however the server is stopped.
-    if !crate::run::next_signal().await {
+    if !crate::signals::next_signal().await {
         return Err(Failure::usage("cannot wait for Ctrl-C"));
     }
     server.shutdown().await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::batch::state::{self, BatchState};
 use crate::batch::{BatchInference, BatchSettings, Setup};
-use crate::bedrock::jobs::Clients;
+use crate::bedrock::Clients;
 use crate::bedrock::{self, Endpoint};
 use crate::config::RunConfig;
 use crate::engine::Stops;

@@ -204,7 +204,7 @@ pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunErro
     let job_path = config.job_path.clone();
     let prices = config.prices.clone();
     // `--via batch` is priced at batch prices (`auto` may still call on demand: the higher).
-    let route = if config.via == crate::cli::Via::Batch {
+    let route = if config.via == crate::engine::Via::Batch {
         Route::Batch
     } else {
         Route::on_demand(config.request.service_tier)

@@ -8,60 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
-/// Waits for the next Ctrl-C or SIGTERM; `false` when signals cannot be watched.
-pub async fn next_signal() -> bool {
-    Signals::listen().next().await
-}
-
-/// Ctrl-C and SIGTERM, caught from the moment `listen` returns (not from a first poll), and
-/// queued until `next` is asked: a signal that comes between two `next` calls is not lost.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn listen() -> Signals {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Signals {
-                interrupt: signal(SignalKind::interrupt()).ok(),
-                terminate: signal(SignalKind::terminate()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Signals {}
-        }
-    }
-
-    /// The next signal; `false` when none can be watched.
-    async fn next(&mut self) -> bool {
-        #[cfg(unix)]
-        {
-            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-                match signal {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            }
-            if self.interrupt.is_none() && self.terminate.is_none() {
-                return false;
-            }
-            tokio::select! {
-                interrupted = recv(&mut self.interrupt) => interrupted.is_some(),
-                terminated = recv(&mut self.terminate) => terminated.is_some(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            tokio::signal::ctrl_c().await.is_ok()
-        }
-    }
-}
+use crate::signals::Signals;
 
 /// Starts listening; the receiver changes on the first signal. Signals are caught from the
 /// moment this returns, so a run calls it before it sends anything.

@@ -27,9 +27,6 @@ mod on_demand;
 mod resolve;
 mod setup;
 
-/// Ctrl-C or SIGTERM; the local server waits for it too.
-pub use interrupt::next_signal;
-
 /// The engine, the names of its regions (or endpoints), the local servers it talks to
 /// (with `--local`, to shut down at the end), and its S3 client when it has one.
 pub struct Built {
@@ -91,7 +88,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         return dry_run::run(config, records).await;
     }
     // What a create call would refuse is refused before the run directory is touched.
-    if config.via == crate::cli::Via::Batch {
+    if config.via == crate::engine::Via::Batch {
         if let Some(refusal) = batch::batch_refusal(&config) {
             return Err(RunError::Usage(refusal));
         }
@@ -100,7 +97,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let opened = open_run_dir(&config)?;
     let request = &config.request;
     let route = match config.via {
-        crate::cli::Via::Batch => Route::Batch,
+        crate::engine::Via::Batch => Route::Batch,
         _ => Route::on_demand(request.service_tier),
     };
     let mut ledger = Ledger::new(
@@ -293,7 +290,7 @@ fn choose_batch<'a>(
         return Ok(Some(settings));
     }
     let minimum = crate::batch::parts::MIN_RECORDS;
-    if config.via == crate::cli::Via::Auto
+    if config.via == crate::engine::Via::Auto
         && let Some(refusal) = batch::batch_refusal(config)
     {
         if !config.quiet {
@@ -304,13 +301,13 @@ fn choose_batch<'a>(
     match config.via {
         // Nothing left to send (a finished run rerun): the batch engine has nothing to
         // create, and reports the jobs that answered.
-        crate::cli::Via::Batch if to_send > 0 && to_send < minimum => {
+        crate::engine::Via::Batch if to_send > 0 && to_send < minimum => {
             Err(RunError::Usage(format!(
                 "{} records to send: a Batch Inference job takes at least {minimum}; use --via auto (on-demand below {minimum}) or --via on-demand",
                 thousands(to_send)
             )))
         }
-        crate::cli::Via::Auto if to_send < minimum => {
+        crate::engine::Via::Auto if to_send < minimum => {
             if !config.quiet {
                 eprintln!(
                     "--via auto: {} records to send, below Batch Inference's {minimum} a job: calling on demand",

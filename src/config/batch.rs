@@ -1,24 +1,17 @@
-//! The `--via batch` flags, checked before anything is read or uploaded: an S3 URI that is
-//! `s3://bucket/prefix`, an IAM role ARN, the per-job record count and timeout within
-//! Bedrock's limits. Flags of the other route that change nothing sent or paid are ignored
+//! The `--via batch` and `--via auto` flags -> [`BatchSettings`], checked before anything is
+//! read or uploaded: an S3 URI that is `s3://bucket/prefix`, an IAM role ARN, the per-job
+//! record count and timeout within Bedrock's limits. Flags of the other route that change nothing sent or paid are ignored
 //! with one warning line that names them.
 
 use std::time::Duration;
 
-use super::parts::{MAX_RECORDS, MIN_RECORDS};
+use super::ConfigError;
+use crate::batch::BatchSettings;
+use crate::batch::parts::{MAX_RECORDS, MIN_RECORDS};
 use crate::bedrock::s3::S3Location;
-use crate::cli::{RunArgs, Via};
+use crate::cli::RunArgs;
+use crate::engine::Via;
 use crate::vocab::Mode;
-
-/// How the run uses Batch Inference.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BatchSettings {
-    pub location: S3Location,
-    pub role_arn: String,
-    pub records_per_job: u64,
-    pub poll: Duration,
-    pub timeout_hours: i32,
-}
 
 /// The bucket `--local` serves and uses when no --s3 is given.
 pub const LOCAL_BUCKET: &str = "bedrock-batch-local";
@@ -36,7 +29,7 @@ pub fn is_role_arn(arn: &str) -> bool {
 }
 
 /// The batch settings of a run that may use Batch Inference (`None` for `--via on-demand`).
-pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, String> {
+pub fn settings(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, ConfigError> {
     if args.via == Via::OnDemand {
         // Nothing is sent or paid differently for them: the previous command with one flag
         // changed (`--via on-demand` to finish a batch run now) must work as copied.
@@ -53,7 +46,7 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
     if matches!(mode, Mode::Retrieve | Mode::Rag) {
         return Err(format!(
             "--via {via}: Batch Inference runs models, not knowledge-base queries; drop --via for --mode retrieve or rag"
-        ));
+        ).into());
     }
     if args.stream {
         // Nothing sent or paid changes: the batch job answers whole.
@@ -64,12 +57,12 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
     if args.budget_usd.is_some() {
         return Err(format!(
             "--via {via}: --budget-usd cannot stop a Batch Inference job halfway (its cost is known when it ends); see the batch price with `bedrock-batch prices MODEL`"
-        ));
+        ).into());
     }
     if args.region.len() > 1 || args.endpoint_url.len() > 1 {
         return Err(format!(
             "--via {via} runs in one region: give one --region (a job already uses AWS's fleet, not your on-demand quota)"
-        ));
+        ).into());
     }
     let s3 = match (&args.s3, args.local) {
         (Some(uri), _) => uri.clone(),
@@ -77,7 +70,7 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
         (None, false) => {
             return Err(format!(
                 "--via {via} needs --s3 s3://BUCKET/PREFIX: where the input files go and Bedrock writes the output"
-            ));
+            ).into());
         }
     };
     let location = S3Location::parse(&s3)?;
@@ -87,31 +80,33 @@ pub fn from_args(args: &RunArgs, mode: Mode) -> Result<Option<BatchSettings>, St
         (None, false) => {
             return Err(format!(
                 "--via {via} needs --role-arn arn:aws:iam::ACCOUNT:role/NAME: the service role Bedrock assumes to read and write {s3} (README: Batch runs)"
-            ));
+            ).into());
         }
     };
     if !is_role_arn(&role_arn) {
         return Err(format!(
             "--role-arn {role_arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
-        ));
+        )
+        .into());
     }
     let records_per_job = args.records_per_job.unwrap_or(RECORDS_PER_JOB);
     if !(MIN_RECORDS..=MAX_RECORDS).contains(&records_per_job) {
         return Err(format!(
             "--records-per-job must be between {MIN_RECORDS} and {MAX_RECORDS} (Bedrock's limits per job), got {records_per_job}"
-        ));
+        ).into());
     }
     let timeout_hours = args.batch_timeout_hours.unwrap_or(TIMEOUT_HOURS);
     if !(24..=168).contains(&timeout_hours) {
         return Err(format!(
             "--batch-timeout-hours must be between 24 and 168, got {timeout_hours}"
-        ));
+        )
+        .into());
     }
     let poll_secs = args.poll_secs.unwrap_or(POLL_SECS);
     if !(poll_secs.is_finite() && poll_secs > 0.0) {
-        return Err(format!(
-            "--poll-secs must be a positive number of seconds, got {poll_secs}"
-        ));
+        return Err(
+            format!("--poll-secs must be a positive number of seconds, got {poll_secs}").into(),
+        );
     }
     Ok(Some(BatchSettings {
         location,
@@ -189,7 +184,7 @@ mod tests {
 
     #[test]
     fn batch_flags_left_out_take_their_defaults() {
-        let settings = from_args(&run_args(&["--via", "batch", "--local"]), Mode::Converse)
+        let settings = settings(&run_args(&["--via", "batch", "--local"]), Mode::Converse)
             .unwrap()
             .unwrap();
         assert_eq!(settings.records_per_job, 50_000);
