@@ -12,8 +12,8 @@ use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
+use super::job_state::PartState;
 use super::parts::index_of;
-use super::state::PartState;
 use crate::bedrock::CallOptions;
 use crate::bedrock::wire;
 use crate::store::state::RecordSet;

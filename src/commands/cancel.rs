@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::batch::state;
+use crate::batch::job_state;
 use crate::bedrock::Clients;
 use crate::bedrock::{self, Connection, Endpoint};
 use crate::cli::CancelArgs;
@@ -26,7 +26,7 @@ pub async fn cancel(
     endpoint_url: Option<&str>,
     profile: Option<&str>,
 ) -> Result<Cancelled, String> {
-    let state = state::read(run_dir)
+    let state = job_state::read(run_dir)
         .map_err(|err| err.to_string())?
         .ok_or_else(|| {
             format!(
@@ -34,7 +34,7 @@ pub async fn cancel(
                 run_dir.display()
             )
         })?;
-    let running: Vec<&state::PartState> = state
+    let running: Vec<&job_state::PartState> = state
         .parts
         .iter()
         .filter(|p| p.job_arn.is_some() && !p.ended())
@@ -90,7 +90,7 @@ pub async fn cancel(
                 continue;
             }
         };
-        if state::ENDED.contains(&status.as_str()) || status == "Stopping" {
+        if job_state::ENDED.contains(&status.as_str()) || status == "Stopping" {
             eprintln!("{}: job {arn} already {status}", part.name());
             done.already_ended += 1;
             continue;
@@ -120,7 +120,7 @@ pub async fn cancel(
 }
 
 /// Names the parts that have no job: cancel leaves them alone, and a rerun would submit them.
-fn say_never_submitted(state: &state::BatchState) {
+fn say_never_submitted(state: &job_state::BatchState) {
     let prepared = state.parts.iter().filter(|p| p.job_arn.is_none()).count();
     if prepared > 0 {
         eprintln!(

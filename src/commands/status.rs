@@ -100,7 +100,7 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         runs: checkpoint.as_ref().map_or(0, |c| c.runs),
         active,
         last_checkpoint_unix: checkpoint.map(|c| c.updated_unix),
-        batch_jobs: crate::batch::state::read(run_dir)
+        batch_jobs: crate::batch::job_state::read(run_dir)
             .map_err(|err| err.to_string())?
             .map(|batch| batch.reports())
             .unwrap_or_default(),

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::batch::state::{self, BatchState};
+use crate::batch::job_state::{self, BatchState};
 use crate::batch::{BatchInference, BatchSettings, Setup};
 use crate::bedrock::Clients;
 use crate::bedrock::{self, Endpoint};
@@ -59,7 +59,7 @@ pub fn local_jobs_lost(config: &RunConfig, mut state: BatchState) -> Result<Batc
     }
     let (jobs, records) = state.forget_lost_jobs(&config.out_dir);
     if jobs > 0 {
-        state::write(&config.out_dir, &state)?;
+        job_state::write(&config.out_dir, &state)?;
         if !config.quiet {
             eprintln!(
                 "the built-in server's {jobs} Batch Inference job(s) ended with the run that created them (--local runs its server inside bedrock-batch): their {records} records are sent again"
@@ -81,7 +81,7 @@ pub fn parts_owing(
     done: &RecordSet,
     retried: &RecordSet,
 ) -> Result<usize, RunError> {
-    let dir = state::parts_dir(&config.out_dir);
+    let dir = job_state::parts_dir(&config.out_dir);
     let mut owing = 0;
     for part in &state.parts {
         if !part.collected {
@@ -133,7 +133,7 @@ pub async fn build(
     let clients = Clients::new(&sdk_config, s3_endpoint.as_deref());
     let s3_client = clients.s3.clone();
     let s3 = settings.location.uri(&settings.location.prefix);
-    let state = match state::read(&config.out_dir)? {
+    let state = match job_state::read(&config.out_dir)? {
         Some(earlier) => {
             if earlier.s3 != s3 || earlier.role_arn != settings.role_arn {
                 return Err(RunError::Usage(format!(
@@ -147,7 +147,7 @@ pub async fn build(
         }
         None => BatchState {
             version: 1,
-            run_id: state::new_run_id(),
+            run_id: job_state::new_run_id(),
             region: region.clone(),
             endpoint_url: match &spec.endpoint {
                 Endpoint::Url(url) => Some(url.clone()),

@@ -260,7 +260,7 @@ fn choose_batch<'a>(
     config: &'a RunConfig,
     opened: &OpenRunDir,
 ) -> Result<Option<&'a crate::batch::BatchSettings>, RunError> {
-    let earlier = crate::batch::state::read(&config.out_dir)?
+    let earlier = crate::batch::job_state::read(&config.out_dir)?
         .map(|state| batch::local_jobs_lost(config, state))
         .transpose()?;
     let unfinished = match &earlier {
@@ -342,7 +342,7 @@ fn open_run_dir(config: &RunConfig) -> Result<OpenRunDir, RunError> {
     if !config.quiet {
         if let Some(aside) = &opened.moved_aside {
             eprintln!("--fresh: the earlier run was moved to {}", aside.display());
-            let unfinished = crate::batch::state::read(aside)
+            let unfinished = crate::batch::job_state::read(aside)
                 .ok()
                 .flatten()
                 .map_or(0, |state| state.unfinished().len());
