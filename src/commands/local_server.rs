@@ -10,7 +10,7 @@ use crate::local_server::LocalServer;
 /// The `local-server` command, from its flags to an exit code.
 pub async fn execute(args: LocalServerArgs) -> Result<u8, Failure> {
     let config = server_config(&args);
-    config.validate().map_err(Failure::usage)?;
+    config.validate().map_err(Failure::usage_error)?;
     let server = LocalServer::start(config).await.map_err(|err| {
         Failure::usage(format!(
             "cannot start the local server on 127.0.0.1:{} (S3 on 127.0.0.1:{}): {err}",

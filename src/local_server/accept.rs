@@ -1,6 +1,7 @@
-//! The accept loop both local endpoints run (Bedrock's routes in `server`, S3 in `s3`):
-//! each connection in its own task, all of them stopped by one watch channel. It knows
-//! nothing of what a connection serves, so either endpoint can use it without the other.
+//! The accept loop both local endpoints run (Bedrock's routes in `server`, S3 in
+//! `s3_endpoint`): each connection in its own task, all of them stopped by one watch
+//! channel. It knows nothing of what a connection serves, so either endpoint can use it
+//! without the other.
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;

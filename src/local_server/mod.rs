@@ -3,12 +3,28 @@
 //! ConverseStream, InvokeModel and InvokeModelWithResponseStream with a deterministic fake
 //! model (and, for knowledge bases built from local files, Retrieve and
 //! RetrieveAndGenerate), and CountTokens with the count those calls bill. It meters
-//! per-model quotas the way Bedrock does, serves the service tiers (`tier`: flex slower and
-//! shed first, priority faster) and native structured output (`structured`) to the models
-//! the catalogue says offer them, injects seeded faults, and counts what it saw. It also
-//! serves Bedrock's Batch Inference control plane (`batch`), whose jobs really run, and an
-//! S3 endpoint on a second port (`s3`) for their input and output. It backs
-//! `bedrock-batch local-server`, `run --local`, every test and every benchmark.
+//! per-model quotas the way Bedrock does, serves the service tiers (flex slower and shed
+//! first, priority faster) and native structured output to the models the catalogue says
+//! offer them, injects seeded faults, and counts what it saw. It also serves Bedrock's
+//! Batch Inference control plane, whose jobs really run, and an S3 endpoint on a second
+//! port for their input and output. It backs `bedrock-batch local-server`, `run --local`,
+//! every test and every benchmark. It imports nothing of the crate but `rules` (what
+//! Bedrock accepts) and `vocab`.
+//!
+//! Where each behaviour lives:
+//! - the wire: `accept` (the accept loop both ports use), `server` (the routes and the
+//!   `/_local` ones), `api_error` (errors as Bedrock sends them), `eventstream` (frames);
+//! - a model call: `exchange` (one request's life: checks, quota, fault, wait, answer;
+//!   `exchange::streamed_answer`, `exchange::count_tokens`), `known` (which model ids a
+//!   region serves), `tier_policy` (service tiers), `quota` (the buckets);
+//! - the fake model: `fake_answer` (request to answer, shared with batch jobs),
+//!   `converse`, `native` (InvokeModel bodies per family), `attachments`, `tools`,
+//!   `structured`, `text` (tokens and the summary), `embed`, `usage`;
+//! - state and faults: `shared_state` (counters, quotas, prompt cache behind one lock),
+//!   `request_faults` (seeded request faults), `stats` (what `GET /_local/stats` shows);
+//! - knowledge bases: `corpus` (the data), `kb_routes` (Retrieve, RetrieveAndGenerate);
+//! - Batch Inference: `batch` (jobs; `routes`, `job_rules`, `job`, `objects`,
+//!   `job_fates`), `s3_endpoint` (S3 on the second port), `sts` (GetCallerIdentity).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -29,20 +45,20 @@ mod corpus;
 mod embed;
 mod eventstream;
 mod exchange;
-mod faults;
-mod knowledge_base;
+mod fake_answer;
+mod kb_routes;
 mod known;
-mod model;
 mod native;
 mod quota;
-mod s3;
+mod request_faults;
+mod s3_endpoint;
 mod server;
-mod state;
+mod shared_state;
 mod stats;
 mod structured;
 mod sts;
 mod text;
-mod tier;
+mod tier_policy;
 mod tools;
 mod usage;
 
@@ -54,14 +70,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use batch::BatchFaults;
-pub use faults::FaultRates;
-pub use s3::{ACCESS_KEY as S3_ACCESS_KEY, SECRET_KEY as S3_SECRET_KEY};
+pub use batch::{BatchFaults, BatchFaultsError};
+pub use request_faults::{FaultRates, FaultRatesError};
+pub use s3_endpoint::{ACCESS_KEY as S3_ACCESS_KEY, SECRET_KEY as S3_SECRET_KEY};
 pub use stats::{AttachmentStats, BatchStats, FaultCounts, ModelStats, Stats, TierStats};
 
 use batch::{Batch, BatchConfig};
-use s3::S3Endpoint;
-use state::Shared;
+use s3_endpoint::S3Endpoint;
+use shared_state::Shared;
 
 /// How the local server behaves. The default is an instant, unlimited, faultless server.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,25 +155,34 @@ impl Default for ServerConfig {
     }
 }
 
+/// Why a [`ServerConfig`] was refused; the message names the flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Faults(#[from] FaultRatesError),
+    #[error(transparent)]
+    BatchFaults(#[from] BatchFaultsError),
+    #[error("--burndown must be at least 1, got {0}")]
+    Burndown(f64),
+    #[error("--tokens-per-sec must be 0 (instant) or more, got {0}")]
+    TokensPerSec(f64),
+    #[error("--tpm and --rpm must be at least 1 (omit them for no limit)")]
+    ZeroQuota,
+}
+
 impl ServerConfig {
     /// Checks the settings make sense; the message names the flag.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.faults.validate()?;
         self.batch_faults.validate()?;
         if !(self.burndown.is_finite() && self.burndown >= 1.0) {
-            return Err(format!(
-                "--burndown must be at least 1, got {}",
-                self.burndown
-            ));
+            return Err(ConfigError::Burndown(self.burndown));
         }
         if !(self.tokens_per_sec.is_finite() && self.tokens_per_sec >= 0.0) {
-            return Err(format!(
-                "--tokens-per-sec must be 0 (instant) or more, got {}",
-                self.tokens_per_sec
-            ));
+            return Err(ConfigError::TokensPerSec(self.tokens_per_sec));
         }
         if self.tpm == Some(0) || self.rpm == Some(0) {
-            return Err("--tpm and --rpm must be at least 1 (omit them for no limit)".into());
+            return Err(ConfigError::ZeroQuota);
         }
         Ok(())
     }
@@ -179,7 +204,7 @@ impl LocalServer {
     pub async fn start(config: ServerConfig) -> std::io::Result<LocalServer> {
         config
             .validate()
-            .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
         let knowledge_bases = corpus::load_all(&config.knowledge_bases)
             .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
         let s3 =

@@ -20,9 +20,9 @@ use super::accept::accept_loop;
 use super::api_error::{ApiError, ErrorKind};
 use super::batch::routes as batch;
 use super::exchange::{self, ConnectionAbort};
-use super::knowledge_base;
-use super::model::Route;
-use super::state::Shared;
+use super::fake_answer::Route;
+use super::kb_routes;
+use super::shared_state::Shared;
 use super::sts;
 use crate::rules::Service;
 
@@ -85,7 +85,7 @@ fn routes(shared: Arc<Shared>) -> Router {
                     let labels = [("knowledgeBaseId", id.as_str())];
                     match checked(Service::AgentRuntime, "Retrieve", &labels, None, &headers, &body) {
                         Some(refused) => refused,
-                        None => knowledge_base::retrieve(shared, id, body).await,
+                        None => kb_routes::retrieve(shared, id, body).await,
                     }
                 },
             ),
@@ -97,7 +97,7 @@ fn routes(shared: Arc<Shared>) -> Router {
                     let operation = "RetrieveAndGenerate";
                     match checked(Service::AgentRuntime, operation, &[], None, &headers, &body) {
                         Some(refused) => refused,
-                        None => knowledge_base::retrieve_and_generate(shared, headers, body).await,
+                        None => kb_routes::retrieve_and_generate(shared, headers, body).await,
                     }
                 },
             ),

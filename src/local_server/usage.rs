@@ -1,6 +1,6 @@
-//! The tokens one answer uses: the counts the fake model computes (`model`) and the server
-//! records once the answer is delivered whole (`state`). Plain data, importing nothing, so
-//! the model's pure functions need nothing of the server's state.
+//! The tokens one answer uses: the counts the fake model computes (`fake_answer`) and the
+//! server records once the answer is delivered whole (`shared_state`). Plain data,
+//! importing nothing, so the model's pure functions need nothing of the server's state.
 
 /// How one call uses the prompt cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

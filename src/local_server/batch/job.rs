@@ -1,8 +1,9 @@
 //! One batch job's life, as a tokio task: Submitted, then Validating (its input read and
 //! checked through S3), Scheduled, InProgress (records answered by the same fake model as
 //! the on-demand routes, paced at `records_per_sec`, output written back through S3), and
-//! an end: Completed, or what its seeded fate or a stop makes of it. A Converse-type job
-//! fails the records that carry `toolConfig` (a 400 error line each), as Bedrock does.
+//! an end: Completed, or what its seeded fate or a stop makes of it. What Bedrock demands
+//! of the input and its records (`job_rules`) is checked on the way: a refused input fails
+//! the job, a refused Converse record gets a 400 error line.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,21 +11,53 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::faults::{self, Fate};
-use super::objects::{self, ObjectWriter, S3Uri};
+use super::job_fates::{self, Fate};
+use super::job_rules::{self, InputRefused, RecordError, parse_record};
+use super::objects::{self, ObjectError, ObjectWriter, S3Uri};
 use super::{Batch, Counts, InvocationType, Job, Status};
-use crate::local_server::known;
-use crate::local_server::model::{self, Route};
-use crate::rules::model_id::Family;
-use crate::rules::{Service, check_input};
+use crate::local_server::fake_answer::{self, Route};
 
-/// Longest record id Bedrock accepts.
-const MAX_RECORD_ID_CHARS: usize = 11;
-/// The error of a Converse-type job's record that carries `toolConfig`: Batch Inference
-/// answers Converse records without tools.
-const CONVERSE_TOOLS_REFUSED: &str = "Tool use isn't supported in batch inference jobs with the Converse API. Remove toolConfig from the record's modelInput and try again.";
 /// How often a job running flat out reports its counts and looks for a stop, in records.
 const REPORT_EVERY: u64 = 500;
+
+/// Why a job failed; the message becomes the job's `message`, word for word what
+/// GetModelInvocationJob reports.
+#[derive(Debug, thiserror::Error)]
+pub enum JobFailure {
+    #[error(transparent)]
+    Refused(#[from] InputRefused),
+    #[error("invalid {which} S3 URI {uri}")]
+    InvalidUri { which: &'static str, uri: String },
+    #[error("Invalid record in s3://{bucket}/{key} at line {line}: {source}")]
+    InvalidRecord {
+        bucket: String,
+        key: String,
+        line: u64,
+        #[source]
+        source: RecordError,
+    },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("cannot read s3://{bucket}/{key}: {source}")]
+    ReadLine {
+        bucket: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Objects(#[from] ObjectError),
+    #[error("The job failed because of an internal error (a --batch-fail-rate fault). Try again.")]
+    FailFault,
+}
+
+/// Parses the job's input or output URI.
+fn uri(which: &'static str, uri: &str) -> Result<S3Uri, JobFailure> {
+    S3Uri::parse(uri).ok_or_else(|| JobFailure::InvalidUri {
+        which,
+        uri: uri.to_string(),
+    })
+}
 
 /// The input a job validated: its objects and how many records they hold.
 struct Input {
@@ -42,10 +75,10 @@ struct Done {
 }
 
 pub async fn run(batch: Arc<Batch>, id: String) {
-    if let Err(message) = drive(&batch, &id).await {
+    if let Err(failure) = drive(&batch, &id).await {
         batch.update(&id, |job| {
             job.status = Status::Failed;
-            job.message = Some(message);
+            job.message = Some(failure.to_string());
         });
     }
 }
@@ -67,7 +100,7 @@ async fn step(batch: &Batch, id: &str, next: Status) -> bool {
         .unwrap_or(false)
 }
 
-async fn drive(batch: &Batch, id: &str) -> Result<(), String> {
+async fn drive(batch: &Batch, id: &str) -> Result<(), JobFailure> {
     let Some(job) = batch.get(id) else {
         return Ok(());
     };
@@ -81,12 +114,9 @@ async fn drive(batch: &Batch, id: &str) -> Result<(), String> {
     if !step(batch, id, Status::Scheduled).await || !step(batch, id, Status::InProgress).await {
         return Ok(());
     }
-    let fate = faults::fate(&config.faults, config.seed, &job.name);
+    let fate = job_fates::fate(&config.faults, config.seed, &job.name);
     if fate == Fate::Fail {
-        return Err(
-            "The job failed because of an internal error (a --batch-fail-rate fault). Try again."
-                .into(),
-        );
+        return Err(JobFailure::FailFault);
     }
     // A partial or expired job answers half of its records.
     let limit = match fate {
@@ -94,8 +124,7 @@ async fn drive(batch: &Batch, id: &str) -> Result<(), String> {
         Fate::Complete | Fate::Fail => input.records,
     };
     let done = answer_all(batch, &job, &client, &input, limit).await?;
-    let output = S3Uri::parse(&job.output_uri)
-        .ok_or_else(|| format!("invalid output S3 URI {}", job.output_uri))?;
+    let output = uri("output", &job.output_uri)?;
     let manifest = json!({
         "totalRecordCount": input.records,
         "processedRecordCount": done.counts.processed,
@@ -137,55 +166,16 @@ async fn drive(batch: &Batch, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// One input line, checked: its record id and model input.
-pub fn parse_record(line: &str) -> Result<(String, Value), String> {
-    let mut value: Value =
-        serde_json::from_str(line).map_err(|err| format!("not a JSON object: {err}"))?;
-    let object = value
-        .as_object_mut()
-        .ok_or("not a JSON object: each line must be {\"recordId\": ..., \"modelInput\": {...}}")?;
-    let record_id = match object.get("recordId") {
-        Some(Value::String(id))
-            if !id.is_empty()
-                && id.len() <= MAX_RECORD_ID_CHARS
-                && id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            id.clone()
-        }
-        Some(other) => {
-            return Err(format!(
-                "recordId {other} must be 1 to {MAX_RECORD_ID_CHARS} letters or digits"
-            ));
-        }
-        None => return Err("recordId is missing".into()),
-    };
-    match object.remove("modelInput") {
-        Some(input @ Value::Object(_)) => Ok((record_id, input)),
-        Some(_) => Err(format!(
-            "record {record_id}: modelInput must be a JSON object"
-        )),
-        None => Err(format!("record {record_id}: modelInput is missing")),
-    }
-}
-
 /// Reads every input line once to check it and count the records.
-async fn validate(client: &aws_sdk_s3::Client, job: &Job, min: u64) -> Result<Input, String> {
-    // The job's region is its ARN's (the region its create was signed for).
-    let region = job.arn.split(':').nth(3);
-    if Family::of(&job.model_id).is_none() || known::check(&job.model_id, region).is_err() {
-        return Err(format!(
-            "The provided model identifier is invalid: {}",
-            job.model_id
-        ));
-    }
-    let uri = S3Uri::parse(&job.input_uri)
-        .ok_or_else(|| format!("invalid input S3 URI {}", job.input_uri))?;
+async fn validate(client: &aws_sdk_s3::Client, job: &Job, min: u64) -> Result<Input, JobFailure> {
+    job_rules::check_model(job)?;
+    let uri = uri("input", &job.input_uri)?;
     let keys = objects::input_keys(client, &uri).await?;
     if keys.is_empty() {
-        return Err(format!(
-            "No .jsonl input files were found at {}",
-            job.input_uri
-        ));
+        return Err(InputRefused::NoInputFiles {
+            uri: job.input_uri.clone(),
+        }
+        .into());
     }
     let mut records = 0u64;
     for key in &keys {
@@ -194,27 +184,26 @@ async fn validate(client: &aws_sdk_s3::Client, job: &Job, min: u64) -> Result<In
         while let Some(line) = lines
             .next_line()
             .await
-            .map_err(|err| format!("cannot read s3://{}/{key}: {err}", uri.bucket))?
+            .map_err(|source| JobFailure::ReadLine {
+                bucket: uri.bucket.clone(),
+                key: key.clone(),
+                source,
+            })?
         {
             number += 1;
             if line.trim().is_empty() {
                 continue;
             }
-            parse_record(&line).map_err(|err| {
-                format!(
-                    "Invalid record in s3://{}/{key} at line {number}: {err}",
-                    uri.bucket
-                )
+            parse_record(&line).map_err(|source| JobFailure::InvalidRecord {
+                bucket: uri.bucket.clone(),
+                key: key.clone(),
+                line: number,
+                source,
             })?;
             records += 1;
         }
     }
-    if records < min {
-        return Err(format!(
-            "Batch job {} contains less records ({records}) than the required minimum of: {min}",
-            job.arn
-        ));
-    }
+    job_rules::check_record_count(job, records, min)?;
     Ok(Input { keys, records })
 }
 
@@ -228,38 +217,25 @@ pub fn answer_record(
     record_id: String,
     input: Value,
 ) -> (Value, Option<(u64, u64)>) {
-    if let Some((code, message)) = faults::record_error(faults, seed, job_name, &record_id) {
+    if let Some((code, message)) = job_fates::record_error(faults, seed, job_name, &record_id) {
         let line = json!({"recordId": record_id, "modelInput": input, "error": {"errorCode": code, "errorMessage": message}});
         return (line, None);
     }
-    if invocation_type == InvocationType::Converse && input.get("toolConfig").is_some() {
+    if invocation_type == InvocationType::Converse
+        && let Some(refusal) = job_rules::converse_record_refusal(model_id, &input)
+    {
         let line = json!({"recordId": record_id, "modelInput": input, "error": {
             "errorCode": 400,
-            "errorMessage": CONVERSE_TOOLS_REFUSED,
+            "errorMessage": refusal,
         }});
         return (line, None);
-    }
-    // A Converse record's modelInput is a Converse request: the service model's
-    // constraints hold for it as for one sent on demand.
-    if invocation_type == InvocationType::Converse {
-        let mut request = input.clone();
-        if let Some(object) = request.as_object_mut() {
-            object.insert("modelId".into(), Value::from(model_id));
-        }
-        if let Err(refusal) = check_input(Service::Runtime, "Converse", &request) {
-            let line = json!({"recordId": record_id, "modelInput": input, "error": {
-                "errorCode": 400,
-                "errorMessage": refusal.message(),
-            }});
-            return (line, None);
-        }
     }
     let route = match invocation_type {
         InvocationType::Converse => Route::Converse,
         InvocationType::InvokeModel => Route::Invoke,
     };
     let body = serde_json::to_vec(&input).unwrap_or_default();
-    match model::answer(route, model_id, &body) {
+    match fake_answer::answer(route, model_id, &body) {
         Ok(answered) => (
             json!({"recordId": record_id, "modelInput": input, "modelOutput": answered.body}),
             Some((answered.input_tokens, answered.output_tokens)),
@@ -281,12 +257,10 @@ async fn answer_all(
     client: &aws_sdk_s3::Client,
     input: &Input,
     limit: u64,
-) -> Result<Done, String> {
+) -> Result<Done, JobFailure> {
     let config = &batch.config;
-    let source = S3Uri::parse(&job.input_uri)
-        .ok_or_else(|| format!("invalid input S3 URI {}", job.input_uri))?;
-    let output = S3Uri::parse(&job.output_uri)
-        .ok_or_else(|| format!("invalid output S3 URI {}", job.output_uri))?;
+    let source = uri("input", &job.input_uri)?;
+    let output = uri("output", &job.output_uri)?;
     let mut done = Done {
         counts: Counts {
             total: Some(input.records),
@@ -312,10 +286,15 @@ async fn answer_all(
             config.seed ^ xxh3_64(key.as_bytes()),
         );
         let mut lines = objects::lines(client, &source.bucket, key).await?;
-        while let Some(line) = lines
-            .next_line()
-            .await
-            .map_err(|err| format!("cannot read s3://{}/{key}: {err}", source.bucket))?
+        while let Some(line) =
+            lines
+                .next_line()
+                .await
+                .map_err(|source_err| JobFailure::ReadLine {
+                    bucket: source.bucket.clone(),
+                    key: key.clone(),
+                    source: source_err,
+                })?
         {
             if done.counts.processed >= limit {
                 break;
@@ -383,23 +362,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_are_checked() {
-        let (id, input) =
-            parse_record(r#"{"recordId": "CALL0000001", "modelInput": {"messages": []}}"#).unwrap();
-        assert_eq!(id, "CALL0000001");
-        assert_eq!(input, json!({"messages": []}));
-        assert!(parse_record(r#"{"recordId": "CALL00000001", "modelInput": {}}"#).is_err());
-        assert!(parse_record(r#"{"recordId": "a-b", "modelInput": {}}"#).is_err());
-        assert!(parse_record(r#"{"recordId": "a", "modelInput": "x"}"#).is_err());
-        assert!(parse_record(r#"{"modelInput": {}}"#).is_err());
-        assert!(parse_record("[1]").is_err());
-    }
-
-    #[test]
     fn a_record_gets_the_on_demand_answer_or_an_error_line() {
         let input = json!({"messages": [{"role": "user", "content": [{"text": "Hello there. How are you?"}]}]});
         let body = serde_json::to_vec(&input).unwrap();
-        let on_demand = model::answer(
+        let on_demand = fake_answer::answer(
             Route::Converse,
             "anthropic.claude-3-haiku-20240307-v1:0",
             &body,

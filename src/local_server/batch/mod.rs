@@ -1,12 +1,14 @@
 //! Bedrock's Batch Inference control plane, simulated: the jobs CreateModelInvocationJob
 //! makes, what GetModelInvocationJob and ListModelInvocationJobs report, and
-//! StopModelInvocationJob. `routes` speaks the wire protocol, `job` runs one job (a tokio
-//! task reading its input from the local S3 endpoint and writing its output back),
-//! `objects` is its S3 I/O and `faults` its seeded fates. This file holds the jobs
+//! StopModelInvocationJob. `routes` speaks the wire protocol, `job_rules` holds what
+//! Bedrock demands of jobs and records beyond the service model, `job` runs one job (a
+//! tokio task reading its input from the local S3 endpoint and writing its output back),
+//! `objects` is its S3 I/O and `job_fates` its seeded fates. This file holds the jobs
 //! themselves, behind one lock that is never held across an await.
 
-mod faults;
 mod job;
+mod job_fates;
+mod job_rules;
 mod objects;
 pub mod routes;
 
@@ -18,7 +20,7 @@ use serde_json::Value;
 
 use super::stats::BatchStats;
 
-pub use faults::BatchFaults;
+pub use job_fates::{BatchFaults, BatchFaultsError};
 
 /// How batch jobs behave: the settings of [`ServerConfig`](super::ServerConfig) they use.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,7 +251,7 @@ impl Batch {
             .values()
             .filter(|other| other.model_id == job.model_id && !other.status.ended())
             .count() as u64;
-        if open >= limit {
+        if !job_rules::within_job_quota(open, limit) {
             return Err(Refused::TooMany(limit));
         }
         registry.created += 1;

@@ -24,8 +24,8 @@ pub fn client(url: &str) -> Client {
         .endpoint_url(url)
         .force_path_style(true)
         .credentials_provider(Credentials::new(
-            super::super::s3::ACCESS_KEY,
-            super::super::s3::SECRET_KEY,
+            super::super::s3_endpoint::ACCESS_KEY,
+            super::super::s3_endpoint::SECRET_KEY,
             None,
             None,
             "bedrock-batch-local",
@@ -71,8 +71,40 @@ impl S3Uri {
     }
 }
 
-fn error(what: &str, err: impl std::error::Error) -> String {
-    let mut message = format!("{what}: {err}");
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An S3 call of a job that failed. The message quotes the whole chain of causes, as a
+/// job's failure message shows it; the cause is kept as the source too.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("cannot list s3://{bucket}/{prefix}: {}", chain(.source.as_ref()))]
+    List {
+        bucket: String,
+        prefix: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot read s3://{bucket}/{key}: {}", chain(.source.as_ref()))]
+    Read {
+        bucket: String,
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot write s3://{bucket}/{key}: {}", chain(.source.as_ref()))]
+    Write {
+        bucket: String,
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot write s3://{bucket}/{key}: no upload id")]
+    NoUploadId { bucket: String, key: String },
+}
+
+/// `err` and each of its causes, joined by `: `.
+fn chain(err: &(dyn std::error::Error + Send + Sync)) -> String {
+    let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
         message.push_str(&format!(": {cause}"));
@@ -83,7 +115,7 @@ fn error(what: &str, err: impl std::error::Error) -> String {
 
 /// The `.jsonl` objects of an input URI: the object itself when it is one, otherwise every
 /// `.jsonl` object under it as a prefix, sorted by key.
-pub async fn input_keys(client: &Client, uri: &S3Uri) -> Result<Vec<String>, String> {
+pub async fn input_keys(client: &Client, uri: &S3Uri) -> Result<Vec<String>, ObjectError> {
     if uri.key.ends_with(".jsonl")
         && client
             .head_object()
@@ -105,7 +137,11 @@ pub async fn input_keys(client: &Client, uri: &S3Uri) -> Result<Vec<String>, Str
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|err| error(&format!("cannot list s3://{}/{}", uri.bucket, uri.key), err))?;
+            .map_err(|err| ObjectError::List {
+                bucket: uri.bucket.clone(),
+                prefix: uri.key.clone(),
+                source: err.into(),
+            })?;
         keys.extend(
             page.contents()
                 .iter()
@@ -125,14 +161,18 @@ pub async fn input_keys(client: &Client, uri: &S3Uri) -> Result<Vec<String>, Str
 pub type ObjectLines = Lines<Pin<Box<dyn AsyncBufRead + Send>>>;
 
 /// The lines of an object, read as they stream in.
-pub async fn lines(client: &Client, bucket: &str, key: &str) -> Result<ObjectLines, String> {
+pub async fn lines(client: &Client, bucket: &str, key: &str) -> Result<ObjectLines, ObjectError> {
     let object = client
         .get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .map_err(|err| error(&format!("cannot read s3://{bucket}/{key}"), err))?;
+        .map_err(|err| ObjectError::Read {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            source: err.into(),
+        })?;
     let reader: Pin<Box<dyn AsyncBufRead + Send>> = Box::pin(object.body.into_async_read());
     Ok(reader.lines())
 }
@@ -164,13 +204,21 @@ impl ObjectWriter {
         }
     }
 
-    pub async fn push(&mut self, line: String) -> Result<(), String> {
+    pub async fn push(&mut self, line: String) -> Result<(), ObjectError> {
         self.bytes += line.len() + 1;
         self.lines.push(line);
         if self.bytes >= PART_BYTES {
             self.upload_part().await?;
         }
         Ok(())
+    }
+
+    fn write_error(&self, err: impl std::error::Error + Send + Sync + 'static) -> ObjectError {
+        ObjectError::Write {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            source: err.into(),
+        }
     }
 
     /// The buffered lines, shuffled, as one body; the buffer emptied.
@@ -185,8 +233,7 @@ impl ObjectWriter {
         body
     }
 
-    async fn upload_part(&mut self) -> Result<(), String> {
-        let what = format!("cannot write s3://{}/{}", self.bucket, self.key);
+    async fn upload_part(&mut self) -> Result<(), ObjectError> {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
@@ -198,10 +245,13 @@ impl ObjectWriter {
                     .content_type("application/jsonl")
                     .send()
                     .await
-                    .map_err(|err| error(&what, err))?;
+                    .map_err(|err| self.write_error(err))?;
                 let id = created
                     .upload_id()
-                    .ok_or_else(|| format!("{what}: no upload id"))?
+                    .ok_or_else(|| ObjectError::NoUploadId {
+                        bucket: self.bucket.clone(),
+                        key: self.key.clone(),
+                    })?
                     .to_string();
                 self.upload_id = Some(id.clone());
                 id
@@ -219,7 +269,7 @@ impl ObjectWriter {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|err| error(&what, err))?;
+            .map_err(|err| self.write_error(err))?;
         self.parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -230,8 +280,7 @@ impl ObjectWriter {
     }
 
     /// Writes what is left and completes the object.
-    pub async fn finish(mut self) -> Result<(), String> {
-        let what = format!("cannot write s3://{}/{}", self.bucket, self.key);
+    pub async fn finish(mut self) -> Result<(), ObjectError> {
         if self.upload_id.is_none() {
             let body = self.take_body();
             self.client
@@ -242,7 +291,7 @@ impl ObjectWriter {
                 .body(ByteStream::from(body))
                 .send()
                 .await
-                .map_err(|err| error(&what, err))?;
+                .map_err(|err| self.write_error(err))?;
             return Ok(());
         }
         if !self.lines.is_empty() {
@@ -261,13 +310,18 @@ impl ObjectWriter {
             )
             .send()
             .await
-            .map_err(|err| error(&what, err))?;
+            .map_err(|err| self.write_error(err))?;
         Ok(())
     }
 }
 
 /// Writes a small object at once.
-pub async fn put(client: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+pub async fn put(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), ObjectError> {
     client
         .put_object()
         .bucket(bucket)
@@ -275,7 +329,11 @@ pub async fn put(client: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Res
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|err| error(&format!("cannot write s3://{bucket}/{key}"), err))?;
+        .map_err(|err| ObjectError::Write {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            source: err.into(),
+        })?;
     Ok(())
 }
 

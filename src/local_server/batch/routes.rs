@@ -4,8 +4,8 @@
 //! (List, filtered and paginated by query parameters) and
 //! `POST /model-invocation-job/{jobIdentifier}/stop` (Stop). Requests reach these handlers
 //! checked against AWS's service model ([`crate::rules`]); what the model cannot say (a
-//! name in use, too many jobs, a page token) is judged here. Errors travel as the runtime
-//! routes' do.
+//! name in use, too many jobs, a job that cannot stop, a page token) is judged by
+//! `job_rules`. Errors travel as the runtime routes' do.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,12 +16,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use xxhash_rust::xxh3::Xxh3;
 
+use super::job_rules::{self, DEFAULT_MAX_RESULTS, job_not_found};
 use super::{Batch, InvocationType, Job, Refused, Status};
-use crate::local_server::api_error::{ApiError, ErrorKind};
+use crate::local_server::api_error::ApiError;
 use crate::local_server::known::signed_region;
 use crate::local_server::request_id;
 
-const MAX_LIST_RESULTS: usize = 1000;
 /// The account in job ARNs when the role ARN names none.
 const DEFAULT_ACCOUNT: &str = crate::local_server::sts::ACCOUNT;
 const DEFAULT_REGION: &str = "us-east-1";
@@ -150,18 +150,8 @@ fn create_job(
     });
     match created {
         Ok((arn, _)) => Ok(json!({ "jobArn": arn })),
-        Err(Refused::NameInUse) => Err(ApiError::new(
-            ErrorKind::Conflict,
-            format!(
-                "A model invocation job with the name {name} already exists. Use another name."
-            ),
-        )),
-        Err(Refused::TooMany(limit)) => Err(ApiError::new(
-            ErrorKind::ServiceQuotaExceeded,
-            format!(
-                "You have reached the quota of {limit} batch inference jobs submitted or in progress for {model_id}. Wait for a job to end, or request a quota increase."
-            ),
-        )),
+        Err(Refused::NameInUse) => Err(job_rules::name_in_use(name)),
+        Err(Refused::TooMany(limit)) => Err(job_rules::too_many_jobs(limit, model_id)),
     }
 }
 
@@ -202,52 +192,32 @@ pub fn describe(job: &Job) -> Value {
     body
 }
 
-fn not_found(identifier: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::ResourceNotFound,
-        format!("The model invocation job {identifier} could not be found."),
-    )
-}
-
 /// GetModelInvocationJob.
 pub async fn get(batch: Arc<Batch>, identifier: String) -> Response {
     answer(
         batch
             .get(&identifier)
             .map(|job| describe(&job))
-            .ok_or_else(|| not_found(&identifier)),
+            .ok_or_else(|| job_not_found(&identifier)),
     )
 }
 
 /// StopModelInvocationJob.
 pub async fn stop(batch: Arc<Batch>, identifier: String) -> Response {
     let Some(job) = batch.get(&identifier) else {
-        return answer(Err(not_found(&identifier)));
+        return answer(Err(job_not_found(&identifier)));
     };
     batch.stop_called();
     if batch.config.faults.deny_stop {
-        return answer(Err(ApiError::new(
-            ErrorKind::AccessDenied,
-            format!(
-                "User: {} is not authorized to perform: bedrock:StopModelInvocationJob on resource: {} because no identity-based policy allows the bedrock:StopModelInvocationJob action",
-                crate::local_server::sts::caller_arn(),
-                job.arn
-            ),
-        )));
+        return answer(Err(job_rules::stop_denied(&job.arn)));
     }
     let stopped = batch.update(&job.id, |job| {
-        if job.status.ended() {
-            return Err(ApiError::validation(format!(
-                "The model invocation job {} is {} and cannot be stopped.",
-                job.arn,
-                job.status.name()
-            )));
-        }
+        job_rules::check_stoppable(job)?;
         job.stop_requested = true;
         job.status = Status::Stopping;
         Ok(json!({}))
     });
-    answer(stopped.unwrap_or_else(|| Err(not_found(&identifier))))
+    answer(stopped.unwrap_or_else(|| Err(job_not_found(&identifier))))
 }
 
 /// `%XX` and `+` decoded, as query parameters are encoded.
@@ -286,10 +256,10 @@ pub struct ListQuery {
 }
 
 /// The query of a request whose members the service model has checked (types, enums,
-/// ranges); only the page token is ours to judge.
+/// ranges); only the page token is left to judge (`job_rules::page_offset`).
 pub fn parse_query(query: &str) -> Result<ListQuery, ApiError> {
     let mut parsed = ListQuery {
-        max_results: MAX_LIST_RESULTS,
+        max_results: DEFAULT_MAX_RESULTS,
         ..ListQuery::default()
     };
     let time = |value: &str| {
@@ -305,13 +275,8 @@ pub fn parse_query(query: &str) -> Result<ListQuery, ApiError> {
             "nameContains" => parsed.name_contains = Some(value),
             "submitTimeAfter" => parsed.submitted_after = time(&value),
             "submitTimeBefore" => parsed.submitted_before = time(&value),
-            "maxResults" => parsed.max_results = value.parse().unwrap_or(MAX_LIST_RESULTS),
-            "nextToken" => {
-                parsed.offset = value
-                    .strip_prefix("page-")
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| ApiError::validation("The nextToken is not valid."))?
-            }
+            "maxResults" => parsed.max_results = value.parse().unwrap_or(DEFAULT_MAX_RESULTS),
+            "nextToken" => parsed.offset = job_rules::page_offset(&value)?,
             "sortOrder" => parsed.ascending = value == "Ascending",
             _ => {}
         }
@@ -354,7 +319,7 @@ fn list_jobs(batch: &Batch, query: &str) -> Result<Value, ApiError> {
     let mut body = json!({ "invocationJobSummaries": page });
     let next = query.offset + query.max_results;
     if next < jobs.len() {
-        body["nextToken"] = json!(format!("page-{next}"));
+        body["nextToken"] = json!(job_rules::page_token(next));
     }
     Ok(body)
 }

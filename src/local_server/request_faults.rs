@@ -1,6 +1,7 @@
-//! Seeded fault injection. Each draw hashes the seed, the request body and how many times
-//! that body has been seen, so a run gives the same faults to the same requests whatever
-//! order concurrent calls arrive in, and a retried request gets a fresh draw.
+//! Seeded faults of model and knowledge-base requests (`--fail-rate` and the other rates),
+//! and the `--deny-model` glob. Each draw hashes the seed, the request body and how many
+//! times that body has been seen, so a run gives the same faults to the same requests
+//! whatever order concurrent calls arrive in, and a retried request gets a fresh draw.
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -24,10 +25,21 @@ pub struct FaultRates {
     pub schema_violation: f64,
 }
 
+/// Why fault rates were refused; the message names the flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultRatesError {
+    #[error("{flag} must be between 0 and 1, got {rate}")]
+    OutOfRange { flag: &'static str, rate: f64 },
+    #[error(
+        "--fail-rate, --timeout-rate, --reset-rate, --garbage-rate and --model-error-rate add up to {sum}, more than 1"
+    )]
+    OverOne { sum: f64 },
+}
+
 impl FaultRates {
     /// Checks every rate is a probability and the exclusive ones sum to at most 1.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, rate) in [
+    pub fn validate(&self) -> Result<(), FaultRatesError> {
+        for (flag, rate) in [
             ("--fail-rate", self.fail),
             ("--timeout-rate", self.timeout),
             ("--reset-rate", self.reset),
@@ -37,14 +49,12 @@ impl FaultRates {
             ("--schema-violation-rate", self.schema_violation),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be between 0 and 1, got {rate}"));
+                return Err(FaultRatesError::OutOfRange { flag, rate });
             }
         }
         let sum = self.fail + self.timeout + self.reset + self.garbage + self.model_error;
         if sum > 1.0 + 1e-9 {
-            return Err(format!(
-                "--fail-rate, --timeout-rate, --reset-rate, --garbage-rate and --model-error-rate add up to {sum}, more than 1"
-            ));
+            return Err(FaultRatesError::OverOne { sum });
         }
         Ok(())
     }
@@ -184,9 +194,21 @@ mod tests {
             timeout: 0.6,
             ..FaultRates::default()
         };
-        assert!(rates.validate().unwrap_err().contains("more than 1"));
+        assert!(
+            rates
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("more than 1")
+        );
         rates.timeout = -0.1;
-        assert!(rates.validate().unwrap_err().contains("--timeout-rate"));
+        assert!(
+            rates
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--timeout-rate")
+        );
         rates.timeout = 0.4;
         assert!(rates.validate().is_ok());
     }

@@ -95,7 +95,9 @@ impl S3Endpoint {
         dir: Option<&Path>,
         buckets: &[String],
     ) -> std::io::Result<S3Endpoint> {
-        let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+        let invalid = |err: Box<dyn std::error::Error + Send + Sync>| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, err)
+        };
         let (temp, root): (Option<tempfile::TempDir>, PathBuf) = match dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -110,11 +112,14 @@ impl S3Endpoint {
             }
         };
         for bucket in buckets {
-            check_bucket_name(bucket).map_err(invalid)?;
+            check_bucket_name(bucket).map_err(|err| invalid(Box::new(err)))?;
             std::fs::create_dir_all(root.join(bucket))?;
         }
         let fs = s3s_fs::FileSystem::new(&root)
-            .map_err(|err| invalid(format!("cannot serve S3 from {}: {err:?}", root.display())))?;
+            // s3s-fs's error is no `std::error::Error`: only its description can travel.
+            .map_err(|err| {
+                invalid(format!("cannot serve S3 from {}: {err:?}", root.display()).into())
+            })?;
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(LocalKey);
         builder.set_access(Open);
@@ -142,8 +147,17 @@ impl S3Endpoint {
     }
 }
 
+/// A `--s3-bucket` name S3 would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--s3-bucket {name:?}: a bucket name is 3 to 63 lowercase letters, digits, '-' or '.', starting with a letter or digit"
+)]
+pub struct BucketNameError {
+    pub name: String,
+}
+
 /// S3's bucket naming rules, the part that matters for a directory name.
-fn check_bucket_name(name: &str) -> Result<(), String> {
+fn check_bucket_name(name: &str) -> Result<(), BucketNameError> {
     let ok = (3..=63).contains(&name.len())
         && name
             .bytes()
@@ -155,9 +169,9 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "--s3-bucket {name:?}: a bucket name is 3 to 63 lowercase letters, digits, '-' or '.', starting with a letter or digit"
-        ))
+        Err(BucketNameError {
+            name: name.to_string(),
+        })
     }
 }
 

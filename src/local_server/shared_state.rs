@@ -14,10 +14,10 @@ use super::attachments::{Attachment, AttachmentKind};
 use super::batch::Batch;
 use super::converse::CachePrefix;
 use super::corpus::KnowledgeBase;
-use super::faults::{self, Fault};
 use super::quota::{Quota, Shortage};
+use super::request_faults::{self, Fault};
 use super::stats::Stats;
-use super::tier;
+use super::tier_policy;
 use super::usage::{CacheUse, Delivered};
 use crate::vocab::ServiceTier;
 
@@ -223,7 +223,7 @@ impl Shared {
                 .requests += 1;
         }
         if tpm.is_some() || rpm.is_some() {
-            let keep = tier.map_or(0.0, tier::reserve);
+            let keep = tier.map_or(0.0, tier_policy::reserve);
             let admitted = state
                 .quotas
                 .entry(model_id.to_string())
@@ -241,7 +241,7 @@ impl Shared {
         let arrival = seen.arrivals;
         seen.arrivals = seen.arrivals.saturating_add(1);
         Ok((
-            faults::draw(&config.faults, config.seed, body_hash, arrival),
+            request_faults::draw(&config.faults, config.seed, body_hash, arrival),
             arrival,
         ))
     }
@@ -361,11 +361,11 @@ impl Shared {
     /// Whether a forced tool or structured-output answer for this body arrival breaks its
     /// schema.
     pub fn schema_violated(&self, body_hash: u64, arrival: u32) -> bool {
-        faults::schema_violated(&self.config.faults, self.config.seed, body_hash, arrival)
+        request_faults::schema_violated(&self.config.faults, self.config.seed, body_hash, arrival)
     }
 
     /// Whether a stream for this body arrival is cut by a throttling frame.
     pub fn stream_throttled(&self, body_hash: u64, arrival: u32) -> bool {
-        faults::stream_throttled(&self.config.faults, self.config.seed, body_hash, arrival)
+        request_faults::stream_throttled(&self.config.faults, self.config.seed, body_hash, arrival)
     }
 }

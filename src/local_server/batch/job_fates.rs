@@ -25,9 +25,20 @@ pub struct BatchFaults {
     pub deny_stop: bool,
 }
 
+/// Why batch fault rates were refused; the message names the flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BatchFaultsError {
+    #[error("{flag} must be between 0 and 1, got {rate}")]
+    OutOfRange { flag: &'static str, rate: f64 },
+    #[error(
+        "--batch-fail-rate, --batch-partial-rate and --batch-expire-rate add up to {jobs}, more than 1"
+    )]
+    OverOne { jobs: f64 },
+}
+
 impl BatchFaults {
     /// Checks every rate is a share and the job fates add up to at most 1.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BatchFaultsError> {
         for (flag, rate) in [
             ("--batch-fail-rate", self.fail),
             ("--batch-partial-rate", self.partial),
@@ -35,14 +46,12 @@ impl BatchFaults {
             ("--batch-record-error-rate", self.record_error),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{flag} must be between 0 and 1, got {rate}"));
+                return Err(BatchFaultsError::OutOfRange { flag, rate });
             }
         }
         let jobs = self.fail + self.partial + self.expire;
         if jobs > 1.0 + 1e-9 {
-            return Err(format!(
-                "--batch-fail-rate, --batch-partial-rate and --batch-expire-rate add up to {jobs}, more than 1"
-            ));
+            return Err(BatchFaultsError::OverOne { jobs });
         }
         Ok(())
     }

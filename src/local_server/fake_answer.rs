@@ -1,9 +1,10 @@
 //! The fake model's answer to one request, as pure functions shared by the on-demand routes
-//! (`exchange`), CountTokens and Batch Inference jobs (`batch`): the request validated and
-//! reduced to the work to do (the service tier that serves it included), and the JSON body
-//! Converse or InvokeModel answers with. The answer's text is a summary of the prompt, or,
-//! under `outputConfig.textFormat`, a JSON document conforming to the schema. What depends
-//! on the server's state (the prompt cache, quotas, faults, timing) stays with the callers.
+//! (`exchange`), CountTokens (`exchange::count_tokens`) and Batch Inference jobs
+//! (`batch::job`): the request validated and reduced to the work to do (the service tier
+//! that serves it included), and the JSON body Converse or InvokeModel answers with. The
+//! answer's text is a summary of the prompt, or, under `outputConfig.textFormat`, a JSON
+//! document conforming to the schema. What depends on the server's state (the prompt cache,
+//! quotas, faults, timing) stays with the callers.
 
 use serde_json::{Value, json};
 
@@ -12,7 +13,7 @@ use super::attachments::Attachment;
 use super::converse::{self, CachePrefix};
 use super::native::{self, NativeRequest};
 use super::text::{Generation, generate, write_out};
-use super::tier;
+use super::tier_policy;
 use super::tools::{self, ForcedTool};
 use super::usage::{CacheUse, Delivered};
 use crate::rules::catalogue::{self, Offer};
@@ -197,7 +198,7 @@ pub fn prepare(
                 ));
             }
             let request = converse::parse(body)?;
-            let service_tier = tier::resolve(model_id, request.service_tier.as_deref())?;
+            let service_tier = tier_policy::resolve(model_id, request.service_tier.as_deref())?;
             if request.output_schema.is_some()
                 && catalogue::structured_output(model_id) == Offer::No
             {
@@ -250,7 +251,7 @@ pub fn prepare(
                     "This model doesn't support response streaming. Call InvokeModel instead.",
                 ));
             }
-            let service_tier = tier::resolve(model_id, tier_header)?;
+            let service_tier = tier_policy::resolve(model_id, tier_header)?;
             Ok(match native::parse(family, body)? {
                 NativeRequest::Text {
                     input_tokens,
