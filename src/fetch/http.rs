@@ -20,12 +20,20 @@ use super::{Body, FetchFailure, FetchSettings, Fetched, Fetcher};
 type PlainClient = Client<HttpConnector, Empty<Bytes>>;
 type TlsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
+/// Why https URLs cannot be fetched on this machine: its trusted roots could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("no trusted root certificates on this machine: {source}")]
+struct NoRootCertificates {
+    #[source]
+    source: std::io::Error,
+}
+
 /// Fetches http and https URLs.
 pub struct HttpFetcher {
     connect_timeout: Duration,
     max_redirects: usize,
     plain: OnceLock<PlainClient>,
-    tls: OnceLock<Result<TlsClient, String>>,
+    tls: OnceLock<Result<TlsClient, NoRootCertificates>>,
 }
 
 impl HttpFetcher {
@@ -65,16 +73,14 @@ impl HttpFetcher {
                         let provider = rustls::crypto::aws_lc_rs::default_provider();
                         let tls = hyper_rustls::HttpsConnectorBuilder::new()
                             .with_provider_and_native_roots(provider)
-                            .map_err(|err| {
-                                format!("no trusted root certificates on this machine: {err}")
-                            })?
+                            .map_err(|source| NoRootCertificates { source })?
                             .https_only()
                             .enable_http1()
                             .wrap_connector(self.connector());
                         Ok(Client::builder(TokioExecutor::new()).build(tls))
                     })
                     .as_ref()
-                    .map_err(|err| FetchFailure::Failed(err.clone()))?;
+                    .map_err(|err| FetchFailure::Failed(chain(err)))?;
                 client.request(request).await
             }
             other => {

@@ -7,7 +7,7 @@
 
 mod cache;
 mod http;
-mod s3;
+mod s3_objects;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use url::Url;
 
 pub use cache::RemoteMedia;
 pub use http::HttpFetcher;
-pub use s3::S3Fetcher;
+pub use s3_objects::S3Fetcher;
 
 /// The limits a run puts on fetching media.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,6 +14,20 @@ pub struct Template {
     pieces: Vec<Piece>,
 }
 
+/// Why a template cannot be parsed: where a brace is unbalanced (`at`: the 1-based
+/// character).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error(
+        "the template has an unclosed '{{' at character {at}: write {{field}} for a field, {{{{ for a literal brace"
+    )]
+    Unclosed { at: usize },
+    #[error("the template has an empty placeholder {{}} at character {at}")]
+    EmptyPlaceholder { at: usize },
+    #[error("the template has an unmatched '}}' at character {at}: write }}}} for a literal brace")]
+    Unmatched { at: usize },
+}
+
 /// Why a record could not fill the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingField {
@@ -22,7 +36,7 @@ pub struct MissingField {
 
 impl Template {
     /// Parses `text`; the error says where a brace is unbalanced.
-    pub fn parse(text: &str) -> Result<Template, String> {
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
@@ -42,20 +56,14 @@ impl Template {
                         match chars.next() {
                             Some((_, '}')) => break,
                             Some((_, '{')) | None => {
-                                return Err(format!(
-                                    "the template has an unclosed '{{' at character {}: write {{field}} for a field, {{{{ for a literal brace",
-                                    at + 1
-                                ));
+                                return Err(TemplateError::Unclosed { at: at + 1 });
                             }
                             Some((_, c)) => name.push(c),
                         }
                     }
                     let name = name.trim().to_string();
                     if name.is_empty() {
-                        return Err(format!(
-                            "the template has an empty placeholder {{}} at character {}",
-                            at + 1
-                        ));
+                        return Err(TemplateError::EmptyPlaceholder { at: at + 1 });
                     }
                     if !literal.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut literal)));
@@ -63,10 +71,7 @@ impl Template {
                     pieces.push(Piece::Field(name));
                 }
                 '}' => {
-                    return Err(format!(
-                        "the template has an unmatched '}}' at character {}: write }}}} for a literal brace",
-                        at + 1
-                    ));
+                    return Err(TemplateError::Unmatched { at: at + 1 });
                 }
                 c => literal.push(c),
             }
@@ -145,12 +150,44 @@ mod tests {
 
     #[test]
     fn unbalanced_braces_are_reported() {
-        assert!(Template::parse("{open").unwrap_err().contains("unclosed"));
-        assert!(Template::parse("close}").unwrap_err().contains("unmatched"));
-        assert!(Template::parse("{}").unwrap_err().contains("empty"));
+        assert!(
+            Template::parse("{open")
+                .unwrap_err()
+                .to_string()
+                .contains("unclosed")
+        );
+        assert!(
+            Template::parse("close}")
+                .unwrap_err()
+                .to_string()
+                .contains("unmatched")
+        );
+        assert!(
+            Template::parse("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
         assert_eq!(
             Template::parse("plain").unwrap().fields(),
             Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn parse_errors_read_word_for_word() {
+        let said = |text: &str| Template::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            said("ab {open"),
+            "the template has an unclosed '{' at character 4: write {field} for a field, {{ for a literal brace"
+        );
+        assert_eq!(
+            said("a}"),
+            "the template has an unmatched '}' at character 2: write }} for a literal brace"
+        );
+        assert_eq!(
+            said("x {} y"),
+            "the template has an empty placeholder {} at character 3"
         );
     }
 }
