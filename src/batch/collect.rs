@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 
 use super::job_state::PartState;
 use super::parts::index_of;
-use crate::bedrock::CallOptions;
 use crate::bedrock::wire;
 use crate::store::state::RecordSet;
+use crate::vocab::RequestSettings;
 use crate::vocab::{CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries};
 
 /// One line of a job's output. `modelInput` is skipped without being kept.
@@ -57,7 +57,7 @@ fn kind_of(code: Option<&Value>) -> ErrorKind {
 
 /// What the run needs to turn output lines into outcomes.
 pub struct Collector<'a> {
-    pub options: &'a CallOptions,
+    pub options: &'a RequestSettings,
     pub region: &'a str,
     pub outcomes: &'a mpsc::Sender<CallOutcome>,
     /// Records the run owes an outcome (not already in results.jsonl).
@@ -212,16 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_lines_join_their_records_in_any_order() {
-        let options = CallOptions {
-            dimensions: None,
-            normalize: true,
-            input_type: "search_document".into(),
-            shared_documents: Vec::new(),
-            cache_prompt: false,
-            stream: false,
-            schema: None,
-            schema_route: crate::vocab::schema::SchemaRoute::Tool,
-        };
+        let options = RequestSettings::plain("m", crate::vocab::Mode::Converse, "{text}").unwrap();
         let part = PartState {
             index: 1,
             model: "m".into(),

@@ -22,12 +22,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bedrock::CallOptions;
 use crate::bedrock::Clients;
 use crate::bedrock::s3::S3Location;
 use crate::engine::{Engine, EngineReport, Halt, Live, Stops};
 use crate::store::state::RecordSet;
 use crate::summary::thousands;
+use crate::vocab::RequestSettings;
 use crate::vocab::{BatchReport, CallOutcome, Task};
 use job_state::BatchState;
 
@@ -49,7 +49,7 @@ pub struct BatchInference {
 struct Inner {
     clients: Clients,
     settings: BatchSettings,
-    options: Arc<CallOptions>,
+    options: Arc<RequestSettings>,
     run_dir: PathBuf,
     region: String,
     stops: Stops,
@@ -103,7 +103,7 @@ fn local_files(err: std::io::Error) -> Stop {
 pub struct Setup {
     pub clients: Clients,
     pub settings: BatchSettings,
-    pub options: Arc<CallOptions>,
+    pub options: Arc<RequestSettings>,
     pub run_dir: PathBuf,
     pub region: String,
     pub stops: Stops,

@@ -27,22 +27,6 @@ pub use connect::{Connection, Endpoint, connect, shared_config};
 pub use runtime::Bedrock;
 use runtime::{native_usage, u64_at};
 
-/// Options that apply to every call.
-#[derive(Debug, Clone)]
-pub struct CallOptions {
-    pub dimensions: Option<u32>,
-    pub normalize: bool,
-    pub input_type: String,
-    /// Documents sent ahead of every record's own.
-    pub shared_documents: Vec<DocumentInput>,
-    pub cache_prompt: bool,
-    pub stream: bool,
-    /// `--schema`: every Converse call asks for answers in this JSON schema ...
-    pub schema: Option<Arc<OutputSchema>>,
-    /// ... through Bedrock's structured output or a forced tool.
-    pub schema_route: SchemaRoute,
-}
-
 /// The clients a Batch Inference run uses: the control plane ([`jobs`]: create, read, stop
 /// jobs) and S3 ([`s3`]: the bucket, input files, output), as methods of one value.
 #[derive(Clone)]

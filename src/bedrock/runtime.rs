@@ -13,11 +13,11 @@ use aws_sdk_bedrockruntime::types::{
 };
 use serde_json::Value;
 
-use super::CallOptions;
 use super::errors::classify;
 use super::wire;
 use crate::rules::model_id::Family;
 use crate::vocab::Payload;
+use crate::vocab::RequestSettings;
 use crate::vocab::{Answer, ServiceTier, Usage};
 use crate::vocab::{CallError, ErrorKind};
 
@@ -41,7 +41,7 @@ pub(super) fn service_tier(
 #[derive(Clone)]
 pub struct Bedrock {
     pub(super) client: Client,
-    pub(super) options: Arc<CallOptions>,
+    pub(super) options: Arc<RequestSettings>,
 }
 
 /// Converse's token usage as results report it.
@@ -143,7 +143,7 @@ pub(super) fn split_tokens(total: u64, texts: &[&str]) -> Vec<u64> {
 }
 
 impl Bedrock {
-    pub fn new(client: Client, options: CallOptions) -> Bedrock {
+    pub fn new(client: Client, options: RequestSettings) -> Bedrock {
         Bedrock {
             client,
             options: Arc::new(options),

@@ -13,7 +13,7 @@ use aws_sdk_bedrockruntime::types::{
 use aws_smithy_types::{Document, Number};
 use serde_json::Value;
 
-use super::CallOptions;
+use crate::vocab::RequestSettings;
 use crate::vocab::schema::{
     NATIVE_DESCRIPTION, OutputSchema, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME,
 };
@@ -62,7 +62,7 @@ pub fn output_config(schema: &OutputSchema) -> Result<OutputConfig, CallError> {
 /// The schema-checked `data` of an answer under `options` (`None` without `--schema`): the
 /// forced tool's input, or the JSON text of a native structured answer.
 pub fn data(
-    options: &CallOptions,
+    options: &RequestSettings,
     tool_input: Option<Value>,
     text: &str,
 ) -> Result<Option<Value>, CallError> {

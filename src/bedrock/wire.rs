@@ -12,8 +12,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::tool;
-use super::{CallOptions, native_usage, u64_at};
+use super::{native_usage, u64_at};
 use crate::rules::model_id::Family;
+use crate::vocab::RequestSettings;
 use crate::vocab::schema::{NATIVE_DESCRIPTION, SchemaRoute, TOOL_DESCRIPTION, TOOL_NAME};
 use crate::vocab::{Answer, CallError, ConverseInput, DocumentInput, ErrorKind, Payload, Prompt};
 use crate::vocab::{ImageInput, Usage};
@@ -113,7 +114,10 @@ fn message_json(message: &Message) -> Result<Value, CallError> {
 /// The Converse request body for `input`, exactly as [`super::Bedrock`] sends it: shared
 /// documents, then the record's documents and images, then its text; cache points with
 /// `--cache-prompt`; with `--schema`, native structured output or the forced tool.
-pub fn converse_request(options: &CallOptions, input: &ConverseInput) -> Result<Value, CallError> {
+pub fn converse_request(
+    options: &RequestSettings,
+    input: &ConverseInput,
+) -> Result<Value, CallError> {
     let messages = match &input.prompt {
         Prompt::Text(text) => {
             let mut content: Vec<Value> =
@@ -188,7 +192,7 @@ pub fn converse_request(options: &CallOptions, input: &ConverseInput) -> Result<
 
 /// The native InvokeModel body that embeds one text, by model family (Cohere Embed takes a
 /// list; a batch record holds one).
-pub fn embed_request(options: &CallOptions, model: &str, texts: &[&str]) -> Value {
+pub fn embed_request(options: &RequestSettings, model: &str, texts: &[&str]) -> Value {
     match Family::of(model) {
         Some(Family::CohereEmbed) => json!({"texts": texts, "input_type": options.input_type}),
         Some(Family::TitanEmbedV2) => {
@@ -204,7 +208,7 @@ pub fn embed_request(options: &CallOptions, model: &str, texts: &[&str]) -> Valu
 
 /// The model input of one record in a Batch Inference job.
 pub fn batch_model_input(
-    options: &CallOptions,
+    options: &RequestSettings,
     model: &str,
     payload: &Payload,
 ) -> Result<Value, CallError> {
@@ -225,7 +229,7 @@ pub fn batch_model_input(
 
 /// The answer in a Converse response body (Converse's JSON, as a Batch Inference output
 /// line carries it), checked against the schema when there is one.
-pub fn converse_answer(options: &CallOptions, response: &Value) -> Result<Answer, CallError> {
+pub fn converse_answer(options: &RequestSettings, response: &Value) -> Result<Answer, CallError> {
     let content = response
         .pointer("/output/message/content")
         .and_then(Value::as_array)
@@ -300,7 +304,7 @@ pub fn embedding_answers(
 
 /// The answer to one Batch Inference record, from its output line's `modelOutput`.
 pub fn batch_answer(
-    options: &CallOptions,
+    options: &RequestSettings,
     model: &str,
     payload_kind: BatchKind,
     output: Value,
@@ -353,16 +357,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn options() -> CallOptions {
-        CallOptions {
+    fn options() -> RequestSettings {
+        RequestSettings {
             dimensions: Some(256),
-            normalize: true,
-            input_type: "search_document".into(),
-            shared_documents: Vec::new(),
-            cache_prompt: false,
-            stream: false,
-            schema: None,
-            schema_route: SchemaRoute::Tool,
+            ..RequestSettings::plain("m", crate::vocab::Mode::Converse, "{text}").unwrap()
         }
     }
 

@@ -19,11 +19,11 @@ use crate::cli::RunArgs;
 use crate::engine::Via;
 use crate::fetch::FetchSettings;
 use crate::job::JobFormat;
-use crate::job::prepare::RequestSettings;
 use crate::prices::{PriceTable, PricesError};
 use crate::rules::model_id::could_be_bedrock_id;
 use crate::store::run_dir::RetryFailed;
 use crate::store::state::RunParams;
+use crate::vocab::RequestSettings;
 use crate::vocab::Shard;
 use crate::vocab::schema::SchemaError;
 
@@ -286,41 +286,5 @@ impl RunConfig {
                 ..FetchSettings::default()
             },
         })
-    }
-}
-
-/// Request settings for tests: `model`, `mode`, `template`, everything else plain.
-#[cfg(test)]
-pub(crate) fn test_settings(
-    model: &str,
-    mode: crate::vocab::Mode,
-    template: &str,
-) -> RequestSettings {
-    RequestSettings {
-        model: model.into(),
-        mode,
-        template: crate::job::template::Template::parse(template).expect("a valid test template"),
-        template_text: template.into(),
-        system: None,
-        max_tokens: None,
-        temperature: None,
-        top_p: None,
-        stop: vec![],
-        dimensions: None,
-        normalize: true,
-        input_type: "search_document".into(),
-        batch_size: 96,
-        keep_fields: vec![],
-        image_field: "images".into(),
-        document_field: "documents".into(),
-        shared_documents: vec![],
-        shared_document_paths: vec![],
-        cache_prompt: false,
-        stream: false,
-        schema: None,
-        schema_route: crate::vocab::schema::SchemaRoute::Tool,
-        service_tier: None,
-        id_field: None,
-        expected_field: None,
     }
 }

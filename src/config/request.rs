@@ -9,13 +9,13 @@ use super::knowledge_base::{KnowledgeBaseSettings, knowledge_base};
 use crate::cli::RunArgs;
 use crate::engine::Via;
 use crate::job::media::{MediaLoader, check_document_count};
-use crate::job::prepare::RequestSettings;
-use crate::job::template::Template;
 use crate::prices::PriceTable;
 use crate::rules::catalogue::{self, Offer};
 use crate::rules::model_id::Family;
 use crate::vocab::Mode;
+use crate::vocab::RequestSettings;
 use crate::vocab::schema::{OutputSchema, SchemaMode, SchemaRoute};
+use crate::vocab::template::Template;
 
 /// The model, the mode and the knowledge base the flags name, checked together.
 pub(super) fn model_and_mode(

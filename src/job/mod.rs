@@ -12,7 +12,6 @@ pub mod media;
 pub mod messages;
 mod parquet_rows;
 pub mod prepare;
-pub mod template;
 
 use std::fs::File;
 use std::io::BufReader;

@@ -17,7 +17,7 @@ use crate::rules::catalogue::{self, Offer};
 use crate::store::state::RecordSet;
 use crate::vocab::schema::SchemaRoute;
 
-use super::on_demand::{call_options, connection};
+use super::on_demand::connection;
 use super::{Built, RunError};
 
 /// Why the run's model cannot go through Batch Inference, when the catalogue says it
@@ -166,7 +166,7 @@ pub async fn build(
     let engine = BatchInference::new(Setup {
         clients,
         settings: settings.clone(),
-        options: Arc::new(call_options(&config.request)),
+        options: Arc::new(config.request.clone()),
         run_dir: config.out_dir.clone(),
         region: region.clone(),
         stops: stops.clone(),

@@ -159,7 +159,7 @@ impl Counter {
         let (client, _) = crate::bedrock::connect(connection)
             .await
             .map_err(RunError::Usage)?;
-        let options = super::on_demand::call_options(&config.request);
+        let options = config.request.clone();
         Ok(Counter {
             bedrock: Bedrock::new(client, options),
             server,

@@ -7,16 +7,16 @@
 use std::sync::Arc;
 
 use crate::bedrock::agent_runtime::{self, Generation, KnowledgeBase};
-use crate::bedrock::{self, Bedrock, CallOptions, Connection, Endpoint};
+use crate::bedrock::{self, Bedrock, Connection, Endpoint};
 use crate::config::{LOCAL_KNOWLEDGE_BASE, LaneSpec, RunConfig};
 use crate::engine::{Engine, Stops};
-use crate::job::prepare::RequestSettings;
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::pool::budget::Budget;
 use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
 use crate::pool::{Controls, Lane, OnDemand, Service};
+use crate::vocab::RequestSettings;
 
 use super::{Built, RunError};
 
@@ -76,7 +76,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
             Box::new(engine(config, stops, lanes))
         }
         None => {
-            let options = call_options(request);
+            let options = request.clone();
             let mut lanes = Vec::new();
             for (spec, local_url) in config.lanes.iter().zip(&local_urls) {
                 let connection = connection(config, spec, local_url.as_deref());
@@ -99,18 +99,6 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
 }
 
 /// The options of every model call (or Batch Inference record) of a run.
-pub(super) fn call_options(request: &RequestSettings) -> CallOptions {
-    CallOptions {
-        dimensions: request.dimensions,
-        normalize: request.normalize,
-        input_type: request.input_type.clone(),
-        shared_documents: request.shared_documents.clone(),
-        cache_prompt: request.cache_prompt,
-        stream: request.stream,
-        schema: request.schema.clone(),
-        schema_route: request.schema_route,
-    }
-}
 
 pub(super) fn connection<'a>(
     config: &'a RunConfig,

@@ -8,6 +8,8 @@ mod outcome;
 mod reports;
 mod request;
 pub mod schema;
+mod settings;
+pub mod template;
 mod tier;
 
 pub use answer::{Answer, Citation, Passage, Source, Usage};
@@ -20,4 +22,5 @@ pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,
     Prompt, RecordMeta, Shard, Task,
 };
+pub use settings::RequestSettings;
 pub use tier::ServiceTier;

@@ -11,57 +11,15 @@ mod record_fields;
 
 pub use record_fields::record_id;
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use super::Record;
 use super::media::MediaLoader;
-use crate::job::template::Template;
-use crate::vocab::schema::{OutputSchema, SchemaRoute};
+use crate::vocab::template::Template;
 use crate::vocab::{
-    DocumentInput, InvalidRecord, Mode, Payload, Prepared, RecordMeta, ServiceTier,
+    InvalidRecord, Mode, Payload, Prepared, RecordMeta, RequestSettings, ServiceTier,
 };
 use record_fields::{estimate, expected_uris, optional};
-
-/// How records become requests.
-#[derive(Debug, Clone)]
-pub struct RequestSettings {
-    pub model: String,
-    pub mode: Mode,
-    pub template: Template,
-    /// The template as given, for the run's fingerprint.
-    pub template_text: String,
-    pub system: Option<String>,
-    pub max_tokens: Option<i32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub stop: Vec<String>,
-    pub dimensions: Option<u32>,
-    pub normalize: bool,
-    pub input_type: String,
-    pub batch_size: usize,
-    pub keep_fields: Vec<String>,
-    /// The record field (or CSV column) holding images, and the one holding documents.
-    pub image_field: String,
-    pub document_field: String,
-    /// Documents sent with every record (`--document`), ahead of the record's own.
-    pub shared_documents: Vec<DocumentInput>,
-    /// Where they came from, for the run's fingerprint.
-    pub shared_document_paths: Vec<String>,
-    pub cache_prompt: bool,
-    pub stream: bool,
-    /// `--schema`: sent with every Converse call, so counted in every input estimate.
-    pub schema: Option<Arc<OutputSchema>>,
-    /// `--id-field`: the field holding each record's id.
-    pub id_field: Option<String>,
-    /// How the schema is sent: native structured output or a forced tool.
-    pub schema_route: SchemaRoute,
-    /// `--service-tier`, for records that name none.
-    pub service_tier: Option<ServiceTier>,
-    /// The record field naming the sources a good knowledge-base answer retrieves or cites.
-    pub expected_field: Option<String>,
-}
 
 /// The record being prepared: every error it gets names its line and its id.
 struct RecordAt<'a> {
@@ -228,7 +186,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::test_settings;
+    use crate::vocab::RequestSettings;
     use serde_json::json;
 
     pub(super) fn settings(mode: Mode, template: &str) -> RequestSettings {
@@ -236,7 +194,8 @@ mod tests {
             system: Some("Be brief.".into()),
             max_tokens: Some(100),
             keep_fields: vec!["customer".into(), "absent".into()],
-            ..test_settings("anthropic.claude-3-haiku-20240307-v1:0", mode, template)
+            ..RequestSettings::plain("anthropic.claude-3-haiku-20240307-v1:0", mode, template)
+                .unwrap()
         }
     }
 

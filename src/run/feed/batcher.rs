@@ -1,8 +1,8 @@
 //! Packing prepared records into tasks: Cohere Embed records of one model and tier share
 //! a call, up to `--batch-size`; every other record is a call of its own.
 
-use crate::job::prepare::RequestSettings;
 use crate::rules::model_id::Family;
+use crate::vocab::RequestSettings;
 use crate::vocab::{Mode, Prepared, Task};
 
 /// Packs prepared records into tasks: Cohere Embed records of one model share a call, up to

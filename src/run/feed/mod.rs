@@ -23,9 +23,10 @@ use super::RunError;
 use super::resolve::{self, Resolved};
 use crate::fetch::RemoteMedia;
 use crate::job::media::MediaLoader;
-use crate::job::prepare::{RequestSettings, prepare};
+use crate::job::prepare::prepare;
 use crate::job::{JobError, Record, Records};
 use crate::store::state::RecordSet;
+use crate::vocab::RequestSettings;
 use crate::vocab::{FilesRead, InvalidRecord, Prepared, Shard, Task};
 
 /// What the feed produces for each record.
@@ -146,16 +147,15 @@ pub fn spawn(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::test_settings;
-    use crate::job::prepare::RequestSettings;
     use crate::job::{Record, Records};
     use crate::vocab::Mode;
+    use crate::vocab::RequestSettings;
     use serde_json::Value;
 
     pub(super) fn settings(model: &str, mode: Mode, batch_size: usize) -> RequestSettings {
         RequestSettings {
             batch_size,
-            ..test_settings(model, mode, "{text}")
+            ..RequestSettings::plain(model, mode, "{text}").unwrap()
         }
     }
 

@@ -9,8 +9,9 @@ use tokio::task::JoinHandle;
 
 use super::Batcher;
 use crate::job::media::MediaLoader;
-use crate::job::prepare::{RequestSettings, prepare};
+use crate::job::prepare::prepare;
 use crate::run::resolve::Resolved;
+use crate::vocab::RequestSettings;
 use crate::vocab::{FilesRead, InvalidRecord, Task};
 
 /// Starts the preparer: records come from `resolved`, tasks go to `tasks` and records that
