@@ -4,6 +4,7 @@
 //! throttle is seen.
 
 pub mod errors;
+mod service;
 mod tool;
 pub mod wire;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::bedrock::{self, Bedrock, CallOptions, Connection, Endpoint};
 use crate::config::{LOCAL_KNOWLEDGE_BASE, LaneSpec, RunConfig};
-use crate::engine::{Engine, Stops};
+use crate::engine::{Engine, Service, Stops};
 use crate::job::prepare::RequestSettings;
 use crate::knowledge_base::{self, Generation, KnowledgeBase};
 use crate::local_server::{LocalServer, ServerConfig};
@@ -16,7 +16,7 @@ use crate::pool::budget::Budget;
 use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
-use crate::pool::{Controls, Lane, OnDemand, Service};
+use crate::pool::{Controls, Lane, OnDemand};
 
 use super::{Built, RunError};
 
