@@ -6,16 +6,31 @@
 //!
 //! The on-demand pool over bedrock-runtime (`pool::OnDemand`) is the first engine, and
 //! Knowledge Bases run as a service of it; Bedrock Batch Inference (`batch::BatchInference`)
-//! is the second.
+//! is the second. A [`Service`] is what an engine calls to reach Bedrock: the real clients
+//! implement it (`bedrock::service`, `knowledge_base`), tests implement models of it.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::vocab::{Answer, CallError, Payload, ServiceTier};
 use crate::vocab::{BatchReport, CallOutcome, LearnedQuota, LimiterReport, Task};
+
+/// The service as an engine sees it: one call with a model and its payloads. `Bedrock`
+/// (bedrock-runtime) is the real one and a knowledge base another; tests drive the pool
+/// against models of the service's quota.
+pub trait Service: Clone + Send + Sync + 'static {
+    fn call(
+        &self,
+        model: &str,
+        tier: Option<ServiceTier>,
+        payloads: &[&Payload],
+    ) -> impl Future<Output = Result<Vec<Answer>, CallError>> + Send;
+}
 
 /// How the run tells an engine to stop: shared flags, so a signal handler can set them.
 #[derive(Debug, Clone, Default)]

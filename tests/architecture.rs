@@ -490,12 +490,12 @@ const FLOW: &[(&str, &[&str])] = &[
     ("prices", &["rules", "vocab"]),
     ("summary", &["prices", "rules", "vocab"]),
     ("engine", &["rules", "vocab"]),
-    ("bedrock", &["engine", "rules", "vocab", "pool"]), // TEMPORARY: Service moves to engine
+    ("bedrock", &["engine", "rules", "vocab"]),
     ("fetch", &["rules", "vocab"]),
     ("job", &["fetch", "rules", "vocab"]),
     ("store", &["summary", "prices", "rules", "vocab"]),
     ("export", &["job", "store", "rules", "vocab"]),
-    ("pool", &["engine", "prices", "rules", "vocab", "bedrock"]), // TEMPORARY
+    ("pool", &["engine", "prices", "rules", "vocab"]),
     (
         "batch",
         &[

@@ -20,7 +20,7 @@ use aws_sdk_bedrockagentruntime::types::{
 };
 
 use crate::bedrock::errors::classify;
-use crate::pool::Service;
+use crate::engine::Service;
 use crate::rules::model_id::{ModelId, Scope};
 use crate::vocab::{Answer, CallError, Citation, ErrorKind, Passage, Payload, Source};
 

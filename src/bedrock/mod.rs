@@ -13,15 +13,11 @@ pub mod errors;
 pub mod jobs;
 mod runtime;
 pub mod s3;
+mod service;
 mod tool;
 pub mod wire;
 
-use std::sync::Arc;
-
 use aws_smithy_types::retry::RetryConfig;
-
-use crate::vocab::DocumentInput;
-use crate::vocab::schema::{OutputSchema, SchemaRoute};
 
 pub use connect::{Connection, Endpoint, connect, shared_config};
 pub use runtime::Bedrock;

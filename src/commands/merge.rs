@@ -312,7 +312,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, prices: &PriceTable) -> Result<Summar
 /// The `merge` command, from its flags to an exit code.
 pub fn execute(args: MergeArgs) -> Result<u8, Failure> {
     use crate::prices::PriceTable;
-    use crate::summary::render;
+    use crate::report::render;
     let prices =
         PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
     let summary = merge(&args.shards, &args.out, &prices).map_err(|err| match err {

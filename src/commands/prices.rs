@@ -9,7 +9,7 @@ use crate::cli::PricesArgs;
 use crate::commands::{Failure, emit};
 use crate::exit;
 use crate::prices::{PriceTable, UNPRICED, VariantRates};
-use crate::report::table::{self, Format};
+use crate::report::table::{self, Format, TableError};
 
 /// One model (an id asked about, or an entry of the table) and how it bills.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,9 +102,9 @@ const HEADERS: [&str; 10] = [
 ];
 
 /// Renders `listed` in `format`; prices are USD per million tokens.
-pub fn render(listed: &[Listed], format: Format) -> Result<String, String> {
+pub fn render(listed: &[Listed], format: Format) -> Result<String, TableError> {
     if format == Format::Json {
-        return Ok(serde_json::to_string_pretty(listed).map_err(|e| e.to_string())? + "\n");
+        return Ok(serde_json::to_string_pretty(listed)? + "\n");
     }
     let mut rows = Vec::new();
     for item in listed {
@@ -178,7 +178,7 @@ pub fn execute(args: PricesArgs) -> Result<u8, Failure> {
     let table =
         PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
     let listed = list(&table, &args.models);
-    let text = render(&listed, args.format).map_err(Failure::usage)?;
+    let text = render(&listed, args.format).map_err(Failure::usage_error)?;
     emit(&text)?;
     Ok(if listed.iter().all(Listed::is_priced) {
         exit::OK

@@ -12,12 +12,12 @@ pub fn execute(args: ReportArgs) -> Result<u8, Failure> {
         .as_deref()
         .map(runs::parse_since)
         .transpose()
-        .map_err(Failure::usage)?;
-    let (summaries, skipped) = runs::read_runs(&args.run_dirs).map_err(Failure::usage)?;
+        .map_err(Failure::usage_error)?;
+    let (summaries, skipped) = runs::read_runs(&args.run_dirs).map_err(Failure::usage_error)?;
     for why in skipped {
         eprintln!("warning: {why}");
     }
     let rows = runs::rows(&summaries, args.by, since);
-    let text = runs::render(&rows, args.by, args.format).map_err(Failure::usage)?;
+    let text = runs::render(&rows, args.by, args.format).map_err(Failure::usage_error)?;
     emit(&text)
 }

@@ -8,8 +8,9 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::commands::{Failure, emit};
 use crate::job::{self, JobFormat};
+use crate::report::render::usage_text;
 use crate::store::state::{self, LockState, RecordSet, RunLock};
-use crate::summary::{thousands, usage_text};
+use crate::summary::thousands;
 use crate::vocab::{BatchJobReport, Shard, Usage};
 
 #[derive(Debug, Serialize)]

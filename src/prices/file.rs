@@ -10,18 +10,31 @@ use serde::Deserialize;
 
 use super::{BatchPrice, LongContext, Price, Rates};
 
+/// What a `--prices` file that cannot be read as one is told to look like.
+const EXPECTED: &str = "Expected [models.\"MODEL_ID\"] tables with input and output (and optionally cache_read, cache_write, cache_write_1h, batch_input, batch_output, priority_input, priority_output, priority_cache_read, flex_input, flex_output, flex_cache_read, regional_premium, geography_premium, long_context, source, date) in USD per million tokens";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PricesError {
     #[error("cannot read --prices {}: {error}", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
-    #[error(
-        "--prices {}: {message}. Expected [models.\"MODEL_ID\"] tables with input and output (and optionally cache_read, cache_write, cache_write_1h, batch_input, batch_output, priority_input, priority_output, priority_cache_read, flex_input, flex_output, flex_cache_read, regional_premium, geography_premium, long_context, source, date) in USD per million tokens",
-        path.display()
-    )]
+    #[error("--prices {}: {message}. {EXPECTED}", path.display())]
     Format { path: PathBuf, message: String },
+    #[error("--prices {}: {source}. {EXPECTED}", path.display())]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("--prices {}: {source}. {EXPECTED}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("--prices {}: {model}.{field} must be a non-negative number", path.display())]
     Negative {
         path: PathBuf,
@@ -134,13 +147,18 @@ pub(super) fn read(path: &Path) -> Result<Read, PricesError> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if !is_json {
-        let file: PricesFile =
-            toml::from_str(&text).map_err(|err| format_error(path, err.to_string()))?;
+        let file: PricesFile = toml::from_str(&text).map_err(|source| PricesError::Toml {
+            path: path.to_path_buf(),
+            source,
+        })?;
         return Ok(Read::Entries(file.models));
     }
     serde_json::from_str(&text)
         .map(Read::Json)
-        .map_err(|err| format_error(path, err.to_string()))
+        .map_err(|source| PricesError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// A `--prices` file as read: our entries, or JSON whose shape decides its format.
@@ -154,16 +172,11 @@ pub(super) fn ours(
     path: &Path,
     value: serde_json::Value,
 ) -> Result<BTreeMap<String, FileEntry>, PricesError> {
-    let file: PricesFile =
-        serde_json::from_value(value).map_err(|err| format_error(path, err.to_string()))?;
-    Ok(file.models)
-}
-
-pub(super) fn format_error(path: &Path, message: String) -> PricesError {
-    PricesError::Format {
+    let file: PricesFile = serde_json::from_value(value).map_err(|source| PricesError::Json {
         path: path.to_path_buf(),
-        message,
-    }
+        source,
+    })?;
+    Ok(file.models)
 }
 
 /// `entry` over `base` (the entry its model resolved to before it), checked.

@@ -2,8 +2,11 @@
 //! table across runs of `report`, and text tables in their three formats.
 
 pub mod progress;
+pub mod render;
 pub mod runs;
 pub mod table;
+
+pub use render::render;
 
 /// Writes `text` to stdout. A closed pipe (`... | head`) is not an error: the reader has
 /// what it wanted.

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 pub use super::table::Format;
+use super::table::TableError;
 use crate::prices::Route;
 use crate::summary::{Summary, VariantTotals, thousands};
 use crate::vocab::SUMMARY_FILE;
@@ -44,6 +45,39 @@ pub struct Row {
     pub cost_usd: Option<f64>,
 }
 
+/// Why `report` has nothing to show, or cannot show it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    /// Every directory was skipped (each reason as its warning says it), or none given.
+    #[error("no run directory to report: {}", if skipped.is_empty() { "none given".to_string() } else { skipped.join("; ") })]
+    NoRun { skipped: Vec<String> },
+    #[error("--since {text:?} is not a date like 2026-11-21: {source}")]
+    Since {
+        text: String,
+        #[source]
+        source: chrono::ParseError,
+    },
+    #[error("{0}")]
+    Table(#[from] TableError),
+}
+
+/// Why one run directory was skipped.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a bedrock-batch summary: {source}", path.display())]
+    NotSummary {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// A run directory's summary.
 pub struct RunSummary {
     pub dir: PathBuf,
@@ -54,16 +88,20 @@ pub struct RunSummary {
 /// run refused before it started, a run still in its first seconds, another folder caught
 /// by a glob): one bad directory must not blank a nightly report. An error only when no
 /// directory has a summary.
-pub fn read_runs(dirs: &[PathBuf]) -> Result<(Vec<RunSummary>, Vec<String>), String> {
+pub fn read_runs(dirs: &[PathBuf]) -> Result<(Vec<RunSummary>, Vec<String>), RunsError> {
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     for dir in dirs {
         let path = dir.join(SUMMARY_FILE);
         let summary = std::fs::read_to_string(&path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))
+            .map_err(|source| Unreadable::Read {
+                path: path.clone(),
+                source,
+            })
             .and_then(|text| {
-                serde_json::from_str(&text).map_err(|err| {
-                    format!("{} is not a bedrock-batch summary: {err}", path.display())
+                serde_json::from_str(&text).map_err(|source| Unreadable::NotSummary {
+                    path: path.clone(),
+                    source,
                 })
             });
         match summary {
@@ -75,14 +113,7 @@ pub fn read_runs(dirs: &[PathBuf]) -> Result<(Vec<RunSummary>, Vec<String>), Str
         }
     }
     if runs.is_empty() {
-        return Err(format!(
-            "no run directory to report: {}",
-            if skipped.is_empty() {
-                "none given".to_string()
-            } else {
-                skipped.join("; ")
-            }
-        ));
+        return Err(RunsError::NoRun { skipped });
     }
     Ok((runs, skipped))
 }
@@ -94,9 +125,11 @@ pub fn day_of(unix: u64) -> String {
 }
 
 /// Parses `--since YYYY-MM-DD` into the first second of that day (UTC).
-pub fn parse_since(text: &str) -> Result<u64, String> {
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|err| format!("--since {text:?} is not a date like 2026-11-21: {err}"))?;
+pub fn parse_since(text: &str) -> Result<u64, RunsError> {
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|source| RunsError::Since {
+        text: text.to_string(),
+        source,
+    })?;
     let start = date
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc().timestamp())
@@ -241,7 +274,7 @@ fn cells(row: &Row, human: bool) -> Vec<String> {
 }
 
 /// Renders rows in `format`.
-pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, String> {
+pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, RunsError> {
     let group_header = match by {
         GroupBy::Model => None,
         GroupBy::Day => Some("day"),
@@ -260,13 +293,13 @@ pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, Strin
         })
         .collect();
     match format {
-        Format::Json => Ok(serde_json::to_string_pretty(rows).map_err(|e| e.to_string())? + "\n"),
-        _ => super::table::render(
+        Format::Json => Ok(serde_json::to_string_pretty(rows).map_err(TableError::from)? + "\n"),
+        _ => Ok(super::table::render(
             &headers,
             &table,
             usize::from(group_header.is_some()) + 1..headers.len(),
             format,
-        ),
+        )?),
     }
 }
 
@@ -360,5 +393,48 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&render(&r, GroupBy::Model, Format::Json).unwrap()).unwrap();
         assert_eq!(json[0]["input_tokens"], 1234);
+    }
+
+    /// The errors say word for word what they said as strings, and keep their causes.
+    #[test]
+    fn unreadable_directories_are_skipped_with_their_reason_and_none_left_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let garbled = dir.path().join("garbled");
+        std::fs::create_dir(&garbled).unwrap();
+        std::fs::write(garbled.join(SUMMARY_FILE), "not json").unwrap();
+        let err = read_runs(&[missing.clone(), garbled.clone()])
+            .err()
+            .expect("no directory has a summary");
+        let text = err.to_string();
+        let read = format!(
+            "skipping {}: cannot read {}: ",
+            missing.display(),
+            missing.join(SUMMARY_FILE).display()
+        );
+        let parse = format!(
+            "; skipping {}: {} is not a bedrock-batch summary: expected ident at line 1 column 2",
+            garbled.display(),
+            garbled.join(SUMMARY_FILE).display()
+        );
+        assert!(
+            text.starts_with(&format!("no run directory to report: {read}")),
+            "{text}"
+        );
+        assert!(text.ends_with(&parse), "{text}");
+        assert_eq!(
+            read_runs(&[]).err().unwrap().to_string(),
+            "no run directory to report: none given"
+        );
+
+        let err = parse_since("2026-13-01").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--since \"2026-13-01\" is not a date like 2026-11-21: input is out of range"
+        );
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the parse error is kept"
+        );
     }
 }

@@ -3,6 +3,22 @@
 
 use std::ops::Range;
 
+/// Why a report could not be rendered: as a table here, or as JSON by its caller.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("a JSON report is serialized by its caller")]
+    Json,
+    /// The caller's JSON.
+    #[error("{0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Utf8(#[from] std::string::FromUtf8Error),
+}
+
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -19,17 +35,17 @@ pub fn render(
     rows: &[Vec<String>],
     numbers: Range<usize>,
     format: Format,
-) -> Result<String, String> {
+) -> Result<String, TableError> {
     Ok(match format {
-        Format::Json => return Err("a JSON report is serialized by its caller".to_string()),
+        Format::Json => return Err(TableError::Json),
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(headers).map_err(|e| e.to_string())?;
+            writer.write_record(headers)?;
             for cells in rows {
-                writer.write_record(cells).map_err(|e| e.to_string())?;
+                writer.write_record(cells)?;
             }
-            String::from_utf8(writer.into_inner().map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?
+            // The flush error, which the wrapper shows as its own text.
+            String::from_utf8(writer.into_inner().map_err(|e| e.into_error())?)?
         }
         Format::Markdown => {
             let mut out = format!("| {} |\n", headers.join(" | "));

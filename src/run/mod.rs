@@ -432,7 +432,7 @@ fn report(config: &RunConfig, summary: &Summary) {
         );
     }
     if !config.quiet {
-        eprint!("{}", summary::render(summary));
+        eprint!("{}", crate::report::render(summary));
         eprintln!(
             "results: {}  summary: {}",
             config.out_dir.join(crate::vocab::RESULTS_FILE).display(),

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use crate::bedrock::agent_runtime::{self, Generation, KnowledgeBase};
 use crate::bedrock::{self, Bedrock, Connection, Endpoint};
 use crate::config::{LOCAL_KNOWLEDGE_BASE, LaneSpec, RunConfig};
-use crate::engine::{Engine, Stops};
+use crate::engine::{Engine, Service, Stops};
 use crate::local_server::{LocalServer, ServerConfig};
 use crate::pool::budget::Budget;
 use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
-use crate::pool::{Controls, Lane, OnDemand, Service};
-use crate::vocab::RequestSettings;
+use crate::pool::{Controls, Lane, OnDemand};
 
 use super::{Built, RunError};
 
