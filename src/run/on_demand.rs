@@ -97,7 +97,6 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
     })
 }
 
-/// The options of every model call (or Batch Inference record) of a run.
 
 pub(super) fn connection<'a>(
     config: &'a RunConfig,
