@@ -7,7 +7,14 @@
 //! The on-demand pool over bedrock-runtime (`pool::OnDemand`) is the first engine, and
 //! Knowledge Bases run as a service of it; Bedrock Batch Inference (`batch::BatchInference`)
 //! is the second. A [`Service`] is what an engine calls to reach Bedrock: the real clients
-//! implement it (`bedrock::service`, `knowledge_base`), tests implement models of it.
+//! implement it (`bedrock::service`, `bedrock::agent_runtime`), tests implement models of
+//! it; [`Via`] says which engine a run uses.
+//!
+//! Stopping has one vocabulary. The run asks engines to stop through [`Stops`] (`stop`:
+//! take no more records; `abandon`: give up calls in flight too). An engine that stops by
+//! itself says why with a [`StopReason`] (the budget, a stall, a failure). summary.json
+//! records a run that stopped early as `aborted` (`summary::StopReport`: kind, message,
+//! hint) and a budget stop as `budget` (`summary::BudgetStop`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -61,7 +68,7 @@ impl Stops {
 
 /// Why an engine stopped on its own, with records left (they stay for the next run).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Halt {
+pub enum StopReason {
     /// Sending the next call could pass `--budget-usd`.
     Budget { limit_usd: f64, spent_usd: f64 },
     /// Nothing succeeded for `--stall-timeout` while every attempt was throttled.
@@ -127,7 +134,7 @@ pub trait Engine: Send + Sync {
     fn report(&self) -> EngineReport;
 
     /// Set when the engine stopped on its own.
-    fn halted(&self) -> Option<Halt>;
+    fn stop_reason(&self) -> Option<StopReason>;
 
     /// A short word on the engine's own state for the progress line, when it has one.
     fn status_line(&self) -> Option<String> {

@@ -6,7 +6,7 @@ pub const OK: u8 = 0;
 pub const SOME_FAILED: u8 = 1;
 /// Usage, configuration or input error.
 pub const USAGE: u8 = 2;
-/// Aborted on a fatal service error (access denied, unknown model).
+/// StopReport on a fatal service error (access denied, unknown model).
 pub const FATAL: u8 = 3;
 /// Stopped at --budget-usd.
 pub const BUDGET: u8 = 4;

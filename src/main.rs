@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(*args).await,
+            Command::Run(args) => run_command(*args).await,
             Command::LocalServer(args) => commands::local_server::execute(*args).await,
             Command::Status(args) => commands::status::execute(args),
             Command::Export(args) => commands::export::execute(args),
@@ -126,9 +126,9 @@ fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
-async fn run(args: RunArgs) -> Result<u8, Failure> {
+async fn run_command(args: RunArgs) -> Result<u8, Failure> {
     let config = RunConfig::from_args(&args).map_err(Failure::usage_error)?;
-    bedrock_batch::run::run(config)
+    bedrock_batch::run::execute(config)
         .await
         .map_err(|err| Failure {
             code: err.exit_code(),

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::job_state::{PREPARED, PartState};
 use super::parts::Spool;
-use super::{Inner, Stop, failed, local_files, parts};
+use super::{Inner, Stopped, failed, local_files, parts};
 use crate::bedrock::wire::{self, BatchKind};
 use crate::store::state::RecordSet;
 use crate::vocab::{CallError, CallOutcome, ErrorKind, RecordMeta, RegionTries, Task};
@@ -18,7 +18,7 @@ impl Inner {
         &self,
         mut tasks: mpsc::Receiver<Task>,
         outcomes: &mpsc::Sender<CallOutcome>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Stopped> {
         let started = Instant::now();
         let (members, first_index) = self.earlier_members()?;
         let mut wanted = RecordSet::default();
@@ -31,7 +31,7 @@ impl Inner {
         .map_err(local_files)?;
         while let Some(task) = tasks.recv().await {
             if self.stops.stopped() {
-                return Err(Stop::Interrupted);
+                return Err(Stopped::Interrupted);
             }
             for record in task.records {
                 let number = record.meta.number;
@@ -62,7 +62,7 @@ impl Inner {
             }
         }
         if self.stops.stopped() {
-            return Err(Stop::Interrupted);
+            return Err(Stopped::Interrupted);
         }
         let spooled = spool.finish().map_err(local_files)?;
         for (model, metas) in spooled.too_few {
@@ -117,7 +117,7 @@ impl Inner {
     }
 
     /// Which records each earlier part holds, and the next part's index.
-    pub(super) fn earlier_members(&self) -> Result<(Vec<RecordSet>, u32), Stop> {
+    pub(super) fn earlier_members(&self) -> Result<(Vec<RecordSet>, u32), Stopped> {
         let parts: Vec<u32> = self.state().parts.iter().map(|p| p.index).collect();
         let mut members = Vec::with_capacity(parts.len());
         for index in &parts {

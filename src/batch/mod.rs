@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::bedrock::Clients;
 use crate::bedrock::s3::S3Location;
-use crate::engine::{Engine, EngineReport, Halt, Live, Stops};
+use crate::engine::{Engine, EngineReport, Live, StopReason, Stops};
 use crate::store::state::RecordSet;
 use crate::summary::thousands;
 use crate::vocab::RequestSettings;
@@ -57,7 +57,7 @@ struct Inner {
     /// Records `--retry-failed` took out of results.jsonl for this run: they go into new
     /// parts even when an earlier part holds them.
     retried: RecordSet,
-    halt: Mutex<Option<Halt>>,
+    stop_reason: Mutex<Option<StopReason>>,
     timings: Mutex<Timings>,
     /// Parts uploaded by this run (a part waiting for room under the jobs quota is not
     /// uploaded again at each try).
@@ -77,21 +77,21 @@ struct Timings {
 const MAX_POLL_FAILURES: u32 = 10;
 
 /// Why the engine stopped early.
-enum Stop {
+enum Stopped {
     /// Ctrl-C: leave the jobs running, keep the state.
     Interrupted,
-    Failed(Halt),
+    Failed(StopReason),
 }
 
-fn failed(kind: &str, message: impl Into<String>, hint: impl Into<String>) -> Stop {
-    Stop::Failed(Halt::Failed {
+fn failed(kind: &str, message: impl Into<String>, hint: impl Into<String>) -> Stopped {
+    Stopped::Failed(StopReason::Failed {
         kind: kind.to_string(),
         message: message.into(),
         hint: hint.into(),
     })
 }
 
-fn local_files(err: std::io::Error) -> Stop {
+fn local_files(err: std::io::Error) -> Stopped {
     failed(
         "batch_files",
         format!("cannot write the batch input files: {err}"),
@@ -124,7 +124,7 @@ impl BatchInference {
                 stops: setup.stops,
                 state: Mutex::new(setup.state),
                 retried: setup.retried,
-                halt: Mutex::new(None),
+                stop_reason: Mutex::new(None),
                 timings: Mutex::new(Timings::default()),
                 uploaded: Mutex::new(std::collections::HashSet::new()),
             }),
@@ -140,8 +140,8 @@ impl Engine for BatchInference {
     ) -> JoinHandle<()> {
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            if let Err(Stop::Failed(halt)) = inner.go(tasks, &outcomes).await {
-                *inner.halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(halt);
+            if let Err(Stopped::Failed(reason)) = inner.go(tasks, &outcomes).await {
+                *inner.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
             }
         })
     }
@@ -176,9 +176,9 @@ impl Engine for BatchInference {
         }
     }
 
-    fn halted(&self) -> Option<Halt> {
+    fn stop_reason(&self) -> Option<StopReason> {
         self.inner
-            .halt
+            .stop_reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -226,7 +226,7 @@ impl Inner {
         self.uploaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn save(&self) -> Result<(), Stop> {
+    fn save(&self) -> Result<(), Stopped> {
         let state = self.state().clone();
         job_state::write(&self.run_dir, &state).map_err(|err| {
             failed(

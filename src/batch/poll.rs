@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::collect::{Collected, Collector};
 use super::job_state::PartState;
-use super::{Inner, MAX_POLL_FAILURES, Stop, failed, parts};
+use super::{Inner, MAX_POLL_FAILURES, Stopped, failed, parts};
 use crate::store::state::RecordSet;
 use crate::vocab::CallOutcome;
 
@@ -18,7 +18,7 @@ impl Inner {
         todo: &[usize],
         wanted: &RecordSet,
         outcomes: &mpsc::Sender<CallOutcome>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Stopped> {
         let parts = self.state().parts.len();
         let mut elapsed: Vec<Duration> = vec![Duration::ZERO; parts];
         let mut poll_failures: Vec<u32> = vec![0; parts];
@@ -100,11 +100,11 @@ impl Inner {
     }
 
     /// Waits `pause`, or less when Ctrl-C comes.
-    pub(super) async fn sleep(&self, pause: Duration) -> Result<(), Stop> {
+    pub(super) async fn sleep(&self, pause: Duration) -> Result<(), Stopped> {
         let until = tokio::time::Instant::now() + pause;
         while tokio::time::Instant::now() < until {
             if self.stops.stopped() {
-                return Err(Stop::Interrupted);
+                return Err(Stopped::Interrupted);
             }
             tokio::time::sleep(Duration::from_millis(100).min(pause)).await;
         }
@@ -117,7 +117,7 @@ impl Inner {
         wanted: &RecordSet,
         outcomes: &mpsc::Sender<CallOutcome>,
         latency: Duration,
-    ) -> Result<Collected, Stop> {
+    ) -> Result<Collected, Stopped> {
         let location = &self.settings.location;
         let run_id = self.state().run_id.clone();
         let job_id = part.job_id().unwrap_or_default().to_string();

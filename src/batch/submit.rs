@@ -5,16 +5,16 @@
 use std::time::Instant;
 
 use super::job_state::PartState;
-use super::{Inner, Stop, failed, parts};
+use super::{Inner, Stopped, failed, parts};
 use crate::bedrock::jobs::{NewJob, NotCreated};
 use crate::bedrock::wire::BatchKind;
 
 impl Inner {
     /// Uploads part `i` and creates its job, unless it has one; `false` when the model's
     /// jobs quota has no room now (the part waits, and is tried again at the next poll).
-    pub(super) async fn submit(&self, i: usize) -> Result<bool, Stop> {
+    pub(super) async fn submit(&self, i: usize) -> Result<bool, Stopped> {
         if self.stops.stopped() {
-            return Err(Stop::Interrupted);
+            return Err(Stopped::Interrupted);
         }
         let part = self.state().parts[i].clone();
         if part.job_arn.is_some() {
@@ -26,7 +26,11 @@ impl Inner {
         submitted
     }
 
-    pub(super) async fn upload_and_create(&self, i: usize, part: PartState) -> Result<bool, Stop> {
+    pub(super) async fn upload_and_create(
+        &self,
+        i: usize,
+        part: PartState,
+    ) -> Result<bool, Stopped> {
         let (run_id, role_arn) = {
             let state = self.state();
             (state.run_id.clone(), state.role_arn.clone())

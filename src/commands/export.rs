@@ -23,7 +23,7 @@ pub fn execute(args: ExportArgs) -> Result<u8, Failure> {
         {
             return Ok(exit::OK);
         }
-        Err(err) => return Err(Failure::usage(err.to_string())),
+        Err(err) => return Err(Failure::usage_error(err)),
     };
     if exported.out.as_os_str() != "-" {
         eprintln!(

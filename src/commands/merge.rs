@@ -313,11 +313,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, prices: &PriceTable) -> Result<Summar
 pub fn execute(args: MergeArgs) -> Result<u8, Failure> {
     use crate::prices::PriceTable;
     use crate::report::render;
-    let prices =
-        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
+    let prices = PriceTable::with_files(&args.prices).map_err(Failure::usage_error)?;
     let summary = merge(&args.shards, &args.out, &prices).map_err(|err| match err {
         MergeError::Refused(message) => Failure::usage(message),
-        other => Failure::usage(other.to_string()),
+        other => Failure::usage_error(other),
     })?;
     if !args.quiet {
         eprint!("{}", render(&summary));

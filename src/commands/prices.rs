@@ -175,8 +175,7 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, TableError> {
 
 /// The `prices` command, from its flags to an exit code.
 pub fn execute(args: PricesArgs) -> Result<u8, Failure> {
-    let table =
-        PriceTable::with_files(&args.prices).map_err(|err| Failure::usage(err.to_string()))?;
+    let table = PriceTable::with_files(&args.prices).map_err(Failure::usage_error)?;
     let listed = list(&table, &args.models);
     let text = render(&listed, args.format).map_err(Failure::usage_error)?;
     emit(&text)?;

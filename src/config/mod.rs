@@ -24,8 +24,8 @@ use crate::rules::model_id::could_be_bedrock_id;
 use crate::store::run_dir::RetryFailed;
 use crate::store::state::RunParams;
 use crate::vocab::RequestSettings;
-use crate::vocab::Shard;
 use crate::vocab::schema::SchemaError;
+use crate::vocab::{Shard, ShardError};
 
 pub use knowledge_base::{KnowledgeBaseSettings, LOCAL_KNOWLEDGE_BASE};
 pub use lanes::LaneSpec;
@@ -97,6 +97,8 @@ pub enum ConfigError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Prices(#[from] PricesError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
 }
 
 impl From<String> for ConfigError {

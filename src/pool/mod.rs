@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::engine::{Engine, EngineReport, Halt, Live, Service, Stops};
+use crate::engine::{Engine, EngineReport, Live, Service, StopReason, Stops};
 use crate::vocab::{CallOutcome, Task};
 use budget::Budget;
 use retry::RetryPolicy;
@@ -138,12 +138,12 @@ impl<S: Service> Engine for OnDemand<S> {
         }
     }
 
-    fn halted(&self) -> Option<Halt> {
+    fn stop_reason(&self) -> Option<StopReason> {
         let controls = &self.controls;
         if controls.over_budget.load(Ordering::Relaxed)
             && let Some(budget) = &controls.budget
         {
-            return Some(Halt::Budget {
+            return Some(StopReason::Budget {
                 limit_usd: budget.limit(),
                 spent_usd: (budget.spent() * 1e6).round() / 1e6,
             });
@@ -151,7 +151,7 @@ impl<S: Service> Engine for OnDemand<S> {
         controls
             .stalled
             .load(Ordering::Relaxed)
-            .then(|| Halt::Stalled {
+            .then(|| StopReason::Stalled {
                 after_secs: controls.stall_timeout.as_secs_f64(),
             })
     }

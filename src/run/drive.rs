@@ -15,13 +15,13 @@ use crate::job::{self, JobError, Records};
 use crate::report::progress::Progress;
 use crate::store::ledger::Ledger;
 use crate::store::state::RecordSet;
-use crate::summary::Aborted;
+use crate::summary::StopReport;
 use crate::vocab::{CallOutcome, FilesRead, InvalidRecord};
 
 /// How the flow of records ended.
-pub struct Ended {
+pub struct DriveOutcome {
     /// A fatal error stopped the run.
-    pub aborted: Option<Aborted>,
+    pub aborted: Option<StopReport>,
     /// Ctrl-C (or SIGTERM) stopped the run.
     pub interrupted: bool,
     /// Records in the job file (within `--limit`), once counted.
@@ -42,7 +42,7 @@ pub async fn drive(
     fetchers: Fetchers,
     stops: &Stops,
     ledger: &mut Ledger,
-) -> Result<Ended, RunError> {
+) -> Result<DriveOutcome, RunError> {
     let engine = built.engine.as_ref();
     let region = &built.regions.join(", ");
     let request = &config.request;
@@ -70,7 +70,7 @@ pub async fn drive(
 
     let (mut invalid_open, mut outcomes_open) = (true, true);
     let mut total: Option<u64> = None;
-    let mut aborted: Option<Aborted> = None;
+    let mut aborted: Option<StopReport> = None;
     let mut grace_deadline: Option<tokio::time::Instant> = None;
     // Batch jobs send nothing for hours: the progress line still moves.
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -92,7 +92,7 @@ pub async fn drive(
                         if let Some(detail) = &err.detail {
                             tracing::info!("{} in detail: {detail}", err.kind.name());
                         }
-                        aborted = Some(Aborted {
+                        aborted = Some(StopReport {
                             kind: err.kind.name().to_string(),
                             model: outcome.model.clone(),
                             message: err.message.clone(),
@@ -151,7 +151,7 @@ pub async fn drive(
     }
     ledger.checkpoint(engine.report().limiter)?;
     progress.finish();
-    Ok(Ended {
+    Ok(DriveOutcome {
         aborted,
         interrupted: grace_deadline.is_some(),
         total,

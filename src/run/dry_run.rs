@@ -197,7 +197,7 @@ fn total_estimates(estimate: &mut Estimate) {
 /// Records on their way from the reading thread to the counting.
 const IN_FLIGHT: usize = 16;
 
-pub async fn run(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
+pub async fn check(config: RunConfig, records: job::Records) -> Result<u8, RunError> {
     let settings = config.request.clone();
     let limit = config.limit;
     let shard = config.shard;

@@ -5,7 +5,7 @@
 use crate::config::{KnowledgeBaseSettings, RunConfig};
 use std::sync::Arc;
 
-use crate::engine::{Engine, Halt, Stops};
+use crate::engine::{Engine, StopReason, Stops};
 use crate::exit;
 use crate::fetch::{Fetchers, S3Fetcher};
 use crate::job::{self, JobError};
@@ -15,7 +15,7 @@ use crate::rules::model_id::base_model_id;
 use crate::store::ledger::Ledger;
 use crate::store::run_dir::{self, OpenRunDir, RunDirError};
 use crate::store::{self, StoreError};
-use crate::summary::{self, Aborted, BudgetStop, Summary, Totals, thousands};
+use crate::summary::{self, BudgetStop, StopReport, Summary, Totals, thousands};
 use crate::vocab::ErrorKind;
 
 mod batch;
@@ -81,11 +81,11 @@ impl RunError {
 }
 
 /// Runs the job; returns the exit code.
-pub async fn run(config: RunConfig) -> Result<u8, RunError> {
+pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
     setup::check(&config)?;
     let records = job::read(&config.job_path, config.format)?;
     if config.dry_run {
-        return dry_run::run(config, records).await;
+        return dry_run::check(config, records).await;
     }
     // What a create call would refuse is refused before the run directory is touched.
     if config.via == crate::engine::Via::Batch {
@@ -146,15 +146,15 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     }
     let mut aborted = ended.aborted;
     if let Some(lost) = &ended.lost {
-        aborted = Some(Aborted {
+        aborted = Some(StopReport {
             kind: "internal".to_string(),
             model: request.model.clone(),
             message: lost.to_string(),
             hint: "A fault of bedrock-batch, not of your input or of Bedrock: the state holds every committed line, so rerunning the same command resumes. Please report the message.".to_string(),
         });
     }
-    match engine.halted() {
-        Some(Halt::Budget {
+    match engine.stop_reason() {
+        Some(StopReason::Budget {
             limit_usd,
             spent_usd,
         }) => {
@@ -163,19 +163,19 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
                 spent_usd,
             })
         }
-        Some(Halt::Failed {
+        Some(StopReason::Failed {
             kind,
             message,
             hint,
         }) if aborted.is_none() => {
-            aborted = Some(Aborted {
+            aborted = Some(StopReport {
                 kind,
                 model: request.model.clone(),
                 message,
                 hint,
             });
         }
-        Some(Halt::Stalled { after_secs }) if aborted.is_none() => {
+        Some(StopReason::Stalled { after_secs }) if aborted.is_none() => {
             aborted = Some(stalled(
                 &request.model,
                 &built.regions.join(", "),
@@ -371,8 +371,8 @@ fn open_run_dir(config: &RunConfig) -> Result<OpenRunDir, RunError> {
 }
 
 /// The stop of a run in which nothing succeeded for `after_secs`.
-fn stalled(model: &str, region: &str, after_secs: f64) -> Aborted {
-    Aborted {
+fn stalled(model: &str, region: &str, after_secs: f64) -> StopReport {
+    StopReport {
         kind: "stalled".to_string(),
         model: model.to_string(),
         message: format!(

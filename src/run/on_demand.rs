@@ -97,7 +97,6 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
     })
 }
 
-
 pub(super) fn connection<'a>(
     config: &'a RunConfig,
     spec: &'a LaneSpec,

@@ -34,7 +34,7 @@ pub struct BudgetStop {
 
 /// Why a run stopped early, and what to do about it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Aborted {
+pub struct StopReport {
     pub kind: String,
     pub model: String,
     pub message: String,
@@ -147,7 +147,7 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub learned_quota: BTreeMap<String, LearnedQuota>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aborted: Option<Aborted>,
+    pub aborted: Option<StopReport>,
     /// Set when --budget-usd stopped the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetStop>,

@@ -10,7 +10,7 @@ mod sums;
 mod totals;
 
 pub use contract::{
-    Aborted, BudgetStop, LatencyMs, ModelTotals, RecordCounts, RegionTotals, Summary, TtftMs,
+    BudgetStop, LatencyMs, ModelTotals, RecordCounts, RegionTotals, StopReport, Summary, TtftMs,
     USAGE_NOT_REPORTED, VariantTotals,
 };
 pub use sums::{add_counts, apply_prices};

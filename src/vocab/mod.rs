@@ -20,7 +20,7 @@ pub use reports::{
 };
 pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,
-    Prompt, RecordMeta, Shard, Task,
+    Prompt, RecordMeta, Shard, ShardError, Task,
 };
 pub use settings::RequestSettings;
 pub use tier::ServiceTier;

@@ -138,6 +138,23 @@ impl Task {
 /// Output tokens counted for the budget when a record sets no `max_tokens`.
 pub const DEFAULT_OUTPUT_RESERVE: u64 = 1024;
 
+/// Why a shard cannot be: the words name `--shard`, where users give one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShardError {
+    #[error("the number of shards must be at least 1")]
+    NoShards,
+    #[error("shard index {index} is out of range for {count} shards (0 to {})", count - 1)]
+    OutOfRange { index: u64, count: u64 },
+    #[error("--shard takes I/N (e.g. 0/4), got {0:?}")]
+    NotIOverN(String),
+    #[error("--shard takes I/N with whole numbers (e.g. 0/4), got {text:?}")]
+    NotANumber {
+        text: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+}
+
 /// One of `count` parts of a job file for machines working side by side: the records whose
 /// number minus one is `index` modulo `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -148,28 +165,28 @@ pub struct Shard {
 
 impl Shard {
     /// `index` must be below `count`.
-    pub fn new(index: u64, count: u64) -> Result<Shard, String> {
+    pub fn new(index: u64, count: u64) -> Result<Shard, ShardError> {
         if count == 0 {
-            return Err("the number of shards must be at least 1".into());
+            return Err(ShardError::NoShards);
         }
         if index >= count {
-            return Err(format!(
-                "shard index {index} is out of range for {count} shards (0 to {})",
-                count - 1
-            ));
+            return Err(ShardError::OutOfRange { index, count });
         }
         Ok(Shard { index, count })
     }
 
     /// `I/N`, as `--shard` takes it.
-    pub fn parse(text: &str) -> Result<Shard, String> {
+    pub fn parse(text: &str) -> Result<Shard, ShardError> {
         let (index, count) = text
             .split_once('/')
-            .ok_or_else(|| format!("--shard takes I/N (e.g. 0/4), got {text:?}"))?;
+            .ok_or_else(|| ShardError::NotIOverN(text.to_string()))?;
         let number = |part: &str| {
-            part.trim().parse::<u64>().map_err(|_| {
-                format!("--shard takes I/N with whole numbers (e.g. 0/4), got {text:?}")
-            })
+            part.trim()
+                .parse::<u64>()
+                .map_err(|source| ShardError::NotANumber {
+                    text: text.to_string(),
+                    source,
+                })
         };
         Shard::new(number(index)?, number(count)?)
     }
@@ -215,8 +232,13 @@ mod tests {
         }
         assert_eq!(Shard::parse("1/4").unwrap(), Shard { index: 1, count: 4 });
         assert_eq!(Shard::parse("1/4").unwrap().to_string(), "1/4");
-        assert!(Shard::parse("4/4").unwrap_err().contains("out of range"));
-        assert!(Shard::parse("x").unwrap_err().contains("I/N"));
+        assert!(
+            Shard::parse("4/4")
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
+        assert!(Shard::parse("x").unwrap_err().to_string().contains("I/N"));
         assert!(Shard::parse("0/0").is_err());
     }
 }

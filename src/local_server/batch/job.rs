@@ -74,7 +74,8 @@ struct Done {
     stopped: bool,
 }
 
-pub async fn run(batch: Arc<Batch>, id: String) {
+/// One job's life, from Submitted to its end, as the task the create call spawns.
+pub async fn live(batch: Arc<Batch>, id: String) {
     if let Err(failure) = drive(&batch, &id).await {
         batch.update(&id, |job| {
             job.status = Status::Failed;

@@ -266,7 +266,7 @@ impl Batch {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         // Reap the tasks of ended jobs so the set stays as small as the running jobs.
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(job::run(self.clone(), id));
+        tasks.spawn(job::live(self.clone(), id));
         Ok((arn, true))
     }
 
