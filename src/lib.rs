@@ -2,9 +2,14 @@
 //! bounded pool of workers calling the Converse API or the embedding models; results,
 //! usage and totals land in a run directory.
 //!
-//! Data flows one way: job file -> records ([`job`]) -> pool ([`pool`]) -> Bedrock client
-//! ([`bedrock`], or [`knowledge_base`] for Knowledge Bases) -> outcomes -> results and summary ([`store`], [`report`]). The
+//! Data flows one way: flags ([`cli`]) -> a checked run configuration ([`config`]) -> the
+//! run ([`run`]): job file -> records ([`job`]) -> an engine ([`pool`] on demand, [`batch`]
+//! for Batch Inference, behind the seam in [`engine`]) -> the SDK clients ([`bedrock`]) ->
+//! outcomes -> results and state ([`store`]) and the summary ([`summary`], priced by
+//! [`prices`], shown by [`report`]). What Bedrock accepts is in [`rules`], the words every
+//! stage shares in [`vocab`]; the other subcommands are in [`commands`]. The
 //! Bedrock-compatible [`local_server`] stands in for AWS in tests, benchmarks and `--local`.
+//! `tests/architecture.rs` holds the modules to this flow.
 
 pub mod batch;
 pub mod bedrock;

@@ -625,7 +625,7 @@ fn an_arrow_against_the_flow_is_found() {
     // the batch engine reading clap's flags, the vocabulary using anything of ours.
     graph.insert(
         "store::ledger".into(),
-        ["summary".to_string(), "report::table".to_string()].into(),
+        ["summary".to_string(), "report::text_table".to_string()].into(),
     );
     graph.insert("batch::parts".into(), ["cli".to_string()].into());
     graph.insert(
@@ -638,7 +638,7 @@ fn an_arrow_against_the_flow_is_found() {
         [
             "batch::parts -> cli",
             "newroom: the room newroom is not placed in FLOW",
-            "store::ledger -> report::table",
+            "store::ledger -> report::text_table",
             "vocab::tier -> rules::catalogue",
         ]
     );

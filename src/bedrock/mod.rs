@@ -1,6 +1,8 @@
-//! Every AWS SDK client of a run, and the one place its types are used: building the
+//! Every AWS SDK client of a run is built and called here (SDK types also appear where a
+//! record's raw Converse messages are SDK messages, in `vocab` and `job::messages`, and
+//! where `fetch` reads `s3://` media with the run's S3 client): building the
 //! clients from an endpoint and credentials ([`connect`]), the bedrock-runtime calls
-//! ([`runtime`], with Converse in [`converse`]), the Batch Inference control plane
+//! ([`runtime`], with Converse in [`converse_call`]), the Batch Inference control plane
 //! ([`jobs`]), S3 ([`s3`]) and Knowledge Bases ([`agent_runtime`]); request and response
 //! bodies as JSON ([`wire`]), structured output ([`tool`]) and the classification of errors
 //! ([`errors`]). SDK retries are off for bedrock-runtime: the pool owns the retry policy,
@@ -8,7 +10,7 @@
 
 pub mod agent_runtime;
 pub mod connect;
-mod converse;
+mod converse_call;
 pub mod errors;
 pub mod jobs;
 mod runtime;

@@ -1,6 +1,6 @@
 //! The bedrock-runtime client of a run: one [`Bedrock`] per endpoint turns a prepared
 //! record into its call (InvokeModel, the embedding models, CountTokens; Converse in
-//! [`super::converse`]) and reads the answer, its usage and its tier back.
+//! [`super::converse_call`]) and reads the answer, its usage and its tier back.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,18 +1,18 @@
 //! The command line, as clap derive structs: raw flags only. Nothing here opens a file or
 //! a socket; `config` turns the flags of `run` and `local-server` into working settings,
 //! and each command of `commands` reads its own. The subcommands and their help are here;
-//! the flags of `run` in [`run`], of `local-server` in [`local_server`], of the others in
-//! [`commands`].
+//! the flags of `run` in [`run_flags`], of `local-server` in [`server_flags`], of the others in
+//! [`command_flags`].
 
-mod commands;
-mod local_server;
-mod run;
+mod command_flags;
+mod run_flags;
+mod server_flags;
 
 use clap::{Parser, Subcommand};
 
-pub use commands::{CancelArgs, ExportArgs, MergeArgs, PricesArgs, ReportArgs, StatusArgs};
-pub use local_server::LocalServerArgs;
-pub use run::RunArgs;
+pub use command_flags::{CancelArgs, ExportArgs, MergeArgs, PricesArgs, ReportArgs, StatusArgs};
+pub use run_flags::RunArgs;
+pub use server_flags::LocalServerArgs;
 
 /// Batch runner for Amazon Bedrock: job files in, results and usage totals out.
 #[derive(Debug, Parser)]

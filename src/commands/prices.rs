@@ -9,7 +9,7 @@ use crate::cli::PricesArgs;
 use crate::commands::{Failure, emit};
 use crate::exit;
 use crate::prices::{PriceTable, UNPRICED, VariantRates};
-use crate::report::table::{self, Format, TableError};
+use crate::report::text_table::{self, Format, TableError};
 
 /// One model (an id asked about, or an entry of the table) and how it bills.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,7 +148,7 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, TableError> {
         }
     }
     if format != Format::Table {
-        return table::render(&HEADERS, &rows, 3..8, format);
+        return text_table::render(&HEADERS, &rows, 3..8, format);
     }
     // On a terminal: no entry and no source columns (the widest), so a line fits; the
     // other formats keep both.
@@ -168,7 +168,7 @@ pub fn render(listed: &[Listed], format: Format) -> Result<String, TableError> {
         .map(|(_, h)| *h)
         .collect();
     let rows: Vec<Vec<String>> = rows.iter().map(narrow).collect();
-    let mut out = table::render(&headers, &rows, 2..7, format)?;
+    let mut out = text_table::render(&headers, &rows, 2..7, format)?;
     out += "USD per million tokens; --format markdown, csv or json shows where each price comes from\n";
     Ok(out)
 }

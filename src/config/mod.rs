@@ -1,15 +1,15 @@
 //! The `run` flags -> a checked [`RunConfig`]: every problem found here is a usage error
 //! (exit 2) whose message names the flag. Building it reads the files the flags name (a
 //! prompt template file, `--schema`, `--document`s, `--prices` files) and the shard index
-//! a scheduler sets in the environment; it sends nothing. The rooms: [`request`] (model,
+//! a scheduler sets in the environment; it sends nothing. The rooms: [`request_settings`] (model,
 //! mode, template, schema, tier, documents), [`knowledge_base`], [`lanes`] (regions,
-//! endpoints, the shard), [`batch`] (`--via batch`), [`local_server`] (`local-server`).
+//! endpoints, the shard), [`batch_settings`] (`--via batch`), [`server_settings`] (`local-server`).
 
-pub mod batch;
+pub mod batch_settings;
 pub mod knowledge_base;
 pub mod lanes;
-pub mod local_server;
-pub mod request;
+pub mod request_settings;
+pub mod server_settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +29,8 @@ use crate::vocab::{Shard, ShardError};
 
 pub use knowledge_base::{KnowledgeBaseSettings, LOCAL_KNOWLEDGE_BASE};
 pub use lanes::LaneSpec;
-pub use local_server::server_config;
-pub use request::mode_flag;
+pub use request_settings::mode_flag;
+pub use server_settings::server_config;
 
 /// Calls in flight at the start when --concurrency is not given.
 const DEFAULT_CONCURRENCY: usize = 16;
@@ -154,8 +154,8 @@ impl RunConfig {
                 )
             })?,
         };
-        let (model, mode, knowledge_base) = request::model_and_mode(args)?;
-        let request = request::settings(args, model, mode)?;
+        let (model, mode, knowledge_base) = request_settings::model_and_mode(args)?;
+        let request = request_settings::settings(args, model, mode)?;
         if args.fetch_concurrency == 0 {
             return Err("--fetch-concurrency must be at least 1".into());
         }
@@ -217,14 +217,14 @@ impl RunConfig {
             )
             .into());
         }
-        let batch = batch::settings(args, mode)?;
+        let batch = batch_settings::settings(args, mode)?;
         let lanes = lanes::lanes(args)?;
         let shard = lanes::shard(args, |name| std::env::var(name).ok())?;
         let prices = PriceTable::with_files(&args.prices)?;
         if let Some(model) = &args.model
             && !could_be_bedrock_id(model)
         {
-            return Err(request::not_a_model_id(model, &prices).into());
+            return Err(request_settings::not_a_model_id(model, &prices).into());
         }
         if let Some(budget) = args.budget_usd {
             if !(budget.is_finite() && budget > 0.0) {

@@ -4,7 +4,7 @@
 pub mod progress;
 pub mod render;
 pub mod runs;
-pub mod table;
+pub mod text_table;
 
 pub use render::render;
 

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-pub use super::table::Format;
-use super::table::TableError;
+pub use super::text_table::Format;
+use super::text_table::TableError;
 use crate::prices::Route;
 use crate::summary::{Summary, VariantTotals, thousands};
 use crate::vocab::SUMMARY_FILE;
@@ -294,7 +294,7 @@ pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, RunsE
         .collect();
     match format {
         Format::Json => Ok(serde_json::to_string_pretty(rows).map_err(TableError::from)? + "\n"),
-        _ => Ok(super::table::render(
+        _ => Ok(super::text_table::render(
             &headers,
             &table,
             usize::from(group_header.is_some()) + 1..headers.len(),

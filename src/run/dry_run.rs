@@ -155,7 +155,7 @@ impl Counter {
             _ => None,
         };
         let local_url = server.as_ref().map(LocalServer::url);
-        let connection = super::on_demand::connection(config, spec, local_url.as_deref());
+        let connection = super::on_demand_engine::connection(config, spec, local_url.as_deref());
         let (client, _) = crate::bedrock::connect(connection)
             .await
             .map_err(RunError::Usage)?;

@@ -18,12 +18,12 @@ use crate::store::{self, StoreError};
 use crate::summary::{self, BudgetStop, StopReport, Summary, Totals, thousands};
 use crate::vocab::ErrorKind;
 
-mod batch;
+mod batch_engine;
 mod drive;
 mod dry_run;
 mod feed;
 mod interrupt;
-mod on_demand;
+mod on_demand_engine;
 mod resolve;
 mod setup;
 
@@ -89,7 +89,7 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
     }
     // What a create call would refuse is refused before the run directory is touched.
     if config.via == crate::engine::Via::Batch {
-        if let Some(refusal) = batch::batch_refusal(&config) {
+        if let Some(refusal) = batch_engine::batch_refusal(&config) {
             return Err(RunError::Usage(refusal));
         }
         tiered_record(&config)?;
@@ -120,9 +120,9 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
     let stops = Stops::default();
     let built = match choose_batch(&config, &opened)? {
         Some(settings) => {
-            batch::build(&config, settings, &stops, opened.retried_records.clone()).await?
+            batch_engine::build(&config, settings, &stops, opened.retried_records.clone()).await?
         }
-        None => on_demand::build(&config, &stops).await?,
+        None => on_demand_engine::build(&config, &stops).await?,
     };
     let fetchers = media_fetchers(&config, &built).await;
     let ended = drive::drive(
@@ -239,7 +239,8 @@ async fn media_fetchers(config: &RunConfig, built: &Built) -> Fetchers {
         None => {
             let local = built.servers.first();
             let local_url = local.map(LocalServer::url);
-            let connection = on_demand::connection(config, &config.lanes[0], local_url.as_deref());
+            let connection =
+                on_demand_engine::connection(config, &config.lanes[0], local_url.as_deref());
             let Ok((sdk, _)) = crate::bedrock::shared_config(connection).await else {
                 return standard;
             };
@@ -261,10 +262,12 @@ fn choose_batch<'a>(
     opened: &OpenRunDir,
 ) -> Result<Option<&'a crate::batch::BatchSettings>, RunError> {
     let earlier = crate::batch::job_state::read(&config.out_dir)?
-        .map(|state| batch::local_jobs_lost(config, state))
+        .map(|state| batch_engine::local_jobs_lost(config, state))
         .transpose()?;
     let unfinished = match &earlier {
-        Some(state) => batch::parts_owing(config, state, &opened.done, &opened.retried_records)?,
+        Some(state) => {
+            batch_engine::parts_owing(config, state, &opened.done, &opened.retried_records)?
+        }
         None => 0,
     };
     let Some(settings) = &config.batch else {
@@ -291,7 +294,7 @@ fn choose_batch<'a>(
     }
     let minimum = crate::batch::parts::MIN_RECORDS;
     if config.via == crate::engine::Via::Auto
-        && let Some(refusal) = batch::batch_refusal(config)
+        && let Some(refusal) = batch_engine::batch_refusal(config)
     {
         if !config.quiet {
             eprintln!("--via auto: calling on demand: {refusal}");

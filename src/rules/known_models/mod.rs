@@ -1,12 +1,12 @@
 //! The model ids Bedrock Runtime serves, and in which regions: base ids (with their
 //! aliases) on demand in-region, and cross-region inference-profile ids from their source
-//! regions. The data is generated from AWS's model cards (`table.rs`, written by
+//! regions. The data is generated from AWS's model cards (`model_ids.rs`, written by
 //! `scripts/known-models`); the local server reads it to refuse what AWS would refuse, and
 //! the catalogue's entries are checked against it so they name models that exist.
 
-mod table;
+mod model_ids;
 
-pub use table::REGIONS;
+pub use model_ids::REGIONS;
 
 /// One model: its base id, the other names of that id, and where each name is served.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub struct Model {
 
 /// Every model of the table.
 pub fn all() -> &'static [Model] {
-    table::MODELS
+    model_ids::MODELS
 }
 
 /// Where an id stands in a region.

@@ -46,7 +46,7 @@ pub struct PricesArgs {
     #[arg(long, value_name = "FILE")]
     pub prices: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::report::table::Format,
+    pub format: crate::report::text_table::Format,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use crate::rules::catalogue::{self, Offer};
 use crate::store::state::RecordSet;
 use crate::vocab::schema::SchemaRoute;
 
-use super::on_demand::connection;
+use super::on_demand_engine::connection;
 use super::{Built, RunError};
 
 /// Why the run's model cannot go through Batch Inference, when the catalogue says it
