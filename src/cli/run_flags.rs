@@ -191,6 +191,7 @@ pub struct RunArgs {
     /// Your tokens-per-minute quota, when you know it. Every attempt is paced, reserving
     /// input + max tokens as Bedrock does; without this the pace is learned from the first
     /// throttle on (what the quota admitted until then), and refined as the run goes.
+    /// With --shard I/N each shard starts from 1/N of it (the shards share the quota).
     #[arg(long, help_heading = "Calls", value_name = "N")]
     pub tpm: Option<u64>,
     /// Your requests-per-minute quota, when you know it (embedding models are often

@@ -51,44 +51,114 @@ impl Shortage {
 pub struct Reservation {
     model: Arc<str>,
     tokens: f64,
+    /// The input estimate, as estimated and as reserved (times the calibration then).
+    input: (f64, f64),
     sent: Instant,
     tokens_before: f64,
     requests_before: f64,
 }
 
-/// Real input tokens per estimated one starts at 1 and follows the answers.
+/// Real input tokens per estimated one starts at 1 and follows the answers: the mean of
+/// the first ones, then a moving average with this weight.
 const CALIBRATION_WEIGHT: f64 = 0.1;
-/// Until a model's first throttle, attempts start at this many a second...
+/// With a known token quota (`--tpm`), this share of the first bucket waits until...
+const HELD_BACK: f64 = 0.15;
+/// ...this many answers have calibrated the input estimate.
+const CALIBRATED_AFTER: u64 = 5;
+/// Until a model's first throttle, attempts start at this many a second (shared by the
+/// processes that share the quota: see [`Pacer::shared_by`])...
 const RAMP_START: f64 = 16.0;
-/// ...and the pace doubles this often.
-const RAMP_DOUBLING: Duration = Duration::from_secs(1);
+/// ...and the pace doubles every this many of the fastest round trips answered so far...
+const RAMP_ROUND_TRIPS: f64 = 4.0;
+/// ...but at least every two seconds (also before any answer) and at most every 20 ms.
+/// The attempts a throttle meets when it comes back are the pace times the time it took:
+/// on an endpoint that answers in seconds the pace grows gently, since what matters for the
+/// quota is only that it passes the quota's refill, which it does long before the bucket
+/// is empty.
+const RAMP_DOUBLING_MAX: Duration = Duration::from_secs(2);
+const RAMP_DOUBLING_MIN: Duration = Duration::from_millis(20);
+/// Attempts the ramp lets go at once: what its pace allows in this long (at least one).
+const RAMP_BURST: Duration = Duration::from_millis(10);
 
 /// Discovery: until the first throttle nothing is known of the quota, so the pace of new
 /// attempts grows exponentially from [`RAMP_START`] a second. The full bucket of a large
 /// quota is reached in seconds, while the attempts that meet a bucket just gone empty, sent
-/// in the time a throttle takes to come back, stay few.
+/// in the time a throttle takes to come back, stay few. The pace grows only while it is
+/// what holds attempts back (not while the concurrency limit or a lack of records does, so
+/// it never runs ahead of what was really sent), and it grows faster where the answers say
+/// the endpoint is fast: a throttle comes back no slower than an answer.
 #[derive(Debug, Clone, Copy)]
 struct Ramp {
-    started: Instant,
-    sent: f64,
+    /// Attempts a second.
+    pace: f64,
+    /// Attempts that may go now: accrued at the pace, at most a short burst.
+    credit: f64,
+    updated: Instant,
+    /// The fastest answer so far.
+    fastest: Option<Duration>,
 }
 
 impl Ramp {
-    /// Attempts allowed by `elapsed` seconds: the integral of the pace, plus one.
-    fn allowed(elapsed: f64) -> f64 {
-        let t = RAMP_DOUBLING.as_secs_f64();
-        1.0 + RAMP_START * t / std::f64::consts::LN_2 * ((elapsed / t).exp2() - 1.0)
+    fn new(start: f64, now: Instant) -> Ramp {
+        Ramp {
+            pace: start,
+            credit: 1.0,
+            updated: now,
+            fastest: None,
+        }
     }
 
-    fn wait(&self, now: Instant) -> Duration {
-        let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
-        if Ramp::allowed(elapsed) >= self.sent + 1.0 {
+    fn doubling(&self) -> f64 {
+        self.fastest
+            .map_or(RAMP_DOUBLING_MAX, |rtt| {
+                rtt.mul_f64(RAMP_ROUND_TRIPS)
+                    .clamp(RAMP_DOUBLING_MIN, RAMP_DOUBLING_MAX)
+            })
+            .as_secs_f64()
+    }
+
+    fn burst(pace: f64) -> f64 {
+        (pace * RAMP_BURST.as_secs_f64()).max(1.0)
+    }
+
+    /// Brings pace and credit up to `now`: while the credit is short of a full burst the
+    /// ramp is what holds attempts back, so the pace grows; a full credit stops growing.
+    fn advance(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.updated = now.max(self.updated);
+        if elapsed <= 0.0 || self.credit >= Ramp::burst(self.pace) {
+            return;
+        }
+        let t = self.doubling();
+        // The time until the credit is full again, the pace growing all along.
+        let short = Ramp::burst(self.pace) - self.credit;
+        let until_full = (short * std::f64::consts::LN_2 / (self.pace * t) + 1.0).log2() * t;
+        if until_full <= elapsed {
+            self.pace *= (until_full / t).exp2();
+            self.credit = Ramp::burst(self.pace);
+        } else {
+            let accrued = self.pace * t / std::f64::consts::LN_2 * ((elapsed / t).exp2() - 1.0);
+            self.pace *= (elapsed / t).exp2();
+            self.credit += accrued;
+        }
+    }
+
+    fn wait(&mut self, now: Instant) -> Duration {
+        self.advance(now);
+        // A hair under one counts as one: the credit is summed in floating point.
+        if self.credit >= 1.0 - 1e-9 {
             return Duration::ZERO;
         }
-        // Solve allowed(t) = sent + 1 for t.
-        let t = RAMP_DOUBLING.as_secs_f64();
-        let target = (self.sent * std::f64::consts::LN_2 / (RAMP_START * t) + 1.0).log2() * t;
-        Duration::from_secs_f64((target - elapsed).max(0.001))
+        Duration::from_secs_f64(((1.0 - self.credit) / self.pace).max(0.001))
+    }
+
+    fn take(&mut self, now: Instant) {
+        self.advance(now);
+        self.credit -= 1.0;
+    }
+
+    fn answered(&mut self, rtt: Duration) {
+        self.fastest = Some(self.fastest.map_or(rtt, |f| f.min(rtt)));
     }
 }
 
@@ -99,6 +169,24 @@ struct ModelPace {
     ramp: Option<Ramp>,
     /// Real input tokens per estimated input token.
     input_ratio: f64,
+    /// Answers that calibrated it.
+    calibrations: u64,
+    /// Of the attempts in flight: input estimated, and reserved for it.
+    in_flight_input: (f64, f64),
+}
+
+impl ModelPace {
+    /// An attempt ended (answered, throttled or failed): its input is no longer in flight.
+    fn landed(&mut self, reservation: &Reservation) {
+        self.in_flight_input.0 -= reservation.input.0;
+        self.in_flight_input.1 -= reservation.input.1;
+    }
+
+    /// What the attempts in flight reserved too little for their input, by the calibration
+    /// now: the service's bucket is that much lower than modelled until they settle.
+    fn undercounted_in_flight(&self) -> f64 {
+        (self.in_flight_input.0 * self.input_ratio - self.in_flight_input.1).max(0.0)
+    }
 }
 
 struct State {
@@ -111,6 +199,8 @@ pub struct Pacer {
     state: Arc<Mutex<State>>,
     tpm: Option<u64>,
     rpm: Option<u64>,
+    /// How many processes share the quota.
+    sharers: u32,
 }
 
 impl Pacer {
@@ -123,7 +213,22 @@ impl Pacer {
             })),
             tpm,
             rpm,
+            sharers: 1,
         }
+    }
+
+    /// The quota is shared by `processes` started together (the shards of one job on one
+    /// account and region), none of which sees the others: each starts from its share of
+    /// `--tpm` / `--rpm`, and without them each discovery ramp starts at its share of the
+    /// pace, so that together they ramp up as one process would instead of overshooting
+    /// the shared bucket `processes` times over. Each then learns its own rate from its own
+    /// throttles, as usual.
+    pub fn shared_by(mut self, processes: u32) -> Pacer {
+        let processes = processes.max(1);
+        self.sharers = processes;
+        self.tpm = self.tpm.map(|n| (n / processes as u64).max(1));
+        self.rpm = self.rpm.map(|n| (n / processes as u64).max(1));
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -139,21 +244,25 @@ impl Pacer {
             state.models.insert(
                 Arc::from(model),
                 ModelPace {
-                    tokens: gauge(self.tpm),
+                    tokens: gauge(self.tpm).holding_back(HELD_BACK),
                     requests: gauge(self.rpm),
-                    ramp: (self.tpm.is_none() && self.rpm.is_none()).then_some(Ramp {
-                        started: now,
-                        sent: 0.0,
-                    }),
+                    ramp: (self.tpm.is_none() && self.rpm.is_none())
+                        .then(|| Ramp::new(RAMP_START / self.sharers as f64, now)),
                     input_ratio: 1.0,
+                    calibrations: 0,
+                    in_flight_input: (0.0, 0.0),
                 },
             );
         }
         state.models.get_mut(model).expect("inserted above")
     }
 
+    fn input(pace: &ModelPace, demand: Demand) -> f64 {
+        (demand.estimated_input as f64 * pace.input_ratio).ceil()
+    }
+
     fn tokens(pace: &ModelPace, demand: Demand) -> f64 {
-        (demand.estimated_input as f64 * pace.input_ratio).ceil() + demand.output_ceiling as f64
+        Pacer::input(pace, demand) + demand.output_ceiling as f64
     }
 
     /// How long until an attempt on `model` asking `demand` may be sent (zero: now).
@@ -164,7 +273,10 @@ impl Pacer {
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
         let pace = self.model(&mut state, model, now);
         let tokens = Pacer::tokens(pace, demand);
-        let ramp = pace.ramp.map_or(Duration::ZERO, |ramp| ramp.wait(now));
+        let ramp = pace
+            .ramp
+            .as_mut()
+            .map_or(Duration::ZERO, |ramp| ramp.wait(now));
         let wait = pace
             .tokens
             .wait_for(tokens, now)
@@ -178,10 +290,13 @@ impl Pacer {
         let pace = self.model(&mut state, model, now);
         let (tokens_before, requests_before) = (pace.tokens.consumed(), pace.requests.consumed());
         let tokens = Pacer::tokens(pace, demand);
+        let input = (demand.estimated_input as f64, Pacer::input(pace, demand));
+        pace.in_flight_input.0 += input.0;
+        pace.in_flight_input.1 += input.1;
         pace.tokens.take(tokens, now);
         pace.requests.take(1.0, now);
         if let Some(ramp) = &mut pace.ramp {
-            ramp.sent += 1.0;
+            ramp.take(now);
         }
         let key = state
             .models
@@ -190,6 +305,7 @@ impl Pacer {
         Reservation {
             model: key,
             tokens,
+            input,
             sent: now,
             tokens_before,
             requests_before,
@@ -208,8 +324,12 @@ impl Pacer {
     ) {
         let mut state = self.lock();
         let pace = self.model(&mut state, &reservation.model, now);
+        pace.landed(&reservation);
         match used {
             Some((input, total)) => {
+                if let Some(ramp) = &mut pace.ramp {
+                    ramp.answered(now.saturating_duration_since(reservation.sent));
+                }
                 // The service reserved the real input plus the ceiling, not our estimate.
                 let reserved = input as f64 + demand.output_ceiling as f64;
                 pace.tokens
@@ -217,7 +337,13 @@ impl Pacer {
                 pace.tokens.refund(reserved - total as f64, now);
                 if demand.estimated_input > 0 && input > 0 {
                     let ratio = (input as f64 / demand.estimated_input as f64).clamp(0.25, 4.0);
-                    pace.input_ratio += CALIBRATION_WEIGHT * (ratio - pace.input_ratio);
+                    pace.calibrations += 1;
+                    let weight = CALIBRATION_WEIGHT.max(1.0 / pace.calibrations as f64);
+                    pace.input_ratio += weight * (ratio - pace.input_ratio);
+                    if pace.calibrations == CALIBRATED_AFTER {
+                        let short = pace.undercounted_in_flight();
+                        pace.tokens.release(short, now);
+                    }
                 }
             }
             // Not answered: the service took nothing.
@@ -229,6 +355,7 @@ impl Pacer {
     pub fn throttled(&self, reservation: Reservation, shortage: Shortage, now: Instant) {
         let mut state = self.lock();
         let pace = self.model(&mut state, &reservation.model, now);
+        pace.landed(&reservation);
         pace.ramp = None;
         match shortage {
             Shortage::Tokens => {
@@ -295,17 +422,38 @@ mod tests {
 
     #[test]
     fn a_known_quota_paces_and_refunds() {
-        // 600 tokens a minute: 10 a second.
+        // 600 tokens a minute: 10 a second; 15% of the first bucket (90) waits for answers.
         let pacer = Pacer::new(Some(600), None);
         let t0 = Instant::now();
         assert_eq!(pacer.wait(MODEL, demand(100, 400), t0), Duration::ZERO);
         let first = pacer.take(MODEL, demand(100, 400), t0);
-        // 100 left: 500 more take 40 s of refill (at just under 10 a second)...
+        // 10 left: 400 more take 39 s of refill (at just under 10 a second)...
         let wait = pacer.wait(MODEL, demand(100, 300), t0);
         assert!(wait >= Duration::from_secs(30), "{wait:?}");
-        // ...unless the call gives back what it did not use.
+        // ...unless the call gives back what it did not use (350: 360 are there).
         pacer.settle(first, demand(100, 400), Some((100, 150)), t0);
-        assert_eq!(pacer.wait(MODEL, demand(100, 300), t0), Duration::ZERO);
+        assert_eq!(pacer.wait(MODEL, demand(100, 250), t0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_known_token_quota_holds_part_of_the_first_bucket_until_the_estimate_is_calibrated() {
+        // 60,000 a minute; the service counts 1.2 input tokens per estimated one.
+        let pacer = Pacer::new(Some(60_000), None);
+        let t0 = Instant::now();
+        let mut sent = Vec::new();
+        while pacer.wait(MODEL, demand(500, 500), t0).is_zero() {
+            sent.push(pacer.take(MODEL, demand(500, 500), t0));
+        }
+        // 85% of the bucket went out before any answer: 51 attempts of 1,000.
+        assert_eq!(sent.len(), 51);
+        // Five answers calibrate the estimate; the held-back 9,000 come back, less what
+        // the 46 attempts still in flight reserved too little (100 each).
+        for reservation in sent.drain(..5) {
+            pacer.settle(reservation, demand(500, 500), Some((600, 700)), t0);
+        }
+        // 51,000 - 51,000 taken, 5 x 300 given back by the answers, 9,000 - 4,600 released.
+        assert!(pacer.wait(MODEL, demand(0, 5_800), t0).is_zero());
+        assert!(!pacer.wait(MODEL, demand(0, 6_000), t0).is_zero());
     }
 
     #[test]

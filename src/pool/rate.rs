@@ -38,13 +38,16 @@ const PROBE_SLOPE: f64 = 0.005;
 /// Below this share of the best rate seen, the quota may have dropped for a while (another
 /// job, a changed limit): probe back towards the best rate quickly.
 const RECOVER_BELOW: f64 = 0.8;
-/// Hold before a quick probe, growing with each quick probe that fails, up to the maximum.
-const RECOVER_HOLD: Duration = Duration::from_secs(3);
-const RECOVER_HOLD_MAX: Duration = Duration::from_secs(10);
+/// Hold before a quick probe, growing with each quick probe that fails, up to the maximum:
+/// a quota that comes back is found within the longest hold plus the ramp (6 s), at the
+/// cost of about one throttle a probe while it stays down.
+const RECOVER_HOLD: Duration = Duration::from_secs(2);
+const RECOVER_HOLD_MAX: Duration = Duration::from_secs(4);
 /// A quick probe ramps from the learned rate to the best rate in this time.
-const RECOVER_RAMP: Duration = Duration::from_secs(5);
-/// The best rate seen fades towards the current one with this half-life.
-const BEST_HALF_LIFE: Duration = Duration::from_secs(600);
+const RECOVER_RAMP: Duration = Duration::from_secs(2);
+/// The best rate seen fades towards the current one with this half-life: slowly, since a
+/// quick probe that finds the quota still down costs one throttle whatever it aims at.
+const BEST_HALF_LIFE: Duration = Duration::from_secs(3600);
 /// The smallest rate learned: one unit a minute.
 const MIN_RATE: f64 = 1.0 / 60.0;
 
@@ -82,6 +85,8 @@ pub struct Gauge {
     /// Quick probes that failed in a row.
     failed_recoveries: u32,
     updates: u64,
+    /// Of a known quota's first bucket, not yet given to attempts.
+    held_back: f64,
 }
 
 impl Gauge {
@@ -99,6 +104,7 @@ impl Gauge {
             best: (0.0, now),
             failed_recoveries: 0,
             updates: 0,
+            held_back: 0.0,
         }
     }
 
@@ -111,6 +117,22 @@ impl Gauge {
             best: (rate, now),
             ..Gauge::unknown(now)
         }
+    }
+
+    /// Holds `share` of the full bucket back until [`Gauge::release`]: a known token quota's
+    /// first bucketful goes out before any answer has calibrated the input estimate.
+    pub fn holding_back(mut self, share: f64) -> Gauge {
+        self.held_back = self.level * share;
+        self.level -= self.held_back;
+        self
+    }
+
+    /// Gives back what was held back, less what attempts in flight are known to have
+    /// reserved too little for (`short`).
+    pub fn release(&mut self, short: f64, now: Instant) {
+        self.refill(now);
+        self.level += self.held_back - short;
+        self.held_back = 0.0;
     }
 
     /// Units consumed so far (reservations minus refunds); an attempt remembers it.
@@ -177,10 +199,25 @@ impl Gauge {
         }
     }
 
+    /// A quick probe that reached the best rate without a throttle found the quota back:
+    /// from the end of its ramp the best rate is the learned one.
+    fn recovered(&mut self, now: Instant) {
+        let Some(rate) = self.rate else { return };
+        let best = self.best(rate, now);
+        let back = self.since + self.recover_hold() + RECOVER_RAMP;
+        if rate < RECOVER_BELOW * best && now >= back {
+            tracing::debug!(rate, best, "a quick probe found the quota back");
+            self.rate = Some(best);
+            self.since = back;
+            self.failed_recoveries = 0;
+        }
+    }
+
     fn refill(&mut self, now: Instant) {
         if now <= self.updated {
             return;
         }
+        self.recovered(now);
         if let Some(pace) = self.pace(now) {
             let elapsed = (now - self.updated).as_secs_f64();
             let capacity = pace * BUCKET_SECS;
@@ -293,6 +330,10 @@ impl Gauge {
                             prior.clamp(lower, upper).max(rate * 0.5)
                         }
                     }
+                    // The first throttle on a rate the user gave (`--tpm`): the bucket was
+                    // empty sooner than modelled (the service counts input its own way, or
+                    // others share the quota); the next throttle measures the rate.
+                    None if self.updates == 0 => rate,
                     None => prior,
                 }
             }

@@ -126,7 +126,12 @@ fn lane<S>(config: &RunConfig, spec: &LaneSpec, region: String, service: S) -> L
             config.min_concurrency,
             config.max_concurrency,
         ),
-        Pacer::new(config.tpm, config.rpm),
+        // Shards of one job are started together on one account: they share its quota.
+        Pacer::new(config.tpm, config.rpm).shared_by(
+            config
+                .shard
+                .map_or(1, |s| s.count.min(u32::MAX as u64) as u32),
+        ),
     )
 }
 

@@ -8,6 +8,7 @@
 
 mod accounts_for_every_call;
 mod fills_the_quota;
+mod shares_a_quota;
 mod spreads_over_regions;
 
 use std::future::Future;
@@ -55,6 +56,8 @@ struct Bedrockish {
     input_factor: f64,
     /// Answer every call with AccessDeniedException (the model is not enabled here).
     deny: bool,
+    /// This client's own counters, when several share the quota (see [`Bedrockish::sharing`]).
+    own: Arc<Mutex<Seen>>,
 }
 
 impl Bedrockish {
@@ -70,7 +73,21 @@ impl Bedrockish {
             throttle_delay: Duration::ZERO,
             input_factor: 1.15,
             deny: false,
+            own: Arc::default(),
         }
+    }
+
+    /// Another client of the same quota (another process), with counters of its own.
+    fn sharing(&self) -> Bedrockish {
+        Bedrockish {
+            own: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// What this client alone was seen doing.
+    fn own(&self) -> Seen {
+        self.own.lock().unwrap().clone()
     }
 
     fn seen(&self) -> Seen {
@@ -114,11 +131,15 @@ impl Service for Bedrockish {
                 let now = Instant::now().into_std();
                 quota.seen.requests += 1;
                 let admitted = quota.bucket.has(reserve, now);
+                let mut own = this.own.lock().unwrap();
+                own.requests += 1;
                 if admitted {
                     quota.bucket.take(reserve, now);
                     quota.seen.tokens += (input + output) as f64;
+                    own.tokens += (input + output) as f64;
                 } else {
                     quota.seen.throttles += 1;
+                    own.throttles += 1;
                 }
                 admitted
             };

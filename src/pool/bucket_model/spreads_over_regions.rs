@@ -85,6 +85,43 @@ async fn three_regions_add_their_quotas_up() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn every_lane_keeps_to_the_target_and_the_largest_no_worse_than_the_smallest() {
+    // Three quotas. Each lane meets its empty bucket at the pace its own ramp reached, the
+    // largest one last and fastest, with whatever it sent before the throttle came back:
+    // at once on loopback, after 50 ms over a real network.
+    for (delay, most_throttled) in [(0, 0.01), (50, 0.015)] {
+        let services: Vec<Bedrockish> = [30_000, 60_000, 90_000]
+            .into_iter()
+            .map(|tpm| {
+                let mut service = Bedrockish::new(tpm, 300, 80.0);
+                service.throttle_delay = Duration::from_millis(delay);
+                service
+            })
+            .collect();
+        let (outcomes, seen) = drive_lanes(services, tasks(2500, 220, 2000, 200), 90).await;
+        assert!(outcomes.iter().all(|o| o.result.is_ok()));
+        let throttled: Vec<f64> = seen
+            .iter()
+            .map(|s| s.throttles as f64 / s.requests as f64)
+            .collect();
+        eprintln!("lanes, throttles after {delay} ms: throttled {throttled:.4?} {seen:?}");
+        for (lane, share) in throttled.iter().enumerate() {
+            assert!(
+                *share <= most_throttled,
+                "lane {lane}: throttled {share:.4}"
+            );
+        }
+        // No more than the smallest, give or take a fifth of a point.
+        assert!(
+            throttled[2] <= throttled[0] + 0.002,
+            "the largest lane {:.4}, the smallest {:.4}",
+            throttled[2],
+            throttled[0]
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_region_without_the_model_drops_out_and_the_others_go_on() {
     let mut denied = Bedrockish::new(60_000, 100, 1000.0);
     denied.deny = true;
