@@ -250,7 +250,7 @@ def rates(readings, s):
     return row
 
 
-def side_by_side(key, s, binary, env, workers):
+def side_by_side(s, binary, env, workers):
     """A, B, D or E: bedrock-batch, then the boto3 baseline, on one server reset in between."""
     rows = []
     server, url = start_server(binary, s)
@@ -320,7 +320,7 @@ def regions(binary, env):
                         "requests": x["requests"], "throttles": x["throttles"],
                     } for q, x in zip(quotas, stats)]
         finally:
-            for server in servers:
+            for server, _ in servers:
                 stop_server(server)
     print("R: bedrock-batch over 1, 2 and 3 endpoints, 90 s from the cold start")
     print(f"{'endpoints':>9} {'quota (TPM)':>12} {'goodput %':>9} {'throttled %':>11} {'requests':>9} "
@@ -555,7 +555,8 @@ def compact(table, results, workers):
         f = results["F"]
 
         def cell(r):
-            return f"{r['wall_s']:.2f} s wall, {r['cpu_s']:.2f} s CPU; {r['ok']} ok"
+            return (f"{r['wall_s']:.2f} s wall, {r['cpu_s']:.2f} s CPU; {r['ok']} ok, "
+                    f"{r['failed_throttling']} failed (throttling)")
         lines.append(("F: 5,000 short records, zero-latency endpoint, no quota, cold start", cell(f[0]), cell(f[2])))
         lines.append(("F with `--rpm 100000` given (no ramp)", cell(f[1]), "-"))
     if not lines:
@@ -585,11 +586,12 @@ def main():
     table = []
     for key in keys:
         if key in SCENARIOS:
-            table += [(key, row) for row in side_by_side(key, SCENARIOS[key], args.bin, env, args.workers)]
+            table += [(key, row) for row in side_by_side(SCENARIOS[key], args.bin, env, args.workers)]
     if table:
         print_side_by_side(table)
         print(json.dumps([dict(r, scenario=k) for k, r in table]))
-    print(json.dumps(results))
+    if results:
+        print(json.dumps(results))
     print()
     compact(table, results, args.workers)
 
