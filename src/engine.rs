@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::vocab::{Answer, CallError, Payload, ServiceTier};
-use crate::vocab::{BatchReport, CallOutcome, LearnedQuota, LimiterReport, Task};
+use crate::vocab::{BatchReport, CallOutcome, LearnedQuota, LimiterReport, MaxTokensAdvice, Task};
 
 /// The service as an engine sees it: one call with a model and its payloads. `Bedrock`
 /// (bedrock-runtime) is the real one and a knowledge base another; tests drive the pool
@@ -100,6 +100,8 @@ pub struct EngineReport {
     /// The (first) region's concurrency limiter.
     pub limiter: LimiterReport,
     pub learned_quota: BTreeMap<String, LearnedQuota>,
+    /// A smaller `--max-tokens` for each model whose output ceiling held the run back.
+    pub max_tokens_advice: BTreeMap<String, MaxTokensAdvice>,
     /// Each region or endpoint: its name, its concurrency limit now, whether it is in use.
     pub lanes: Vec<(String, usize, bool)>,
     /// Batch Inference jobs and timings, with `--via batch`.

@@ -1,6 +1,8 @@
 //! Throttle storms, end to end: the binary from a cold start against a local server whose
 //! quota is far below what the job wants. No record may fail from throttling, and
 //! summary.json must count every attempt the server saw, also when the run is interrupted.
+//! When the output ceiling, not the answers, fills the quota, the run says once which
+//! `--max-tokens` would fit, and summary.json carries it.
 //! How much of the quota it uses and how often it is throttled are benchmark numbers
 //! (scripts/bench-quota), not asserted here.
 
@@ -154,4 +156,110 @@ async fn an_interrupted_run_counts_every_attempt_the_server_saw() {
     let stats = server.stats();
     assert_eq!(summary["attempts"], stats.requests);
     assert_eq!(summary["throttles"], stats.throttles);
+}
+
+/// A quota of 20,000 tokens a minute and answers of about 33 tokens: with no
+/// `--max-tokens` each call reserves 4,096 for output, and five fill the bucket.
+fn short_answers_server() -> ServerConfig {
+    ServerConfig {
+        tpm: Some(20_000),
+        latency: Duration::from_millis(100),
+        ..ServerConfig::default()
+    }
+}
+
+const ADVICE: &str = "max_tokens is the bottleneck";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ceiling_far_above_the_answers_is_named_once_with_one_that_fits() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 100);
+    let server = server(short_answers_server()).await;
+    let url = server.url();
+    let run = run_fresh(
+        work.path(),
+        &[&job, "--model", CLAUDE, "--endpoint-url", &url, "--quiet"],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let summary = run.summary();
+    let advice = &summary["max_tokens_advice"][CLAUDE];
+    assert_eq!(advice["reserved_output"], 4096, "{advice}");
+    let suggested = advice["suggested_max_tokens"].as_u64().unwrap();
+    let longest = run
+        .lines()
+        .iter()
+        .map(|l| l["usage"]["output_tokens"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        (longest..4096).contains(&suggested),
+        "above every answer ({longest}), below the ceiling: {advice}"
+    );
+    assert!(advice["admits_times"].as_f64().unwrap() > 1.0, "{advice}");
+    // Said once while the run went, --quiet or not, with the same suggestion.
+    let stderr = run.stderr();
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains(ADVICE)).collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].starts_with(&format!("warning: {ADVICE} for {CLAUDE}: "))
+            && said[0].contains(&format!("--max-tokens {suggested} ")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ceiling_that_fits_the_answers_gets_no_advice() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 200);
+    // 200 calls of about 100 tokens each in flight at once fill the quota: the token
+    // quota holds calls back, but the ceiling is not what fills it.
+    let server = server(ServerConfig {
+        latency: Duration::from_millis(500),
+        ..short_answers_server()
+    })
+    .await;
+    let url = server.url();
+    let run = run_fresh(
+        work.path(),
+        &[
+            &job,
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &url,
+            "--max-tokens",
+            "64",
+            "--tpm",
+            "20000",
+            "--concurrency",
+            "200",
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(!run.stderr().contains(ADVICE), "{}", run.stderr());
+    let summary = run.summary();
+    assert_eq!(summary.get("max_tokens_advice"), None, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_that_holds_nothing_back_gets_no_advice() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 40);
+    let server = server(ServerConfig {
+        tpm: None,
+        ..short_answers_server()
+    })
+    .await;
+    let url = server.url();
+    let run = run_fresh(
+        work.path(),
+        &[&job, "--model", CLAUDE, "--endpoint-url", &url],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(!run.stderr().contains(ADVICE), "{}", run.stderr());
+    let summary = run.summary();
+    assert_eq!(summary.get("max_tokens_advice"), None, "{summary}");
 }

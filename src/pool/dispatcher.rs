@@ -4,7 +4,8 @@
 //! attempt's answer back: a throttle goes to the pacer and the call is ready again at once;
 //! other failures go by the retry policy (backoff) or end the call; a model denied in one
 //! region drops that lane while others serve it. It watches the stop flags, the budget and
-//! the stall timeout, and sends every call's outcome.
+//! the stall timeout, says once per model when a smaller `--max-tokens` would admit more
+//! calls, and sends every call's outcome.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use super::call::{Call, cancelled, once_more, used};
 use super::lane::{Lane, choose};
 use super::pacer::Shortage;
 use super::queue::Waiting;
+use super::reservations::Told;
 use crate::engine::Service;
 use crate::vocab::{Answer, CallError, CallOutcome, ErrorKind, Task, Usage};
 
@@ -54,6 +56,8 @@ struct Dispatcher<S: Service> {
     last_progress: Instant,
     /// The lane tried first next time, so records spread over the lanes with room.
     next_lane: usize,
+    /// Models already advised on `--max-tokens`.
+    told: Told,
 }
 
 impl<S: Service> Dispatcher<S> {
@@ -215,6 +219,9 @@ impl<S: Service> Dispatcher<S> {
                     consumed.then_some((input, input + usage.output_tokens)),
                     now,
                 );
+                if consumed {
+                    self.advise(&call.task.model);
+                }
                 match result {
                     Err(err) if err.kind.lane_fatal() && self.drop_lane(attempted.lane, &err) => {
                         // Another lane may serve the model: this record goes on there.
@@ -270,6 +277,19 @@ impl<S: Service> Dispatcher<S> {
         true
     }
 
+    /// Says once, when it first holds, that calls on `model` reserve far more output than
+    /// their answers use (see `reservations`).
+    fn advise(&mut self, model: &str) {
+        if !self.controls.max_tokens_advice || self.told.already(model) {
+            return;
+        }
+        if let Some(advice) = super::max_tokens_advice(&self.lanes, model)
+            && let Some(line) = self.told.first(model, &advice)
+        {
+            tracing::warn!("{line}");
+        }
+    }
+
     /// Ends every call not in flight as cancelled (their attempts still count).
     async fn cancel_waiting(&mut self) {
         for call in self.waiting.drain() {
@@ -299,6 +319,7 @@ pub async fn run<S: Service>(
         next_seq: 0,
         last_progress: Instant::now(),
         next_lane: 0,
+        told: Told::default(),
     };
     let alive = alive.max(1);
     let mut feeding = true;

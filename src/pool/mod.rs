@@ -15,6 +15,10 @@
 //! a `CallOutcome` carrying the attempts it made, so the totals count every attempt that
 //! was sent. The pool reaches the service through [`crate::engine::Service`] only.
 //!
+//! When the token quota holds calls back while their answers use little of the output
+//! they reserve, the run says once per model which `--max-tokens` would fit
+//! ([`reservations`]), and summary.json carries it.
+//!
 //! Here: the [`Controls`] every call shares and [`OnDemand`], the pool as an [`Engine`].
 
 pub mod budget;
@@ -28,6 +32,7 @@ mod call;
 mod dispatcher;
 mod lane;
 mod queue;
+mod reservations;
 
 #[cfg(test)]
 mod bucket_model;
@@ -40,8 +45,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::engine::{Engine, EngineReport, Live, Service, StopReason, Stops};
-use crate::vocab::{CallOutcome, Task};
+use crate::vocab::{CallOutcome, MaxTokensAdvice, Task};
 use budget::Budget;
+use reservations::Reservations;
 use retry::RetryPolicy;
 
 pub use dispatcher::run;
@@ -63,6 +69,9 @@ pub struct Controls {
     /// Attempts throttled so far, counted as they come back (the totals count a call's
     /// throttles when it ends).
     pub throttled: Arc<AtomicU64>,
+    /// Whether `--max-tokens` sets what each call reserves for output (Converse calls),
+    /// so the run may advise on it.
+    pub max_tokens_advice: bool,
 }
 
 impl Controls {
@@ -126,9 +135,18 @@ impl<S: Service> Engine for OnDemand<S> {
                 learned_quota.insert(key, quota);
             }
         }
+        let max_tokens_advice = if self.controls.max_tokens_advice {
+            reservations_by_model(&self.lanes)
+                .into_iter()
+                .filter_map(|(model, seen)| Some((model, seen.advice()?)))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         EngineReport {
             limiter: self.lanes[0].limiter.report(),
             learned_quota,
+            max_tokens_advice,
             lanes: self
                 .lanes
                 .iter()
@@ -155,4 +173,21 @@ impl<S: Service> Engine for OnDemand<S> {
                 after_secs: controls.stall_timeout.as_secs_f64(),
             })
     }
+}
+
+/// What each model's calls reserved and used, over every lane: `--max-tokens` is one for
+/// the run.
+fn reservations_by_model<S>(lanes: &[Lane<S>]) -> BTreeMap<String, Reservations> {
+    let mut all: BTreeMap<String, Reservations> = BTreeMap::new();
+    for lane in lanes {
+        for (model, seen) in lane.pacer.reservations() {
+            all.entry(model).or_default().merge(&seen);
+        }
+    }
+    all
+}
+
+/// The advice on `model` now, over every lane.
+fn max_tokens_advice<S>(lanes: &[Lane<S>], model: &str) -> Option<MaxTokensAdvice> {
+    reservations_by_model(lanes).remove(model)?.advice()
 }

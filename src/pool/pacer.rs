@@ -8,6 +8,8 @@
 //!
 //! The token estimate of a record's input is calibrated against the usage the service
 //! reports, so the model of the service's bucket reserves what the service reserves.
+//! What answered calls reserved and used is kept beside, for `--max-tokens` advice
+//! ([`super::reservations`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::rate::Gauge;
+use super::reservations::Reservations;
 use crate::vocab::LearnedQuota;
 
 /// What one attempt asks of a model's quota.
@@ -173,6 +176,8 @@ struct ModelPace {
     calibrations: u64,
     /// Of the attempts in flight: input estimated, and reserved for it.
     in_flight_input: (f64, f64),
+    /// What answered calls reserved and used, for `--max-tokens` advice.
+    reservations: Reservations,
 }
 
 impl ModelPace {
@@ -251,6 +256,7 @@ impl Pacer {
                     input_ratio: 1.0,
                     calibrations: 0,
                     in_flight_input: (0.0, 0.0),
+                    reservations: Reservations::default(),
                 },
             );
         }
@@ -277,10 +283,11 @@ impl Pacer {
             .ramp
             .as_mut()
             .map_or(Duration::ZERO, |ramp| ramp.wait(now));
-        let wait = pace
-            .tokens
-            .wait_for(tokens, now)
-            .max(pace.requests.wait_for(1.0, now));
+        let tokens_wait = pace.tokens.wait_for(tokens, now);
+        if !tokens_wait.is_zero() {
+            pace.reservations.held_back();
+        }
+        let wait = tokens_wait.max(pace.requests.wait_for(1.0, now));
         wait.max(paused).max(ramp)
     }
 
@@ -335,6 +342,11 @@ impl Pacer {
                 pace.tokens
                     .correct(reserved - reservation.tokens, reservation.sent, now);
                 pace.tokens.refund(reserved - total as f64, now);
+                pace.reservations.answered(
+                    input,
+                    total.saturating_sub(input),
+                    demand.output_ceiling,
+                );
                 if demand.estimated_input > 0 && input > 0 {
                     let ratio = (input as f64 / demand.estimated_input as f64).clamp(0.25, 4.0);
                     pace.calibrations += 1;
@@ -359,6 +371,7 @@ impl Pacer {
         pace.ramp = None;
         match shortage {
             Shortage::Tokens => {
+                pace.reservations.held_back();
                 pace.tokens.throttled(
                     reservation.tokens,
                     reservation.sent,
@@ -379,6 +392,16 @@ impl Pacer {
     pub fn pause_until(&self, until: Instant) {
         let mut state = self.lock();
         state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// What each model's answered calls reserved and used.
+    pub fn reservations(&self) -> BTreeMap<String, Reservations> {
+        let state = self.lock();
+        state
+            .models
+            .iter()
+            .map(|(model, pace)| (model.to_string(), pace.reservations))
+            .collect()
     }
 
     /// What was learned of each model's quota.

@@ -140,6 +140,7 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
     let report_of_engine = engine.report();
     let mut summary = ledger.summary(report_of_engine.limiter);
     summary.learned_quota = report_of_engine.learned_quota;
+    summary.max_tokens_advice = report_of_engine.max_tokens_advice;
     summary.batch = report_of_engine.batch;
     if let Ok(files) = &ended.fed {
         summary.files = files.clone();

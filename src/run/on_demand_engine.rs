@@ -16,6 +16,7 @@ use crate::pool::limiter::Limiter;
 use crate::pool::pacer::Pacer;
 use crate::pool::retry::RetryPolicy;
 use crate::pool::{Controls, Lane, OnDemand};
+use crate::vocab::Mode;
 
 use super::{Built, RunError};
 
@@ -148,6 +149,9 @@ fn engine<S: Service>(config: &RunConfig, stops: &Stops, lanes: Vec<Lane<S>>) ->
         over_budget: Arc::default(),
         stalled: Arc::default(),
         throttled: Arc::default(),
+        // `--max-tokens` sets what a Converse call reserves; a native body or a knowledge
+        // base reserves what it reserves.
+        max_tokens_advice: config.knowledge_base.is_none() && config.request.mode == Mode::Converse,
     };
     OnDemand {
         alive: config.max_concurrency * 2 * lanes.len(),

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::retrieval::Retrieval;
-use crate::vocab::{BatchReport, FilesRead, LearnedQuota, LimiterReport, Shard, Usage};
+use crate::vocab::{
+    BatchReport, FilesRead, LearnedQuota, LimiterReport, MaxTokensAdvice, Shard, Usage,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordCounts {
@@ -146,6 +148,10 @@ pub struct Summary {
     /// Each model's quota as the pacer learned it (or was told with --tpm / --rpm).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub learned_quota: BTreeMap<String, LearnedQuota>,
+    /// Each model whose calls held the token quota for output their answers did not use:
+    /// the `--max-tokens` that fits them and how many times as many calls it would admit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_tokens_advice: BTreeMap<String, MaxTokensAdvice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<StopReport>,
     /// Set when --budget-usd stopped the run.

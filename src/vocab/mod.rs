@@ -15,8 +15,8 @@ mod tier;
 pub use answer::{Answer, Citation, Passage, Source, Usage};
 pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord, RegionTries};
 pub use reports::{
-    BATCH_DIR, BatchJobReport, BatchReport, FilesRead, LearnedQuota, LimiterReport, RESULTS_FILE,
-    SCHEMA_FILE, SUMMARY_FILE, unix_now,
+    BATCH_DIR, BatchJobReport, BatchReport, FilesRead, LearnedQuota, LimiterReport,
+    MaxTokensAdvice, RESULTS_FILE, SCHEMA_FILE, SUMMARY_FILE, unix_now,
 };
 pub use request::{
     ConverseInput, DEFAULT_OUTPUT_RESERVE, DocumentInput, ImageInput, Mode, Payload, Prepared,

@@ -1,6 +1,6 @@
 //! What the stages report for summary.json beyond the results: media files read, the
-//! concurrency limiter's story, each model's learned quota, and the run directory's file
-//! names and clock.
+//! concurrency limiter's story, each model's learned quota and `--max-tokens` advice, and
+//! the run directory's file names and clock.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,25 @@ pub struct LearnedQuota {
     pub requests_per_minute: Option<f64>,
     /// How many times a rate was set from a throttle.
     pub updates: u64,
+}
+
+/// A smaller `--max-tokens` for a model whose calls held the token quota for output their
+/// answers never used, for summary.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MaxTokensAdvice {
+    /// Output tokens each call reserved (the largest ceiling when records differ).
+    pub reserved_output: u64,
+    /// The longest answer seen, in output tokens.
+    pub largest_output: u64,
+    /// Input tokens per call, on average.
+    pub mean_input: f64,
+    /// A ceiling above every answer seen.
+    pub suggested_max_tokens: u64,
+    /// How many times as many calls the same quota holds at once with the suggestion:
+    /// (mean input + reserved output) / (mean input + suggested).
+    pub admits_times: f64,
+    /// Answered calls the advice rests on.
+    pub calls: u64,
 }
 
 /// One Batch Inference job of a run, as summary.json, `status` and the progress line show it.

@@ -242,6 +242,7 @@ fn controls() -> Arc<Controls> {
         over_budget: Arc::default(),
         stalled: Arc::default(),
         throttled: Arc::default(),
+        max_tokens_advice: false,
     })
 }
 
