@@ -73,13 +73,13 @@ const CALIBRATED_AFTER: u64 = 5;
 const RAMP_START: f64 = 16.0;
 /// ...and the pace doubles every this many of the fastest round trips answered so far...
 const RAMP_ROUND_TRIPS: f64 = 4.0;
-/// ...but at least every two seconds (also before any answer) and at most every 20 ms.
+/// ...but at least every two seconds (also before any answer) and at most every 10 ms.
 /// The attempts a throttle meets when it comes back are the pace times the time it took:
 /// on an endpoint that answers in seconds the pace grows gently, since what matters for the
 /// quota is only that it passes the quota's refill, which it does long before the bucket
 /// is empty.
 const RAMP_DOUBLING_MAX: Duration = Duration::from_secs(2);
-const RAMP_DOUBLING_MIN: Duration = Duration::from_millis(20);
+const RAMP_DOUBLING_MIN: Duration = Duration::from_millis(10);
 /// Attempts the ramp lets go at once: what its pace allows in this long (at least one).
 const RAMP_BURST: Duration = Duration::from_millis(10);
 
