@@ -237,10 +237,7 @@ async fn a_ceiling_that_fits_the_answers_gets_no_advice() {
         ],
     )
     .await;
-    assert_eq!(run.code(), 0, "{}", run.stderr());
-    assert!(!run.stderr().contains(ADVICE), "{}", run.stderr());
-    let summary = run.summary();
-    assert_eq!(summary.get("max_tokens_advice"), None, "{summary}");
+    assert_no_advice(&run);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +255,11 @@ async fn a_quota_that_holds_nothing_back_gets_no_advice() {
         &[&job, "--model", CLAUDE, "--endpoint-url", &url],
     )
     .await;
+    assert_no_advice(&run);
+}
+
+/// The run ended well and said nothing of `max_tokens`, neither on stderr nor in summary.json.
+fn assert_no_advice(run: &Run) {
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert!(!run.stderr().contains(ADVICE), "{}", run.stderr());
     let summary = run.summary();
