@@ -187,7 +187,12 @@ fn reservations_by_model<S>(lanes: &[Lane<S>]) -> BTreeMap<String, Reservations>
     all
 }
 
-/// The advice on `model` now, over every lane.
+/// The advice on `model` now, over every lane. The dispatcher asks after every answer
+/// until the model is advised on, so this reads that one model, building no map.
 fn max_tokens_advice<S>(lanes: &[Lane<S>], model: &str) -> Option<MaxTokensAdvice> {
-    reservations_by_model(lanes).remove(model)?.advice()
+    let mut all: Option<Reservations> = None;
+    for seen in lanes.iter().filter_map(|l| l.pacer.reservations_of(model)) {
+        all.get_or_insert_default().merge(&seen);
+    }
+    all?.advice()
 }

@@ -394,6 +394,11 @@ impl Pacer {
         state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
     }
 
+    /// What `model`'s answered calls reserved and used, if it was called here.
+    pub fn reservations_of(&self, model: &str) -> Option<Reservations> {
+        self.lock().models.get(model).map(|pace| pace.reservations)
+    }
+
     /// What each model's answered calls reserved and used.
     pub fn reservations(&self) -> BTreeMap<String, Reservations> {
         let state = self.lock();
