@@ -224,10 +224,12 @@ impl Pacer {
 
     /// The quota is shared by `processes` started together (the shards of one job on one
     /// account and region), none of which sees the others: each starts from its share of
-    /// `--tpm` / `--rpm`, and without them each discovery ramp starts at its share of the
-    /// pace, so that together they ramp up as one process would instead of overshooting
-    /// the shared bucket `processes` times over. Each then learns its own rate from its own
-    /// throttles, as usual.
+    /// `--tpm` / `--rpm` (each taking the whole would model `processes` full buckets where
+    /// there is one), and without them each discovery ramp starts at its share of the pace,
+    /// so that together they ramp as one process would from the first second. (The pace at
+    /// the empty bucket, and so the attempts that meet it, depends on what was sent by then,
+    /// not on where the ramp started: sharing the start does not shrink that first wave.)
+    /// Each then learns its own rate from its own throttles, as usual.
     pub fn shared_by(mut self, processes: u32) -> Pacer {
         let processes = processes.max(1);
         self.sharers = processes;
