@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::limiter::Limiter;
@@ -216,6 +217,14 @@ fn tasks(n: usize, min: usize, max: usize, max_tokens: i32) -> Vec<Task> {
 
 /// One lane per service, each with the run's default limits and nothing known of its quota.
 fn lanes(services: Vec<Bedrockish>) -> Arc<Vec<Lane<Bedrockish>>> {
+    lanes_pacing(services, || Pacer::new(None, None))
+}
+
+/// One lane per service, each with the run's default limits and a pacer from `pacer`.
+fn lanes_pacing(
+    services: Vec<Bedrockish>,
+    pacer: impl Fn() -> Pacer,
+) -> Arc<Vec<Lane<Bedrockish>>> {
     Arc::new(
         services
             .into_iter()
@@ -225,11 +234,31 @@ fn lanes(services: Vec<Bedrockish>) -> Arc<Vec<Lane<Bedrockish>>> {
                     &format!("region-{i}"),
                     service,
                     Limiter::new(16, 1, 1024),
-                    Pacer::new(None, None),
+                    pacer(),
                 )
             })
             .collect(),
     )
+}
+
+/// Starts the pool over `lanes`, holding at most `alive` calls, and feeds it `tasks` as
+/// fast as it takes them; returns the pool's task and its outcomes.
+fn start(
+    lanes: Arc<Vec<Lane<Bedrockish>>>,
+    alive: usize,
+    tasks: Vec<Task>,
+) -> (JoinHandle<()>, mpsc::Receiver<CallOutcome>) {
+    let (task_tx, task_rx) = mpsc::channel(64);
+    let (outcome_tx, outcome_rx) = mpsc::channel(1024);
+    let pool = tokio::spawn(run(lanes, controls(), alive, task_rx, outcome_tx));
+    tokio::spawn(async move {
+        for task in tasks {
+            if task_tx.send(task).await.is_err() {
+                break;
+            }
+        }
+    });
+    (pool, outcome_rx)
 }
 
 fn controls() -> Arc<Controls> {
@@ -260,22 +289,7 @@ async fn drive(
     checkpoints: &[u64],
     changes: &[(u64, u64)],
 ) -> Ran {
-    let (task_tx, task_rx) = mpsc::channel(64);
-    let (outcome_tx, mut outcome_rx) = mpsc::channel(1024);
-    let pool = tokio::spawn(run(
-        lanes(vec![service.clone()]),
-        controls(),
-        2048,
-        task_rx,
-        outcome_tx,
-    ));
-    tokio::spawn(async move {
-        for task in tasks {
-            if task_tx.send(task).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (pool, mut outcome_rx) = start(lanes(vec![service.clone()]), 2048, tasks);
     let start = Instant::now();
     for (at, tpm) in changes.iter().copied() {
         let service = service.clone();

@@ -2,12 +2,9 @@
 //! together on one account and region): each learns from its own throttles, yet together
 //! they use the quota as one process would, with few throttles, and each gets a fair share.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
-use super::{Bedrockish, Lane, Limiter, Pacer, Seen, controls, run, tasks};
+use super::{Bedrockish, Pacer, Seen, lanes_pacing, start, tasks};
 
 /// Runs `processes` pools over one quota from a cold start, each with its own records and
 /// its own `pacer`; returns what the service saw in all and what each process was seen
@@ -21,29 +18,9 @@ async fn drive_processes(
     let clients: Vec<Bedrockish> = (0..processes).map(|_| service.sharing()).collect();
     let mut pools = Vec::new();
     for client in &clients {
-        let pacer = pacer();
-        let lanes = Arc::new(vec![Lane::new(
-            "region-0",
-            client.clone(),
-            Limiter::new(16, 1, 1024),
-            pacer,
-        )]);
-        let (task_tx, task_rx) = mpsc::channel(64);
-        let (outcome_tx, mut outcome_rx) = mpsc::channel(1024);
-        pools.push(tokio::spawn(run(
-            lanes,
-            controls(),
-            2048,
-            task_rx,
-            outcome_tx,
-        )));
-        tokio::spawn(async move {
-            for task in tasks(1000, 220, 2000, 200) {
-                if task_tx.send(task).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let lanes = lanes_pacing(vec![client.clone()], &pacer);
+        let (pool, mut outcome_rx) = start(lanes, 2048, tasks(1000, 220, 2000, 200));
+        pools.push(pool);
         tokio::spawn(async move {
             while let Some(outcome) = outcome_rx.recv().await {
                 assert!(outcome.result.is_ok(), "{:?}", outcome.result);

@@ -5,12 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{
-    Bedrockish, Bucket, CallOutcome, ErrorKind, Quota, Seen, Task, controls, lanes, run, tasks,
-};
+use super::{Bedrockish, Bucket, CallOutcome, ErrorKind, Quota, Seen, Task, lanes, start, tasks};
 
 /// Runs `tasks` over one lane per service; returns the outcomes and each service's counters
 /// at `at` seconds.
@@ -19,22 +16,7 @@ async fn drive_lanes(
     tasks: Vec<Task>,
     at: u64,
 ) -> (Vec<CallOutcome>, Vec<Seen>) {
-    let (task_tx, task_rx) = mpsc::channel(64);
-    let (outcome_tx, mut outcome_rx) = mpsc::channel(1024);
-    let pool = tokio::spawn(run(
-        lanes(services.clone()),
-        controls(),
-        4096,
-        task_rx,
-        outcome_tx,
-    ));
-    tokio::spawn(async move {
-        for task in tasks {
-            if task_tx.send(task).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (pool, mut outcome_rx) = start(lanes(services.clone()), 4096, tasks);
     let reading = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(at)).await;
         services.iter().map(Bedrockish::seen).collect::<Vec<_>>()
