@@ -88,6 +88,8 @@ pub enum StopReason {
 pub struct Live {
     /// Calls allowed in flight now (`None` for an engine of jobs, not calls).
     pub limit: Option<usize>,
+    /// Attempts in flight now (`None` for an engine of jobs).
+    pub in_flight: Option<usize>,
     /// Attempts throttled so far, calls still going included.
     pub throttles: u64,
     /// Records a service has answered that have no line yet (a batch job's own count).

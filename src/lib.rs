@@ -31,3 +31,4 @@ pub mod signals;
 pub mod store;
 pub mod summary;
 pub mod vocab;
+pub mod watch;

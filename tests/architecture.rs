@@ -502,7 +502,17 @@ const FLOW: &[(&str, &[&str])] = &[
             "engine", "bedrock", "store", "summary", "prices", "rules", "vocab",
         ],
     ),
-    ("report", &["engine", "summary", "prices", "rules", "vocab"]),
+    // Watching a run: what the run shows of itself to the world, as it goes.
+    (
+        "watch",
+        &[
+            "engine", "summary", "store", "prices", "rules", "vocab", "exit",
+        ],
+    ),
+    (
+        "report",
+        &["engine", "watch", "summary", "prices", "rules", "vocab"],
+    ),
     // An independent Bedrock: it shares with the runner only what AWS accepts.
     ("local_server", &["rules", "vocab"]),
     // Value types its flags parse into, from the rooms that own them.
@@ -526,6 +536,7 @@ const FLOW: &[(&str, &[&str])] = &[
             "prices",
             "rules",
             "vocab",
+            "watch",
         ],
     ),
     (
@@ -542,6 +553,7 @@ const FLOW: &[(&str, &[&str])] = &[
             "store",
             "summary",
             "report",
+            "watch",
             "prices",
             "rules",
             "vocab",
@@ -562,6 +574,7 @@ const FLOW: &[(&str, &[&str])] = &[
             "store",
             "summary",
             "report",
+            "watch",
             "prices",
             "rules",
             "vocab",

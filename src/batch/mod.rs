@@ -151,6 +151,7 @@ impl Engine for BatchInference {
         let state = self.inner.state();
         Live {
             limit: None,
+            in_flight: None,
             throttles: 0,
             answered: state
                 .parts

@@ -176,6 +176,22 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 
+    /// Write the run's events to FILE as JSON Lines (`-`: stdout): run_started, progress
+    /// every --events-every seconds (records, tokens, cost, calls, throttles, in flight,
+    /// learned rate per region), quota changes, batch job states, stalls, and run_ended,
+    /// whose totals are summary.json's. Schema: docs/events.md (schema_version 1). Every
+    /// run also keeps its events in RUN_DIR/events.jsonl, which `report --format html` draws.
+    #[arg(long, help_heading = "Watching", value_name = "FILE|-")]
+    pub events: Option<String>,
+    /// Seconds between progress events in --events.
+    #[arg(
+        long,
+        help_heading = "Watching",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    pub events_every: f64,
+
     /// Calls in flight at the start. The limit then adapts: it doubles each round trip
     /// until the first throttle, then grows by one a round trip while it is reached, and is
     /// cut when the service runs short of capacity (503, model not ready, timeouts).

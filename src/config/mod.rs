@@ -64,6 +64,8 @@ pub struct RunConfig {
     pub retry_failed: Option<RetryFailed>,
     pub grace: Duration,
     pub stall_timeout: Duration,
+    /// `--events` and what else watches the run.
+    pub watch: crate::watch::WatchSettings,
     pub checkpoint_interval: Duration,
     pub prices: Arc<PriceTable>,
     pub budget_usd: Option<f64>,
@@ -217,6 +219,7 @@ impl RunConfig {
             )
             .into());
         }
+        let watch = watch_settings(args)?;
         let batch = batch_settings::settings(args, mode)?;
         let lanes = lanes::lanes(args)?;
         let shard = lanes::shard(args, |name| std::env::var(name).ok())?;
@@ -271,6 +274,7 @@ impl RunConfig {
             retry_failed: args.retry_failed,
             grace: Duration::from_secs_f64(args.grace),
             stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+            watch,
             checkpoint_interval: Duration::from_secs_f64(args.checkpoint_secs.max(0.05)),
             prices: Arc::new(prices),
             budget_usd: args.budget_usd,
@@ -289,4 +293,28 @@ impl RunConfig {
             },
         })
     }
+}
+
+/// `--events` and `--events-every`.
+fn watch_settings(args: &RunArgs) -> Result<crate::watch::WatchSettings, ConfigError> {
+    use crate::watch::sink::Target;
+    if !(args.events_every.is_finite() && args.events_every >= 1.0) {
+        return Err(format!(
+            "--events-every must be a number of seconds of at least 1, got {}",
+            args.events_every
+        )
+        .into());
+    }
+    let events = args.events.as_deref().map(Target::parse);
+    if events == Some(Target::Stdout) && args.json {
+        return Err(
+            "--events - and --json both write to stdout: send the events to a file (--events FILE), or read summary.json from the run directory".into(),
+        );
+    }
+    Ok(crate::watch::WatchSettings {
+        events,
+        events_every: args.events_every,
+        stall_timeout_s: args.stall_timeout,
+        quiet: args.quiet,
+    })
 }

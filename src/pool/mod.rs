@@ -117,6 +117,7 @@ impl<S: Service> Engine for OnDemand<S> {
                     .map(|l| l.limiter.limit())
                     .sum(),
             ),
+            in_flight: Some(self.lanes.iter().map(|l| l.limiter.in_flight()).sum()),
             throttles: self.controls.throttled.load(Ordering::Relaxed),
             answered: 0,
         }

@@ -240,6 +240,7 @@ mod tests {
                 limit: None,
                 throttles: 0,
                 answered: 34,
+                in_flight: None,
             },
             note: Some("batch jobs: 0 collected of 1 | part-00001 InProgress 34/150"),
             ..Snapshot::default()
@@ -263,6 +264,7 @@ mod tests {
                 limit: Some(4),
                 throttles: 17,
                 answered: 0,
+                in_flight: Some(4),
             },
             note: None,
         };

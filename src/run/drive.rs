@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Built, RunError, feed, hint, interrupt};
 use crate::config::RunConfig;
 use crate::engine::Stops;
-use crate::fetch::{Fetchers, RemoteMedia};
+use crate::fetch::RemoteMedia;
 use crate::job::media::MediaLoader;
 use crate::job::{self, JobError, Records};
 use crate::report::progress::Progress;
@@ -17,6 +17,7 @@ use crate::store::ledger::Ledger;
 use crate::store::state::RecordSet;
 use crate::summary::StopReport;
 use crate::vocab::{CallOutcome, FilesRead, InvalidRecord};
+use crate::watch::Watch;
 
 /// How the flow of records ended.
 pub struct DriveOutcome {
@@ -33,16 +34,18 @@ pub struct DriveOutcome {
     pub lost: Option<RunError>,
 }
 
-/// Runs `records` (minus those `done`) through `engine` into `ledger`.
+/// Runs `records` (minus those `done`) through `engine` into `ledger`, showing `watch` the
+/// run as it goes.
 pub async fn drive(
     config: &RunConfig,
     records: Records,
     done: RecordSet,
     built: &Built,
-    fetchers: Fetchers,
     stops: &Stops,
     ledger: &mut Ledger,
+    watch: &mut Watch,
 ) -> Result<DriveOutcome, RunError> {
+    let fetchers = super::media_fetchers(config, built).await;
     let engine = built.engine.as_ref();
     let region = &built.regions.join(", ");
     let request = &config.request;
@@ -104,6 +107,7 @@ pub async fn drive(
                             ),
                         });
                     }
+                    watch.outcome(&outcome);
                     ledger.outcome(outcome)?
                 }
                 None => outcomes_open = false,
@@ -132,6 +136,14 @@ pub async fn drive(
         }
         progress.set_note(engine.status_line());
         progress.update(&ledger.totals.summary, engine.live());
+        if watch.due() {
+            let report = engine.report();
+            watch.look(
+                &ledger.summary(report.limiter.clone()),
+                engine.live(),
+                &report,
+            );
+        }
         ledger.checkpoint_every(config.checkpoint_interval, || engine.report().limiter)?;
     }
     drop(outcome_rx);

@@ -17,6 +17,8 @@ use crate::store::run_dir::{self, OpenRunDir, RunDirError};
 use crate::store::{self, StoreError};
 use crate::summary::{self, BudgetStop, StopReport, Summary, Totals, thousands};
 use crate::vocab::ErrorKind;
+use crate::watch::Watch;
+use crate::watch::events::RunStarted;
 
 mod batch_engine;
 mod drive;
@@ -118,21 +120,22 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
     )?;
     ledger.totals.summary.shard = config.shard;
     let stops = Stops::default();
-    let built = match choose_batch(&config, &opened)? {
+    let batch = choose_batch(&config, &opened)?;
+    let built = match batch {
         Some(settings) => {
             batch_engine::build(&config, settings, &stops, opened.retried_records.clone()).await?
         }
         None => on_demand_engine::build(&config, &stops).await?,
     };
-    let fetchers = media_fetchers(&config, &built).await;
+    let mut watch = open_watch(&config, &opened, &built, batch.is_some())?;
     let ended = drive::drive(
         &config,
         records,
         opened.done.clone(),
         &built,
-        fetchers,
         &stops,
         &mut ledger,
+        &mut watch,
     )
     .await?;
     let engine: &dyn Engine = built.engine.as_ref();
@@ -177,11 +180,9 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
             });
         }
         Some(StopReason::Stalled { after_secs }) if aborted.is_none() => {
-            aborted = Some(stalled(
-                &request.model,
-                &built.regions.join(", "),
-                after_secs,
-            ));
+            let stop = stalled(&request.model, &built.regions.join(", "), after_secs);
+            watch.stalled(after_secs, stop.message.clone());
+            aborted = Some(stop);
         }
         _ => {}
     }
@@ -194,22 +195,67 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
         server.shutdown().await;
     }
     report(&config, &summary);
-    if let Some(lost) = ended.lost {
-        return Err(lost);
-    }
-    ended.fed?;
-    Ok(if summary.aborted.is_some() {
-        exit::FATAL
-    } else if summary.budget.is_some() {
-        exit::BUDGET
-    } else if ended.interrupted {
-        eprintln!("resume with: {}", interrupt::resume_command());
-        exit::INTERRUPTED
-    } else if summary.records.failed == 0 {
-        exit::OK
-    } else {
-        exit::SOME_FAILED
-    })
+    let result = match (ended.lost, ended.fed) {
+        (Some(lost), _) => Err(lost),
+        (None, Err(err)) => Err(RunError::Job(err)),
+        (None, Ok(_)) => Ok(if summary.aborted.is_some() {
+            exit::FATAL
+        } else if summary.budget.is_some() {
+            exit::BUDGET
+        } else if ended.interrupted {
+            eprintln!("resume with: {}", interrupt::resume_command());
+            exit::INTERRUPTED
+        } else if summary.records.failed == 0 {
+            exit::OK
+        } else {
+            exit::SOME_FAILED
+        }),
+    };
+    let code = result
+        .as_ref()
+        .map_or_else(RunError::exit_code, |code| *code);
+    watch.ended(&summary, engine.live(), &engine.report(), code);
+    result
+}
+
+/// The watch of this invocation: its sinks opened (a `--events` file that cannot be
+/// written is refused before anything is sent) and `run_started` said.
+fn open_watch(
+    config: &RunConfig,
+    opened: &OpenRunDir,
+    built: &Built,
+    batch: bool,
+) -> Result<Watch, RunError> {
+    let run_id = crate::store::state::read_manifest(&config.out_dir)?
+        .map(|manifest| crate::store::state::run_id(&manifest))
+        .unwrap_or_default();
+    let mut watch =
+        Watch::open(&config.watch, &config.out_dir, run_id).map_err(|source| StoreError {
+            path: match &config.watch.events {
+                Some(crate::watch::sink::Target::File(path)) => path.clone(),
+                _ => config.out_dir.join(crate::watch::events::TIMELINE_FILE),
+            },
+            source,
+        })?;
+    let request = &config.request;
+    watch.started(RunStarted {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        invocation: opened.runs + 1,
+        engine: if batch { "batch" } else { "on_demand" }.to_string(),
+        mode: crate::config::mode_flag(request.mode).to_string(),
+        model: request.model.clone(),
+        job_file: config.job_path.display().to_string(),
+        out_dir: config.out_dir.display().to_string(),
+        shard: config.shard,
+        lanes: built.regions.clone(),
+        concurrency: config.concurrency,
+        max_concurrency: config.max_concurrency,
+        tpm: config.tpm,
+        rpm: config.rpm,
+        service_tier: request.service_tier.map(|t| t.as_str().to_string()),
+        records_done_before: opened.done.len(),
+    });
+    Ok(watch)
 }
 
 /// Refuses a `--via batch` run whose job file asks for a service tier on any record:

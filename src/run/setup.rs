@@ -129,6 +129,7 @@ fn check_out(out: &Path) -> Result<(), RunError> {
             SUMMARY_FILE,
             SCHEMA_FILE,
             BATCH_DIR,
+            crate::vocab::EVENTS_FILE,
         ]
         .contains(&name)
             || name.starts_with("previous-")

@@ -56,7 +56,13 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
 
 /// What an earlier run leaves in RUN_DIR besides `state/`: its results, summary and schema,
 /// and the Batch Inference parts and sidecars (`batch/`).
-const RUN_FILES: [&str; 4] = [RESULTS_FILE, SUMMARY_FILE, SCHEMA_FILE, BATCH_DIR];
+const RUN_FILES: [&str; 5] = [
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    SCHEMA_FILE,
+    BATCH_DIR,
+    crate::vocab::EVENTS_FILE,
+];
 
 /// Moves every piece of an earlier run into RUN_DIR/previous-<unix time>/: the files of
 /// [`RUN_FILES`] and everything in `state/` but the lock this run holds (the checkpoint,

@@ -264,6 +264,16 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Sto
         })
 }
 
+/// The run's id in events: when its manifest was written and a hash of it, so the same
+/// across the invocations that resume a run directory and new with `--fresh`.
+pub fn run_id(manifest: &Manifest) -> String {
+    let text = serde_json::to_vec(manifest).unwrap_or_default();
+    let hash = xxhash_rust::xxh3::xxh3_64(&text);
+    let when = chrono::DateTime::from_timestamp(manifest.created_unix as i64, 0)
+        .map_or_else(String::new, |t| t.format("%Y%m%dT%H%M%SZ").to_string());
+    format!("{when}-{:08x}", hash >> 32)
+}
+
 pub fn read_manifest(run_dir: &Path) -> Result<Option<Manifest>, StoreError> {
     read_json(&state_dir(run_dir).join(MANIFEST_FILE))
 }

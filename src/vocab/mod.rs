@@ -15,7 +15,7 @@ mod tier;
 pub use answer::{Answer, Citation, Passage, Source, Usage};
 pub use outcome::{CallError, CallOutcome, ErrorKind, InvalidRecord, RegionTries};
 pub use reports::{
-    BATCH_DIR, BatchJobReport, BatchReport, FilesRead, LearnedQuota, LimiterReport,
+    BATCH_DIR, BatchJobReport, BatchReport, EVENTS_FILE, FilesRead, LearnedQuota, LimiterReport,
     MaxTokensAdvice, RESULTS_FILE, SCHEMA_FILE, SUMMARY_FILE, unix_now,
 };
 pub use request::{

@@ -115,6 +115,9 @@ pub const RESULTS_FILE: &str = "results.jsonl";
 
 pub const SUMMARY_FILE: &str = "summary.json";
 
+/// Every invocation's events (the timeline `report --format html` draws), in RUN_DIR.
+pub const EVENTS_FILE: &str = "events.jsonl";
+
 /// The `--schema` of a run, kept in RUN_DIR for `export`.
 pub const SCHEMA_FILE: &str = "schema.json";
 

@@ -69,6 +69,11 @@ impl Limiter {
         self.core().limit()
     }
 
+    /// Attempts holding a permit now.
+    pub fn in_flight(&self) -> usize {
+        self.core().in_flight()
+    }
+
     pub fn report(&self) -> LimiterReport {
         self.core().report()
     }
