@@ -191,6 +191,16 @@ pub struct RunArgs {
         value_name = "SECONDS"
     )]
     pub events_every: f64,
+    /// Serve the run's metrics for Prometheus while it goes: GET http://HOST:PORT/metrics
+    /// answers OpenMetrics text (records by model and outcome, tokens, cost, calls,
+    /// attempts and throttles by region, retries, errors, calls in flight, concurrency
+    /// limits, learned quotas, Batch Inference jobs, call latency), every name starting
+    /// `bedrock_batch_`. Counters count what this process did. HOST is an IP address:
+    /// `--metrics-addr 0.0.0.0:9464` in a container, 127.0.0.1:9464 for this machine only,
+    /// port 0 for any free port (stderr says which). A port in use is refused before
+    /// anything is sent.
+    #[arg(long, help_heading = "Watching", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 
     /// Calls in flight at the start. The limit then adapts: it doubles each round trip
     /// until the first throttle, then grows by one a round trip while it is reached, and is

@@ -295,7 +295,7 @@ impl RunConfig {
     }
 }
 
-/// `--events` and `--events-every`.
+/// `--events`, `--events-every` and `--metrics-addr`.
 fn watch_settings(args: &RunArgs) -> Result<crate::watch::WatchSettings, ConfigError> {
     use crate::watch::sink::Target;
     if !(args.events_every.is_finite() && args.events_every >= 1.0) {
@@ -316,5 +316,6 @@ fn watch_settings(args: &RunArgs) -> Result<crate::watch::WatchSettings, ConfigE
         events_every: args.events_every,
         stall_timeout_s: args.stall_timeout,
         quiet: args.quiet,
+        metrics_addr: args.metrics_addr,
     })
 }

@@ -138,11 +138,9 @@ pub async fn drive(
         progress.update(&ledger.totals.summary, engine.live());
         if watch.due() {
             let report = engine.report();
-            watch.look(
-                &ledger.summary(report.limiter.clone()),
-                engine.live(),
-                &report,
-            );
+            let mut summary = ledger.summary(report.limiter.clone());
+            summary.records.pending = total.map(|t| t.saturating_sub(ledger.done()));
+            watch.look(&summary, engine.live(), &report);
         }
         ledger.checkpoint_every(config.checkpoint_interval, || engine.report().limiter)?;
     }

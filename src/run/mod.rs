@@ -96,6 +96,11 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
         }
         tiered_record(&config)?;
     }
+    // A port in use is refused before the run directory is touched or anything is sent.
+    let metrics_listener = match config.watch.metrics_addr {
+        Some(addr) => Some(crate::watch::scrape::bind(addr).map_err(RunError::Usage)?),
+        None => None,
+    };
     let opened = open_run_dir(&config)?;
     let request = &config.request;
     let route = match config.via {
@@ -127,7 +132,13 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
         }
         None => on_demand_engine::build(&config, &stops).await?,
     };
-    let mut watch = open_watch(&config, &opened, &built, batch.is_some())?;
+    let mut watch = open_watch(
+        &config,
+        &opened,
+        &built,
+        batch.is_some(),
+        (&ledger, metrics_listener),
+    )?;
     let ended = drive::drive(
         &config,
         records,
@@ -219,12 +230,15 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
 }
 
 /// The watch of this invocation: its sinks opened (a `--events` file that cannot be
-/// written is refused before anything is sent) and `run_started` said.
+/// written is refused before anything is sent), the metrics served on the listener bound
+/// for `--metrics-addr` (counting from the totals the ledger holds now), and `run_started`
+/// said.
 fn open_watch(
     config: &RunConfig,
     opened: &OpenRunDir,
     built: &Built,
     batch: bool,
+    (ledger, metrics_listener): (&Ledger, Option<std::net::TcpListener>),
 ) -> Result<Watch, RunError> {
     let run_id = crate::store::state::read_manifest(&config.out_dir)?
         .map(|manifest| crate::store::state::run_id(&manifest))
@@ -238,7 +252,7 @@ fn open_watch(
             source,
         })?;
     let request = &config.request;
-    watch.started(RunStarted {
+    let started = RunStarted {
         version: env!("CARGO_PKG_VERSION").to_string(),
         invocation: opened.runs + 1,
         engine: if batch { "batch" } else { "on_demand" }.to_string(),
@@ -254,7 +268,20 @@ fn open_watch(
         rpm: config.rpm,
         service_tier: request.service_tier.map(|t| t.as_str().to_string()),
         records_done_before: opened.done.len(),
-    });
+    };
+    if let Some(listener) = metrics_listener {
+        let before = ledger.summary(built.engine.report().limiter);
+        let addr = config.watch.metrics_addr.map(|a| a.to_string());
+        watch
+            .serve_metrics(listener, &started, &before)
+            .map_err(|err| {
+                RunError::Usage(format!(
+                    "--metrics-addr {}: cannot serve there: {err}",
+                    addr.unwrap_or_default()
+                ))
+            })?;
+    }
+    watch.started(started);
     Ok(watch)
 }
 

@@ -1,18 +1,22 @@
 //! Watching a run from outside: the event stream (`--events`), the timeline every run keeps
-//! in `RUN_DIR/events.jsonl` for `report --format html`, and stall warnings on stderr. The
+//! in `RUN_DIR/events.jsonl` for `report --format html`, the Prometheus metrics
+//! (`--metrics-addr`), and stall warnings on stderr. The
 //! run hands a [`Watch`] what it sees (the summary as of now, the engine's live numbers and
 //! report, each call's outcome); the watch turns that into [`events`] and never calls back
 //! into the run. One task (the run's drive loop) owns it, so events come out in order.
 
+mod cumulative;
 pub mod events;
+mod metrics;
 mod observer;
+pub mod scrape;
 pub mod sink;
 
 use std::time::Instant;
 
 use crate::engine::{EngineReport, Live};
 use crate::summary::Summary;
-use crate::vocab::CallOutcome;
+use crate::vocab::{CallOutcome, LearnedQuota};
 use events::{Body, Event, LaneState, Progress, RunEnded, RunStarted, SCHEMA_VERSION, Stall};
 use observer::Observer;
 use sink::{Pace, Sink, Target};
@@ -33,6 +37,14 @@ pub struct WatchSettings {
     pub events_every: f64,
     pub stall_timeout_s: f64,
     pub quiet: bool,
+    /// Where to serve the metrics (`--metrics-addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// The metrics of the run and the server that shows them.
+struct Exposed {
+    metrics: metrics::Metrics,
+    _server: scrape::Server,
 }
 
 pub struct Watch {
@@ -44,6 +56,7 @@ pub struct Watch {
     quiet: bool,
     /// Calls by latency bucket (the last one: longer than every bound).
     latency: [u64; LATENCY_BUCKETS_S.len() + 1],
+    exposed: Option<Exposed>,
 }
 
 impl Watch {
@@ -73,7 +86,30 @@ impl Watch {
             observer: Observer::new(settings.stall_timeout_s),
             quiet: settings.quiet,
             latency: [0; LATENCY_BUCKETS_S.len() + 1],
+            exposed: None,
         })
+    }
+
+    /// Serves the run's metrics on `listener` (bound from `--metrics-addr`) until the
+    /// watch is dropped; `before` is the summary as the run directory left it, whose totals
+    /// the counters do not count (see [`metrics`]). Says where, unless quiet.
+    pub fn serve_metrics(
+        &mut self,
+        listener: std::net::TcpListener,
+        started: &RunStarted,
+        before: &Summary,
+    ) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        let (metrics, registry) = metrics::Metrics::new(started, &self.run_id, before);
+        let server = scrape::serve(listener, std::sync::Arc::new(registry))?;
+        if !self.quiet {
+            eprintln!("metrics: http://{addr}{}", scrape::PATH);
+        }
+        self.exposed = Some(Exposed {
+            metrics,
+            _server: server,
+        });
+        Ok(())
     }
 
     fn elapsed_s(&self) -> f64 {
@@ -114,6 +150,9 @@ impl Watch {
             .position(|bound| s <= *bound)
             .unwrap_or(LATENCY_BUCKETS_S.len());
         self.latency[bucket] += 1;
+        if let Some(exposed) = &mut self.exposed {
+            exposed.metrics.outcome(outcome);
+        }
     }
 
     /// Whether it is time to look at the run again ([`Watch::look`] is not free: it asks
@@ -128,6 +167,9 @@ impl Watch {
     pub fn look(&mut self, summary: &Summary, live: Live, report: &EngineReport) {
         let elapsed_s = self.elapsed_s();
         self.last_look = Some(elapsed_s);
+        if let Some(exposed) = &mut self.exposed {
+            exposed.metrics.look(summary, live, report);
+        }
         let progress = progress(summary, live, report);
         let changes = self
             .observer
@@ -158,6 +200,9 @@ impl Watch {
     /// The invocation ends: a last snapshot for every sink, then the totals of the
     /// summary.json just written and the exit code.
     pub fn ended(&mut self, summary: &Summary, live: Live, report: &EngineReport, exit_code: u8) {
+        if let Some(exposed) = &mut self.exposed {
+            exposed.metrics.look(summary, live, report);
+        }
         self.emit_to(Body::Progress(progress(summary, live, report)), true);
         let buckets = self.latency_buckets();
         self.emit(Body::RunEnded(RunEnded::of(summary, exit_code, buckets)));
@@ -187,18 +232,8 @@ fn progress(summary: &Summary, live: Live, report: &EngineReport) -> Progress {
             lane: name.clone(),
             concurrency_limit: *limit,
             in_use: *in_use,
-            learned: report
-                .learned_quota
-                .iter()
-                .filter_map(|(key, quota)| {
-                    let model = match key.split_once(" @ ") {
-                        Some((model, lane)) if lane == name => model,
-                        Some(_) => return None,
-                        None if report.lanes.len() == 1 => key.as_str(),
-                        None => return None,
-                    };
-                    Some((model.to_string(), quota.clone()))
-                })
+            learned: learned_on(report, name)
+                .map(|(model, quota)| (model.to_string(), quota.clone()))
                 .collect(),
         })
         .collect();
@@ -221,4 +256,21 @@ fn progress(summary: &Summary, live: Live, report: &EngineReport) -> Progress {
             .map(|(model, totals)| (model.clone(), totals.cost_usd))
             .collect(),
     }
+}
+
+/// Each model's learned quota on `lane`: the report keys them `model @ lane`, or `model`
+/// when the run has one lane.
+fn learned_on<'a>(
+    report: &'a EngineReport,
+    lane: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a LearnedQuota)> {
+    report.learned_quota.iter().filter_map(move |(key, quota)| {
+        let model = match key.split_once(" @ ") {
+            Some((model, on)) if on == lane => model,
+            Some(_) => return None,
+            None if report.lanes.len() == 1 => key.as_str(),
+            None => return None,
+        };
+        Some((model, quota))
+    })
 }
