@@ -2,7 +2,9 @@
 //! what can be checked without one is checked here: the build stage copies every file the
 //! crate compiles in (each `include_str!`/`include_bytes!` path of `src/` lies under a
 //! copied directory), the build uses the lock file, the runtime stage runs as a non-root
-//! user, and the examples that run the image expect that user and a shell.
+//! user, and the examples that run the image expect that user and a shell. The Kubernetes
+//! example's run command parses as bedrock-batch's flags, and the pods serve metrics on the
+//! port their scrape annotations and their `metrics` container port name.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -117,5 +119,56 @@ fn the_image_builds_from_the_lock_file_and_runs_as_a_user_the_examples_expect() 
     assert!(
         batch.contains(&format!("uid {user}")),
         "array-job.json names the image's user"
+    );
+}
+
+/// The words of the `bedrock-batch run` command in an example's folded `args` (`- >`).
+fn run_command(example: &str) -> Vec<String> {
+    let text = fs::read_to_string(repo().join("examples").join(example)).unwrap();
+    let start = text
+        .find("bedrock-batch run")
+        .expect("a bedrock-batch run command");
+    let mut lines = text[start..].lines();
+    let first = lines.next().unwrap_or_default();
+    std::iter::once(first)
+        .chain(lines.take_while(|l| l.trim_start().starts_with("--")))
+        .flat_map(str::split_whitespace)
+        .map(|w| w.replace("$(JOB_COMPLETION_INDEX)", "0"))
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_pods_serve_metrics_on_the_port_their_annotations_name() {
+    use clap::Parser as _;
+    let example = "kubernetes/indexed-job.yaml";
+    let words = run_command(example);
+    let cli = bedrock_batch::cli::Cli::try_parse_from(&words)
+        .unwrap_or_else(|e| panic!("{example}: `{}` does not parse: {e}", words.join(" ")));
+    let bedrock_batch::cli::Command::Run(args) = cli.command else {
+        panic!("{example} runs `bedrock-batch run`")
+    };
+    let addr = args.metrics_addr.expect("the pods serve metrics");
+    assert!(
+        addr.ip().is_unspecified(),
+        "{addr}: scraped from outside the pod"
+    );
+    let port = addr.port();
+    let text = fs::read_to_string(repo().join("examples").join(example)).unwrap();
+    for line in [
+        format!("prometheus.io/port: \"{port}\""),
+        "prometheus.io/scrape: \"true\"".to_string(),
+        "prometheus.io/path: /metrics".to_string(),
+        format!("{{ name: metrics, containerPort: {port} }}"),
+    ] {
+        assert!(text.contains(&line), "{example} lacks `{line}`");
+    }
+    let monitor = fs::read_to_string(repo().join("examples/kubernetes/pod-monitor.yaml")).unwrap();
+    assert!(
+        monitor.contains("port: metrics"),
+        "the PodMonitor scrapes the named port"
+    );
+    assert!(
+        monitor.contains("app.kubernetes.io/name: bedrock-batch")
+            && text.contains("app.kubernetes.io/name: bedrock-batch")
     );
 }

@@ -252,9 +252,10 @@ async fn metrics_are_served_while_the_run_goes_and_counters_only_go_up() {
     for outcome in ["ok", "failed"] {
         let labels = [("model", CLAUDE), ("outcome", outcome)];
         for (_, value) in find(last, "bedrock_batch_records_total", &labels) {
+            let counted = by_model[outcome].as_f64().unwrap();
             assert!(
-                value <= by_model[outcome].as_f64().unwrap(),
-                "{outcome}: {value}"
+                value <= counted,
+                "records_total {outcome}: {value} scraped, {counted} in summary.json"
             );
         }
     }
@@ -262,13 +263,21 @@ async fn metrics_are_served_while_the_run_goes_and_counters_only_go_up() {
     let mut regions_seen = 0;
     for (series, value) in find(last, "bedrock_batch_attempts_total", &[]) {
         let region = &by_region[series.label("region")];
-        assert!(value <= region["requests"].as_f64().unwrap(), "{series:?}");
+        let counted = region["requests"].as_f64().unwrap();
+        assert!(
+            value <= counted,
+            "{series:?}: {value} scraped, {counted} sent"
+        );
         regions_seen += 1;
     }
     assert!(regions_seen > 0, "attempts by region");
     for (series, value) in find(last, "bedrock_batch_throttles_total", &[]) {
         let region = &by_region[series.label("region")];
-        assert!(value <= region["throttles"].as_f64().unwrap(), "{series:?}");
+        let counted = region["throttles"].as_f64().unwrap();
+        assert!(
+            value <= counted,
+            "{series:?}: {value} scraped, {counted} throttled"
+        );
     }
     assert!(
         summary["throttles"].as_u64().unwrap() > 0,
