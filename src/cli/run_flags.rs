@@ -195,7 +195,9 @@ pub struct RunArgs {
     /// answers OpenMetrics text (records by model and outcome, tokens, cost, calls,
     /// attempts and throttles by region, retries, errors, calls in flight, concurrency
     /// limits, learned quotas, Batch Inference jobs, call latency), every name starting
-    /// `bedrock_batch_`. Counters count what this process did. HOST is an IP address:
+    /// `bedrock_batch_`, labeled with engine and shard. Counters count what this process
+    /// did (a resumed run starts them at 0; summary.json counts the whole run). HOST is an
+    /// IP address:
     /// `--metrics-addr 0.0.0.0:9464` in a container, 127.0.0.1:9464 for this machine only,
     /// port 0 for any free port (stderr says which). A port in use is refused before
     /// anything is sent.
