@@ -3,7 +3,8 @@
 //! goes. The exposition must be OpenMetrics (its content type, `# EOF`), name the families
 //! with their labels, never let a counter (or a histogram's count and sum) go down between
 //! scrapes, and never count more than summary.json does at the end. A port in use is a
-//! usage error before the run directory is made.
+//! usage error before the run directory is made. A `--via batch` run shows its jobs by
+//! status, labeled engine="batch".
 
 mod common;
 
@@ -119,6 +120,93 @@ fn find<'a>(
         .collect()
 }
 
+/// Starts the run; returns it and the address stderr says the metrics are served at.
+async fn start(command: tokio::process::Command) -> (Running, String) {
+    let mut running = Running::start(command);
+    running
+        .wait_until("the metrics address on stderr", |e| {
+            e.find("metrics: http://")
+                .is_some_and(|at| e[at..].contains('\n'))
+        })
+        .await;
+    let stderr = running.stderr();
+    let addr = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics: http://")?.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("a line `metrics: http://ADDR/metrics`:\n{stderr}"))
+        .to_string();
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{addr}"
+    );
+    (running, addr)
+}
+
+/// Scrapes `/metrics` until nothing listens any more (the run ended), checking each answer
+/// is OpenMetrics; at least three scrapes.
+async fn scrape_until_the_end(addr: &str) -> Vec<BTreeMap<Series, f64>> {
+    let mut scrapes = Vec::new();
+    for _ in 0..MAX_SCRAPES {
+        let Some((status, head, body)) = get(addr, "/metrics").await else {
+            break;
+        };
+        assert_eq!(status, 200, "{head}\n{body}");
+        assert_eq!(header(&head, "content-type"), Some(OPENMETRICS), "{head}");
+        assert!(
+            body.ends_with("# EOF\n"),
+            "the exposition ends with # EOF:\n{body}"
+        );
+        scrapes.push(parse(&body));
+        tokio::time::sleep(SCRAPE_EVERY).await;
+    }
+    assert!(
+        scrapes.len() >= 3,
+        "scraped {} times while the run went",
+        scrapes.len()
+    );
+    scrapes
+}
+
+/// No counter (nor a histogram's count, sum or bucket) went down or vanished from one
+/// scrape to the next, and some grew.
+fn counters_only_went_up(scrapes: &[BTreeMap<Series, f64>]) {
+    for (i, pair) in scrapes.windows(2).enumerate() {
+        for (series, before) in pair[0].iter().filter(|(s, _)| s.monotonic()) {
+            let after = pair[1].get(series).copied();
+            assert!(
+                after.is_some_and(|after| after >= *before),
+                "{series:?} went from {before} to {after:?} between scrapes {i} and {}",
+                i + 1
+            );
+        }
+    }
+    let (first, last) = (&scrapes[0], &scrapes[scrapes.len() - 1]);
+    let grew = last
+        .iter()
+        .filter(|(s, v)| s.monotonic() && first.get(s).is_none_or(|f| **v > *f))
+        .count();
+    assert!(grew > 0, "some counter grew while the run went");
+}
+
+/// The records a scrape counted for `model` are no more than summary.json's.
+fn no_more_records_than_the_summary(
+    last: &BTreeMap<Series, f64>,
+    summary: &serde_json::Value,
+    model: &str,
+) {
+    let by_model = &summary["by_model"][model];
+    for outcome in ["ok", "failed"] {
+        let labels = [("model", model), ("outcome", outcome)];
+        for (_, value) in find(last, "bedrock_batch_records_total", &labels) {
+            let counted = by_model[outcome].as_f64().unwrap();
+            assert!(
+                value <= counted,
+                "records_total {outcome}: {value} scraped, {counted} in summary.json"
+            );
+        }
+    }
+}
+
 // The server gets threads of its own, so a busy test machine slows it less than the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_while_the_run_goes_and_counters_only_go_up() {
@@ -149,66 +237,15 @@ async fn metrics_are_served_while_the_run_goes_and_counters_only_go_up() {
         "--metrics-addr",
         "127.0.0.1:0",
     ];
-    let mut running = Running::start(command(work.path(), &args));
-    running
-        .wait_until("the metrics address on stderr", |e| {
-            e.contains("metrics: http://")
-                && e[e.find("metrics: http://").unwrap()..].contains('\n')
-        })
-        .await;
-    let stderr = running.stderr();
-    let addr = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("metrics: http://")?.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("a line `metrics: http://ADDR/metrics`:\n{stderr}"))
-        .to_string();
-    assert!(
-        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
-        "{addr}"
-    );
-
+    let (running, addr) = start(command(work.path(), &args)).await;
     let (status, _, body) = get(&addr, "/").await.expect("the endpoint answers");
     assert_eq!(status, 404);
     assert!(body.contains("/metrics"), "the 404 names /metrics: {body}");
-
-    let mut scrapes = Vec::new();
-    for _ in 0..MAX_SCRAPES {
-        let Some((status, head, body)) = get(&addr, "/metrics").await else {
-            break; // the run ended and its server with it
-        };
-        assert_eq!(status, 200, "{head}\n{body}");
-        assert_eq!(header(&head, "content-type"), Some(OPENMETRICS), "{head}");
-        assert!(
-            body.ends_with("# EOF\n"),
-            "the exposition ends with # EOF:\n{body}"
-        );
-        scrapes.push(parse(&body));
-        tokio::time::sleep(SCRAPE_EVERY).await;
-    }
+    let scrapes = scrape_until_the_end(&addr).await;
     let output = running.finish().await;
     assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
-    assert!(
-        scrapes.len() >= 3,
-        "scraped {} times while the run went",
-        scrapes.len()
-    );
-
-    for (i, pair) in scrapes.windows(2).enumerate() {
-        for (series, before) in pair[0].iter().filter(|(s, _)| s.monotonic()) {
-            let after = pair[1].get(series).copied();
-            assert!(
-                after.is_some_and(|after| after >= *before),
-                "{series:?} went from {before} to {after:?} between scrapes {i} and {}",
-                i + 1
-            );
-        }
-    }
-    let (first, last) = (&scrapes[0], &scrapes[scrapes.len() - 1]);
-    let grew = last
-        .iter()
-        .filter(|(s, v)| s.monotonic() && first.get(s).is_none_or(|f| **v > *f))
-        .count();
-    assert!(grew > 0, "some counter grew while the run went");
+    counters_only_went_up(&scrapes);
+    let last = &scrapes[scrapes.len() - 1];
 
     let engine = [("engine", "on_demand")];
     for name in [
@@ -248,17 +285,7 @@ async fn metrics_are_served_while_the_run_goes_and_counters_only_go_up() {
 
     // Never more than the run counted, at the end.
     let summary = read_summary(&out);
-    let by_model = &summary["by_model"][CLAUDE];
-    for outcome in ["ok", "failed"] {
-        let labels = [("model", CLAUDE), ("outcome", outcome)];
-        for (_, value) in find(last, "bedrock_batch_records_total", &labels) {
-            let counted = by_model[outcome].as_f64().unwrap();
-            assert!(
-                value <= counted,
-                "records_total {outcome}: {value} scraped, {counted} in summary.json"
-            );
-        }
-    }
+    no_more_records_than_the_summary(last, &summary, CLAUDE);
     let by_region = summary["by_region"].as_object().unwrap();
     let mut regions_seen = 0;
     for (series, value) in find(last, "bedrock_batch_attempts_total", &[]) {
@@ -283,6 +310,51 @@ async fn metrics_are_served_while_the_run_goes_and_counters_only_go_up() {
         summary["throttles"].as_u64().unwrap() > 0,
         "the quota was reached"
     );
+}
+
+// The server gets threads of its own, so a busy test machine slows it less than the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_run_shows_its_jobs_by_status_while_they_run() {
+    const BUCKET: &str = "metrics-tests";
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 300);
+    // Three jobs of 100 records, one at a time (the model's job quota), each answering 50
+    // records a second after its status steps: the run collects one while the next runs.
+    let server = server(ServerConfig {
+        s3_buckets: vec![BUCKET.into()],
+        batch_step: Duration::from_millis(200),
+        batch_records_per_sec: 50,
+        batch_max_jobs: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let out = work.path().join("run");
+    let s3 = format!("s3://{BUCKET}/jobs");
+    let mut args = batch_run_args(&job, CLAUDE, &out, &server.url(), &server.s3_url(), &s3);
+    args.extend(["--records-per-job", "100", "--metrics-addr", "127.0.0.1:0"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run = command(work.path(), &args);
+    local_keys(&mut run);
+    let (running, addr) = start(run).await;
+    let scrapes = scrape_until_the_end(&addr).await;
+    let output = running.finish().await;
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    counters_only_went_up(&scrapes);
+    assert!(
+        scrapes
+            .iter()
+            .all(|s| s.keys().all(|series| series.label("engine") == "batch")),
+        "every metric says engine=\"batch\""
+    );
+    let jobs_seen: Vec<_> = scrapes
+        .iter()
+        .flat_map(|s| find(s, "bedrock_batch_batch_jobs", &[]))
+        .filter(|(_, jobs)| *jobs > 0.0)
+        .map(|(series, _)| series.label("status").to_string())
+        .collect();
+    assert!(!jobs_seen.is_empty(), "batch jobs by status while they ran");
+    let last = &scrapes[scrapes.len() - 1];
+    no_more_records_than_the_summary(last, &read_summary(&out), CLAUDE);
 }
 
 #[tokio::test]
