@@ -4,7 +4,8 @@
 //! with their labels, never let a counter (or a histogram's count and sum) go down between
 //! scrapes, and never count more than summary.json does at the end. A port in use is a
 //! usage error before the run directory is made. A `--via batch` run shows its jobs by
-//! status, labeled engine="batch".
+//! status, labeled engine="batch". A resumed run's counters count what its process does,
+//! not the lines of the invocation before.
 
 mod common;
 
@@ -207,36 +208,47 @@ fn no_more_records_than_the_summary(
     }
 }
 
+/// The request bucket admits 300 calls at once, then 5 a second: a job of 340 records
+/// keeps the run going for several seconds, throttled.
+async fn paced_server() -> bedrock_batch::local_server::LocalServer {
+    server(ServerConfig {
+        rpm: Some(300),
+        latency: Duration::from_millis(100),
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+/// `run JOB` against `url` into `out`, serving metrics on a free port.
+fn run_args(job: &str, url: &str, out: &Path) -> Vec<String> {
+    let out = out.display().to_string();
+    [
+        "run",
+        job,
+        "--model",
+        CLAUDE,
+        "--endpoint-url",
+        url,
+        "--max-tokens",
+        "100",
+        "--out",
+        &out,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 // The server gets threads of its own, so a busy test machine slows it less than the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_while_the_run_goes_and_counters_only_go_up() {
     let work = tempfile::tempdir().unwrap();
     let job = job(work.path(), 340);
-    // The request bucket admits 300 calls at once, then 5 a second: the last 40 records
-    // keep the run going for several seconds, throttled.
-    let server = server(ServerConfig {
-        rpm: Some(300),
-        latency: Duration::from_millis(100),
-        ..ServerConfig::default()
-    })
-    .await;
-    let url = server.url();
+    let server = paced_server().await;
     let out = work.path().join("run");
-    let out_arg = out.display().to_string();
-    let args = [
-        "run",
-        &job,
-        "--model",
-        CLAUDE,
-        "--endpoint-url",
-        &url,
-        "--max-tokens",
-        "100",
-        "--out",
-        &out_arg,
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ];
+    let args = run_args(&job, &server.url(), &out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (running, addr) = start(command(work.path(), &args)).await;
     let (status, _, body) = get(&addr, "/").await.expect("the endpoint answers");
     assert_eq!(status, 404);
@@ -355,6 +367,53 @@ async fn a_batch_run_shows_its_jobs_by_status_while_they_run() {
     assert!(!jobs_seen.is_empty(), "batch jobs by status while they ran");
     let last = &scrapes[scrapes.len() - 1];
     no_more_records_than_the_summary(last, &read_summary(&out), CLAUDE);
+}
+
+// The server gets threads of its own, so a busy test machine slows it less than the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_counts_from_zero_what_this_process_does() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 340);
+    let server = paced_server().await;
+    let out = work.path().join("run");
+    let args = run_args(&job, &server.url(), &out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lines_at_least = |n: usize| {
+        let out = out.clone();
+        move |_: &str| read_lines(&out).len() >= n
+    };
+    let stopped =
+        run_interrupted(work.path(), &args, "INT", "100 lines", lines_at_least(100)).await;
+    assert_eq!(
+        stopped.status.code(),
+        Some(130),
+        "{}",
+        common::stderr(&stopped)
+    );
+    let before = read_summary(&out)["by_model"][CLAUDE]["ok"]
+        .as_f64()
+        .unwrap();
+    assert!(before >= 100.0, "{before}");
+
+    let (running, addr) = start(command(work.path(), &args)).await;
+    let scrapes = scrape_until_the_end(&addr).await;
+    let output = running.finish().await;
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    counters_only_went_up(&scrapes);
+    let total = read_summary(&out)["by_model"][CLAUDE]["ok"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(total, 340.0);
+    let ok = [("model", CLAUDE), ("outcome", "ok")];
+    for scrape in &scrapes {
+        for (_, counted) in find(scrape, "bedrock_batch_records_total", &ok) {
+            assert!(
+                counted <= total - before,
+                "records_total ok {counted}: more than the {} records this process wrote",
+                total - before
+            );
+        }
+    }
 }
 
 #[tokio::test]
