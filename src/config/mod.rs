@@ -311,9 +311,17 @@ fn watch_settings(args: &RunArgs) -> Result<crate::watch::WatchSettings, ConfigE
             "--events - and --json both write to stdout: send the events to a file (--events FILE), or read summary.json from the run directory".into(),
         );
     }
+    if !(args.progress_every.is_finite() && args.progress_every >= 1.0) {
+        return Err(format!(
+            "--progress-every must be a number of seconds of at least 1, got {}",
+            args.progress_every
+        )
+        .into());
+    }
     Ok(crate::watch::WatchSettings {
         events,
         events_every: args.events_every,
+        progress_every: Duration::from_secs_f64(args.progress_every),
         stall_timeout_s: args.stall_timeout,
         quiet: args.quiet,
     })
