@@ -23,7 +23,9 @@ const STALL_WARNING_S: f64 = 60.0;
 pub struct Observer {
     /// The rate last reported for each lane and model.
     reported: BTreeMap<(String, String), LearnedQuota>,
-    throttled_lanes: BTreeSet<String>,
+    /// Lanes throttled so far; `None` before the first look, which takes the lanes a
+    /// resumed run's earlier invocations throttled as they are (not news now).
+    throttled_lanes: Option<BTreeSet<String>>,
     batch_status: BTreeMap<String, String>,
     stall: StallWatch,
 }
@@ -85,8 +87,12 @@ impl Observer {
             0 | 1 => summary.model.clone(),
             _ => String::new(),
         };
+        let Some(known) = &mut self.throttled_lanes else {
+            self.throttled_lanes = Some(throttled.into_iter().collect());
+            return;
+        };
         for lane in throttled {
-            if self.throttled_lanes.insert(lane.clone()) {
+            if known.insert(lane.clone()) {
                 changes.push(Body::Quota(QuotaChange {
                     lane,
                     model: model.clone(),
@@ -277,8 +283,34 @@ mod tests {
                 ..RegionTotals::default()
             },
         );
+        let before = Summary::default();
+        assert!(
+            observer
+                .changes(0.0, &Progress::default(), &before, None)
+                .is_empty()
+        );
         assert_eq!(observer.changes(1.0, &progress, &summary, None).len(), 1);
         assert!(observer.changes(2.0, &progress, &summary, None).is_empty());
+    }
+
+    #[test]
+    fn a_resumed_runs_earlier_throttles_are_not_news() {
+        let mut observer = Observer::new(600.0);
+        let mut summary = Summary::default();
+        summary.by_region.insert(
+            "us-east-1".into(),
+            RegionTotals {
+                throttles: 5,
+                ..RegionTotals::default()
+            },
+        );
+        let progress = Progress {
+            throttles: 5,
+            lanes: vec![lane(None)],
+            ..Progress::default()
+        };
+        assert!(observer.changes(0.0, &progress, &summary, None).is_empty());
+        assert!(observer.changes(1.0, &progress, &summary, None).is_empty());
     }
 
     #[test]
