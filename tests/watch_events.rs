@@ -324,3 +324,63 @@ async fn a_batch_run_reports_each_job_in_each_new_status() {
             .contains(":model-invocation-job/")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_an_active_runs_last_snapshot() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 90);
+    // Slow enough to look at while it goes: the refill admits about one call a second.
+    let server = server(ServerConfig {
+        tpm: Some(3_000),
+        ..ServerConfig::default()
+    })
+    .await;
+    let dir = work.path().join("active");
+    let dir_text = dir.display().to_string();
+    let mut running = Running::start(command(
+        work.path(),
+        &[
+            "run",
+            &job,
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &server.url(),
+            "--max-tokens",
+            "100",
+            "--out",
+            &dir_text,
+            "--grace",
+            "1",
+            "--progress-every",
+            "1",
+        ],
+    ));
+    let timeline = dir.join("events.jsonl");
+    running
+        .wait_until("a snapshot with lines in the timeline", |_| {
+            bedrock_batch::watch::events::last_progress(&timeline).is_some_and(|e| {
+                matches!(e.body, bedrock_batch::watch::events::Body::Progress(ref p) if p.records.total > 0)
+            })
+        })
+        .await;
+    let status = bb(work.path(), &["status", &dir_text, "--json"]).await;
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["now"]["event"], "progress", "{status}");
+    assert!(status["now"]["records"]["total"].as_u64().unwrap() > 0);
+    let text = stdout_of(bb(work.path(), &["status", &dir_text]).await);
+    assert!(text.contains("now (20"), "{text}");
+    assert!(text.contains("a run is active"), "{text}");
+    running.signal("INT");
+    let output = running.finish().await;
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    // Nothing is active any more: no snapshot is shown as if it were now.
+    let text = stdout_of(bb(work.path(), &["status", &dir_text]).await);
+    assert!(!text.contains("now ("), "{text}");
+}
+
+/// The stdout of a command that must have succeeded.
+fn stdout_of(output: std::process::Output) -> String {
+    assert!(output.status.success(), "{}", stderr(&output));
+    String::from_utf8_lossy(&output.stdout).to_string()
+}

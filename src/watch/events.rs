@@ -256,6 +256,23 @@ pub fn read_timeline(path: &Path) -> std::io::Result<(Vec<Event>, usize)> {
     Ok((events, skipped))
 }
 
+/// The last progress snapshot in a timeline file, read from its last 256 KB only (the file
+/// of a night's run is megabytes): what `status` shows of a run going on.
+pub fn last_progress(path: &Path) -> Option<Event> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 256 * 1024;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Event>(line).ok())
+        .find(|event| matches!(event.body, Body::Progress(_)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +406,37 @@ mod tests {
             value["surprise"] = 1.into();
             assert!(!validator.is_valid(&value), "{value}");
         }
+    }
+
+    #[test]
+    fn the_last_progress_is_found_in_the_tail_past_a_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let event = |n: u64| {
+            let mut progress = Progress::default();
+            progress.records.total = n;
+            serde_json::to_string(&Event {
+                schema_version: SCHEMA_VERSION,
+                run_id: "r".into(),
+                ts: String::new(),
+                since_start_s: 0.0,
+                body: Body::Progress(progress),
+            })
+            .unwrap()
+        };
+        // 400 KB of snapshots, then a line a crash cut short.
+        let lines: Vec<String> = (0..2_000).map(event).collect();
+        let text = lines.join("\n") + "\n{\"schema_version\":1,\"run_id";
+        std::fs::write(&path, text).unwrap();
+        let Some(Event {
+            body: Body::Progress(last),
+            ..
+        }) = last_progress(&path)
+        else {
+            panic!("no progress found")
+        };
+        assert_eq!(last.records.total, 1_999);
+        assert!(last_progress(&dir.path().join("missing")).is_none());
     }
 
     #[test]
