@@ -384,3 +384,85 @@ fn stdout_of(output: std::process::Output) -> String {
     assert!(output.status.success(), "{}", stderr(&output));
     String::from_utf8_lossy(&output.stdout).to_string()
 }
+
+/// The quota events of the timeline so far.
+fn quota_changes(timeline: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(timeline).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "quota")
+        .map(|e| e["change"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_that_drops_and_comes_back_is_reported_as_it_happens() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 3_000);
+    let server = server(ServerConfig {
+        tpm: Some(60_000),
+        ..ServerConfig::default()
+    })
+    .await;
+    let dir = work.path().join("quota");
+    let dir_text = dir.display().to_string();
+    let mut running = Running::start(command(
+        work.path(),
+        &[
+            "run",
+            &job,
+            "--model",
+            CLAUDE,
+            "--endpoint-url",
+            &server.url(),
+            "--max-tokens",
+            "100",
+            "--out",
+            &dir_text,
+            "--grace",
+            "1",
+            "--quiet",
+        ],
+    ));
+    let timeline = dir.join("events.jsonl");
+    running
+        .wait_until("the quota learned", |_| {
+            quota_changes(&timeline).contains(&"learned".to_string())
+        })
+        .await;
+    server.set_quota(Some(15_000), None);
+    running
+        .wait_until("the drop reported", |_| {
+            quota_changes(&timeline).contains(&"drop".to_string())
+        })
+        .await;
+    server.set_quota(Some(60_000), None);
+    running
+        .wait_until("the recovery reported", |_| {
+            let changes = quota_changes(&timeline);
+            let dropped = changes.iter().position(|c| c == "drop");
+            dropped.is_some_and(|at| changes[at..].contains(&"recovery".to_string()))
+        })
+        .await;
+    running.signal("INT");
+    let output = running.finish().await;
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let kept = events(&timeline);
+    eprintln!("quota changes: {:?}", quota_changes(&timeline));
+    check_frame(&kept);
+    check_end(&kept, &read_summary(&dir), 130);
+    let changes = quota_changes(&timeline);
+    let first = |kind: &str| changes.iter().position(|c| c == kind);
+    assert!(
+        first("drop") < first("recovery"),
+        "a recovery only after a drop: {changes:?}"
+    );
+    let drop = kept
+        .iter()
+        .find(|e| e["event"] == "quota" && e["change"] == "drop")
+        .unwrap();
+    assert!(
+        drop["tokens_per_minute"].as_f64() < drop["previous_tokens_per_minute"].as_f64(),
+        "{drop}"
+    );
+}
