@@ -6,7 +6,7 @@
 //! run ([`run`]): job file -> records ([`job`]) -> an engine ([`pool`] on demand, [`batch`]
 //! for Batch Inference, behind the seam in [`engine`]) -> the SDK clients ([`bedrock`]) ->
 //! outcomes -> results and state ([`store`]) and the summary ([`summary`], priced by
-//! [`prices`], shown by [`report`]). What Bedrock accepts is in [`rules`], the words every
+//! [`prices`], shown by [`report`]); [`watch`] tells the world outside as the run goes. What Bedrock accepts is in [`rules`], the words every
 //! stage shares in [`vocab`]; the other subcommands are in [`commands`]. The
 //! Bedrock-compatible [`local_server`] stands in for AWS in tests, benchmarks and `--local`.
 //! `tests/architecture.rs` holds the modules to this flow.

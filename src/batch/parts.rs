@@ -408,6 +408,34 @@ mod tests {
         assert_eq!(sent + handed_back as u64, 150);
     }
 
+    /// At the real limit: records of 6 MB (images and documents) make 1.2 GB, which goes
+    /// out as files AWS takes, none over 1 GB, none under 100 records.
+    #[test]
+    #[ignore = "slow: scripts/test --all"]
+    fn records_of_6_mb_split_into_files_under_1_gb() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::new(dir.path(), 1, 50_000).unwrap();
+        let text = "x".repeat(6_000_000);
+        for n in 0..200 {
+            spool
+                .push("m", BatchKind::Converse, &meta(n), &json!({"text": text}))
+                .unwrap();
+        }
+        let spooled = spool.finish().unwrap();
+        let mut sent = 0;
+        for part in &spooled.parts {
+            let on_disk = std::fs::metadata(input_path(dir.path(), part.index))
+                .unwrap()
+                .len();
+            assert!(on_disk < 1_000_000_000, "{part:?}: {on_disk} bytes");
+            assert!(part.records >= MIN_RECORDS, "{part:?}");
+            sent += part.records;
+        }
+        assert!(spooled.parts.len() >= 2, "{:?}", spooled.parts);
+        let handed_back: usize = spooled.too_few.iter().map(|(_, m)| m.len()).sum();
+        assert_eq!(sent + handed_back as u64, 200);
+    }
+
     #[test]
     fn parts_close_before_the_byte_limit() {
         let dir = tempfile::tempdir().unwrap();

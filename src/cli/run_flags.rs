@@ -183,6 +183,15 @@ pub struct RunArgs {
     /// run also keeps its events in RUN_DIR/events.jsonl, which `report --format html` draws.
     #[arg(long, help_heading = "Watching", value_name = "FILE|-")]
     pub events: Option<String>,
+    /// Seconds between plain progress lines on stderr when it is not a terminal (kubectl
+    /// logs, a file, a pipe); a terminal gets a progress bar instead.
+    #[arg(
+        long,
+        help_heading = "Watching",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    pub progress_every: f64,
     /// Seconds between progress events in --events.
     #[arg(
         long,

@@ -38,6 +38,9 @@ pub struct Status {
     /// `pid N` of the run writing it now, if any.
     pub active: Option<String>,
     pub last_checkpoint_unix: Option<u64>,
+    /// The last progress snapshot of the run's timeline, while a run is active.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub now: Option<crate::watch::events::Event>,
     /// A `--via batch` run's jobs, as last polled.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub batch_jobs: Vec<BatchJobReport>,
@@ -77,8 +80,12 @@ pub fn read(run_dir: &Path) -> Result<Status, String> {
         LockState::Free => None,
         LockState::HeldBy(holder) => Some(holder),
     };
+    let now = active.as_ref().and_then(|_| {
+        crate::watch::events::last_progress(&run_dir.join(crate::vocab::EVENTS_FILE))
+    });
     Ok(Status {
         run_dir: run_dir.display().to_string(),
+        now,
         job_file: manifest.job.path.clone(),
         model: manifest.params.model.clone(),
         mode: manifest.params.mode.clone(),
@@ -163,6 +170,9 @@ pub fn render(status: &Status) -> String {
             }
         ),
     };
+    if let Some(now) = &status.now {
+        out += &now_line(now);
+    }
     out += &match &status.active {
         Some(holder) => format!("a run is active ({holder})\n"),
         None => format!(
@@ -177,6 +187,31 @@ pub fn render(status: &Status) -> String {
         ),
     };
     out
+}
+
+/// An active run's last snapshot: pace, calls in flight, throttles, the learned quota.
+fn now_line(event: &crate::watch::events::Event) -> String {
+    use crate::watch::events::Body;
+    let Body::Progress(progress) = &event.body else {
+        return String::new();
+    };
+    let mut parts = vec![format!("{:.1} records/s", progress.records_per_s)];
+    if let (Some(in_flight), Some(limit)) = (progress.in_flight, progress.concurrency_limit) {
+        parts.push(format!("{in_flight} in flight (limit {limit})"));
+    }
+    parts.push(format!("{} throttled", thousands(progress.throttles)));
+    for lane in &progress.lanes {
+        for (model, quota) in &lane.learned {
+            if let Some(tpm) = quota.tokens_per_minute {
+                parts.push(format!(
+                    "{model} in {}: {} tokens/min",
+                    lane.lane,
+                    thousands(tpm.round() as u64)
+                ));
+            }
+        }
+    }
+    format!("now ({}): {}\n", event.ts, parts.join(", "))
 }
 
 /// The `status` command, from its flags to an exit code.

@@ -306,16 +306,76 @@ fn watch_settings(args: &RunArgs) -> Result<crate::watch::WatchSettings, ConfigE
         .into());
     }
     let events = args.events.as_deref().map(Target::parse);
+    if let Some(Target::File(path)) = &events
+        && lexical_absolute(path).starts_with(lexical_absolute(&args.out))
+    {
+        return Err(format!(
+                "--events {}: inside the run directory, where every run already keeps its events (in {}); give a path outside {}",
+                path.display(),
+                args.out.join(crate::vocab::EVENTS_FILE).display(),
+                args.out.display()
+            )
+            .into());
+    }
     if events == Some(Target::Stdout) && args.json {
         return Err(
             "--events - and --json both write to stdout: send the events to a file (--events FILE), or read summary.json from the run directory".into(),
         );
     }
+    if !(args.progress_every.is_finite() && args.progress_every >= 1.0) {
+        return Err(format!(
+            "--progress-every must be a number of seconds of at least 1, got {}",
+            args.progress_every
+        )
+        .into());
+    }
     Ok(crate::watch::WatchSettings {
         events,
         events_every: args.events_every,
+        progress_every: Duration::from_secs_f64(args.progress_every),
         stall_timeout_s: args.stall_timeout,
         quiet: args.quiet,
         metrics_addr: args.metrics_addr,
     })
+}
+
+/// `path` made absolute with `.` and `..` taken out, without touching the file system (the
+/// run directory may not exist yet).
+fn lexical_absolute(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::tests::run_args;
+
+    #[test]
+    fn events_go_anywhere_but_into_the_run_directory_or_beside_json_on_stdout() {
+        let refused = |extra: &[&str]| watch_settings(&run_args(extra)).unwrap_err().to_string();
+        assert!(refused(&["--events", "o/events.jsonl"]).contains("inside the run directory"));
+        assert!(refused(&["--events", "./o/x/e.jsonl"]).contains("give a path outside o"));
+        assert!(refused(&["--events", "-", "--json"]).contains("both write to stdout"));
+        assert!(refused(&["--events-every", "0.5"]).contains("at least 1"));
+        assert!(refused(&["--progress-every", "0"]).contains("--progress-every"));
+        for fine in [
+            &["--events", "o/../e.jsonl"][..],
+            &["--events", "other/e.jsonl"],
+            &["--events", "-"],
+        ] {
+            assert!(watch_settings(&run_args(fine)).is_ok(), "{fine:?}");
+        }
+    }
 }

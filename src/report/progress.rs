@@ -15,14 +15,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::Live;
 use crate::summary::{Summary, thousands};
 
-/// How often plain progress lines are printed when stderr is not a terminal.
-const PLAIN_EVERY: Duration = Duration::from_secs(10);
 /// How often the bar's message is rebuilt.
 const MESSAGE_EVERY: Duration = Duration::from_millis(200);
 
 pub struct Progress {
     bar: Option<ProgressBar>,
-    plain: bool,
+    /// When stderr is not a terminal: a plain line this often (`--progress-every`).
+    plain: Option<Duration>,
     total: Option<u64>,
     started: Instant,
     last: Instant,
@@ -45,7 +44,8 @@ pub struct Snapshot<'a> {
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
+    /// `plain_every`: how often a plain line is printed when stderr is not a terminal.
+    pub fn new(quiet: bool, plain_every: Duration) -> Progress {
         let now = Instant::now();
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
@@ -63,7 +63,7 @@ impl Progress {
         });
         Progress {
             bar,
-            plain: !quiet && !terminal,
+            plain: (!quiet && !terminal).then_some(plain_every),
             total: None,
             started: now,
             last: now,
@@ -106,7 +106,9 @@ impl Progress {
                 self.last = now;
                 bar.set_message(message(summary, &snapshot));
             }
-        } else if self.plain && now.duration_since(self.last) >= PLAIN_EVERY {
+        } else if let Some(every) = self.plain
+            && now.duration_since(self.last) >= every
+        {
             self.last = now;
             eprintln!("{}", line(summary, &snapshot));
         }

@@ -51,7 +51,7 @@ pub async fn drive(
     let request = &config.request;
     // Before anything is sent: a signal from then on stops the run gently.
     let mut interrupted = interrupt::watch(stops.stop.clone());
-    let mut progress = Progress::new(config.quiet);
+    let mut progress = Progress::new(config.quiet, config.watch.progress_every);
     let mut total_rx = count_records(config);
     let (task_tx, task_rx) = mpsc::channel(config.concurrency * 2 + 16);
     let (invalid_tx, mut invalid_rx) = mpsc::channel::<InvalidRecord>(1024);

@@ -256,9 +256,27 @@ pub fn read_timeline(path: &Path) -> std::io::Result<(Vec<Event>, usize)> {
     Ok((events, skipped))
 }
 
+/// The last progress snapshot in a timeline file, read from its last 256 KB only (the file
+/// of a night's run is megabytes): what `status` shows of a run going on.
+pub fn last_progress(path: &Path) -> Option<Event> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 256 * 1024;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Event>(line).ok())
+        .find(|event| matches!(event.body, Body::Progress(_)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::LearnedQuota;
 
     #[test]
     fn an_event_is_one_flat_object_with_its_kind_and_reads_back() {
@@ -283,6 +301,142 @@ mod tests {
             r#"{"schema_version":1,"run_id":"r1","ts":"2026-12-07T08:00:00.000Z","since_start_s":1.5,"event":"quota","lane":"us-east-1","model":"m","change":"first_throttle"}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
+    }
+
+    /// One event of every kind with every optional field present.
+    fn every_kind() -> Vec<Body> {
+        let quota = LearnedQuota {
+            tokens_per_minute: Some(1e5),
+            requests_per_minute: Some(50.0),
+            updates: 2,
+        };
+        let usage = Usage {
+            input_tokens: 1,
+            output_tokens: 2,
+            cache_read_input_tokens: 3,
+            cache_write_input_tokens: 4,
+            cache_write_1h_input_tokens: 1,
+        };
+        let records = RecordCounts {
+            total: 3,
+            ok: 2,
+            failed: 1,
+            pending: Some(4),
+        };
+        vec![
+            Body::RunStarted(RunStarted {
+                version: "0.1.0".into(),
+                invocation: 2,
+                engine: "batch".into(),
+                shard: Some(Shard { index: 0, count: 4 }),
+                tpm: Some(1),
+                rpm: Some(1),
+                service_tier: Some("flex".into()),
+                ..RunStarted::default()
+            }),
+            Body::Progress(Progress {
+                records: records.clone(),
+                answered: 3,
+                usage,
+                cost_usd: Some(0.5),
+                in_flight: Some(3),
+                concurrency_limit: Some(16),
+                lanes: vec![LaneState {
+                    lane: "us-east-1".into(),
+                    concurrency_limit: 16,
+                    in_use: true,
+                    learned: BTreeMap::from([("m".to_string(), quota.clone())]),
+                }],
+                cost_by_model: BTreeMap::from([("m".to_string(), None)]),
+                ..Progress::default()
+            }),
+            Body::Quota(QuotaChange {
+                lane: "l".into(),
+                model: "m".into(),
+                change: QuotaChangeKind::Recovery,
+                tokens_per_minute: Some(1.0),
+                requests_per_minute: Some(1.0),
+                previous_tokens_per_minute: Some(1.0),
+                previous_requests_per_minute: Some(1.0),
+            }),
+            Body::BatchJob(BatchJobChange {
+                job_arn: "arn".into(),
+                previous_status: Some("Submitted".into()),
+                processed: Some(1),
+                ..BatchJobChange::default()
+            }),
+            Body::Stall(Stall::default()),
+            Body::RunEnded(RunEnded {
+                outcome: "aborted".into(),
+                records,
+                usage,
+                cost_partial_usd: Some(0.1),
+                errors_by_kind: BTreeMap::from([("throttled".to_string(), 1)]),
+                aborted: Some(StopReport::default()),
+                latency_ms_buckets: vec![(25.0, 3), (f64::MAX, 1)],
+                ..RunEnded::default()
+            }),
+        ]
+    }
+
+    fn validator() -> jsonschema::Validator {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.schema.json");
+        let schema = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).unwrap()
+    }
+
+    #[test]
+    fn docs_events_schema_describes_every_field_of_every_event_and_no_other() {
+        let validator = validator();
+        for body in every_kind() {
+            let event = Event {
+                schema_version: SCHEMA_VERSION,
+                run_id: "20261207T080000Z-0123abcd".into(),
+                ts: "2026-12-07T08:00:00.000Z".into(),
+                since_start_s: 0.5,
+                body,
+            };
+            let mut value = serde_json::to_value(&event).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{value}: {errors:?}");
+            // A field the documentation does not name is refused.
+            value["surprise"] = 1.into();
+            assert!(!validator.is_valid(&value), "{value}");
+        }
+    }
+
+    #[test]
+    fn the_last_progress_is_found_in_the_tail_past_a_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let event = |n: u64| {
+            let mut progress = Progress::default();
+            progress.records.total = n;
+            serde_json::to_string(&Event {
+                schema_version: SCHEMA_VERSION,
+                run_id: "r".into(),
+                ts: String::new(),
+                since_start_s: 0.0,
+                body: Body::Progress(progress),
+            })
+            .unwrap()
+        };
+        // 400 KB of snapshots, then a line a crash cut short.
+        let lines: Vec<String> = (0..2_000).map(event).collect();
+        let text = lines.join("\n") + "\n{\"schema_version\":1,\"run_id";
+        std::fs::write(&path, text).unwrap();
+        let Some(Event {
+            body: Body::Progress(last),
+            ..
+        }) = last_progress(&path)
+        else {
+            panic!("no progress found")
+        };
+        assert_eq!(last.records.total, 1_999);
+        assert!(last_progress(&dir.path().join("missing")).is_none());
     }
 
     #[test]

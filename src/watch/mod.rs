@@ -35,6 +35,8 @@ pub struct WatchSettings {
     pub events: Option<Target>,
     /// Seconds between progress events in the `--events` stream.
     pub events_every: f64,
+    /// Between plain progress lines on stderr when it is not a terminal.
+    pub progress_every: std::time::Duration,
     pub stall_timeout_s: f64,
     pub quiet: bool,
     /// Where to serve the metrics (`--metrics-addr`).
@@ -197,19 +199,27 @@ impl Watch {
         }));
     }
 
-    /// The invocation ends: a last snapshot for every sink, then the totals of the
-    /// summary.json just written and the exit code.
+    /// The invocation ends: what changed since the last look (a job's last status), a last
+    /// snapshot for every sink, then the totals of the summary.json just written and the
+    /// exit code.
     pub fn ended(&mut self, summary: &Summary, live: Live, report: &EngineReport, exit_code: u8) {
         if let Some(exposed) = &mut self.exposed {
             exposed.metrics.look(summary, live, report);
         }
-        self.emit_to(Body::Progress(progress(summary, live, report)), true);
+        let last = progress(summary, live, report);
+        let changes =
+            self.observer
+                .changes(self.elapsed_s(), &last, summary, report.batch.as_ref());
+        for change in changes {
+            self.emit(change);
+        }
+        self.emit_to(Body::Progress(last), true);
         let buckets = self.latency_buckets();
         self.emit(Body::RunEnded(RunEnded::of(summary, exit_code, buckets)));
     }
 
-    /// Calls by latency (upper bound in ms; `f64::INFINITY` is written as null), buckets
-    /// with no call left out.
+    /// Calls by latency (upper bound in ms; calls longer than every bound under `f64::MAX`,
+    /// as JSON has no infinity), buckets with no call left out.
     fn latency_buckets(&self) -> Vec<(f64, u64)> {
         self.latency
             .iter()

@@ -23,7 +23,11 @@ const STALL_WARNING_S: f64 = 60.0;
 pub struct Observer {
     /// The rate last reported for each lane and model.
     reported: BTreeMap<(String, String), LearnedQuota>,
-    throttled_lanes: BTreeSet<String>,
+    /// Lanes throttled so far; `None` before the first look, which takes the lanes a
+    /// resumed run's earlier invocations throttled as they are (not news now).
+    throttled_lanes: Option<BTreeSet<String>>,
+    /// Lanes and models whose last reported change was a drop.
+    dropped: BTreeSet<(String, String)>,
     batch_status: BTreeMap<String, String>,
     stall: StallWatch,
 }
@@ -85,8 +89,12 @@ impl Observer {
             0 | 1 => summary.model.clone(),
             _ => String::new(),
         };
+        let Some(known) = &mut self.throttled_lanes else {
+            self.throttled_lanes = Some(throttled.into_iter().collect());
+            return;
+        };
         for lane in throttled {
-            if self.throttled_lanes.insert(lane.clone()) {
+            if known.insert(lane.clone()) {
                 changes.push(Body::Quota(QuotaChange {
                     lane,
                     model: model.clone(),
@@ -107,7 +115,19 @@ impl Observer {
                 None => Some(QuotaChangeKind::Learned),
                 Some(before) => moved(before, now),
             };
-            let Some(change) = change else { continue };
+            // A rise is a recovery only after a drop; before one it is the rate learned
+            // better (the first estimate is cautious).
+            let change = match change {
+                Some(QuotaChangeKind::Recovery) if !self.dropped.remove(&key) => {
+                    QuotaChangeKind::Learned
+                }
+                Some(QuotaChangeKind::Drop) => {
+                    self.dropped.insert(key.clone());
+                    QuotaChangeKind::Drop
+                }
+                Some(change) => change,
+                None => continue,
+            };
             let before = self.reported.insert(key, now.clone());
             changes.push(Body::Quota(QuotaChange {
                 lane: lane.lane.clone(),
@@ -244,8 +264,12 @@ mod tests {
             kinds(&changes),
             [QuotaChangeKind::FirstThrottle, QuotaChangeKind::Learned]
         );
+        // A rise before any drop is the rate learned better, not a recovery.
+        progress.lanes = vec![lane(Some(115_000.0))];
+        let changes = observer.changes(2.5, &progress, &summary, None);
+        assert_eq!(kinds(&changes), [QuotaChangeKind::Learned]);
         // Refinements within 10% of the rate last reported are not news, even in steps.
-        for tpm in [95_000.0, 92_000.0] {
+        for tpm in [110_000.0, 106_000.0] {
             progress.lanes = vec![lane(Some(tpm))];
             assert!(observer.changes(3.0, &progress, &summary, None).is_empty());
         }
@@ -255,7 +279,7 @@ mod tests {
         let Body::Quota(drop) = &changes[0] else {
             panic!()
         };
-        assert_eq!(drop.previous_tokens_per_minute, Some(100_000.0));
+        assert_eq!(drop.previous_tokens_per_minute, Some(115_000.0));
         progress.lanes = vec![lane(Some(120_000.0))];
         let changes = observer.changes(5.0, &progress, &summary, None);
         assert_eq!(kinds(&changes), [QuotaChangeKind::Recovery]);
@@ -277,8 +301,34 @@ mod tests {
                 ..RegionTotals::default()
             },
         );
+        let before = Summary::default();
+        assert!(
+            observer
+                .changes(0.0, &Progress::default(), &before, None)
+                .is_empty()
+        );
         assert_eq!(observer.changes(1.0, &progress, &summary, None).len(), 1);
         assert!(observer.changes(2.0, &progress, &summary, None).is_empty());
+    }
+
+    #[test]
+    fn a_resumed_runs_earlier_throttles_are_not_news() {
+        let mut observer = Observer::new(600.0);
+        let mut summary = Summary::default();
+        summary.by_region.insert(
+            "us-east-1".into(),
+            RegionTotals {
+                throttles: 5,
+                ..RegionTotals::default()
+            },
+        );
+        let progress = Progress {
+            throttles: 5,
+            lanes: vec![lane(None)],
+            ..Progress::default()
+        };
+        assert!(observer.changes(0.0, &progress, &summary, None).is_empty());
+        assert!(observer.changes(1.0, &progress, &summary, None).is_empty());
     }
 
     #[test]
