@@ -446,3 +446,25 @@ async fn a_port_in_use_is_a_usage_error_before_the_run_directory() {
     assert!(!out.exists(), "nothing was started");
     drop(taken);
 }
+
+#[tokio::test]
+async fn a_host_name_is_refused_with_the_form_to_give() {
+    let work = tempfile::tempdir().unwrap();
+    let job = job(work.path(), 1);
+    let args = [
+        "run",
+        &job,
+        "--model",
+        CLAUDE,
+        "--local",
+        "--metrics-addr",
+        "localhost:9464",
+    ];
+    let output = bb(work.path(), &args).await;
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("expected IP:PORT") && stderr.contains("127.0.0.1:9464"),
+        "{stderr}"
+    );
+}

@@ -210,7 +210,12 @@ pub struct RunArgs {
     /// `--metrics-addr 0.0.0.0:9464` in a container, 127.0.0.1:9464 for this machine only,
     /// port 0 for any free port (stderr says which). A port in use is refused before
     /// anything is sent.
-    #[arg(long, help_heading = "Watching", value_name = "HOST:PORT")]
+    #[arg(
+        long,
+        help_heading = "Watching",
+        value_name = "HOST:PORT",
+        value_parser = parse_metrics_addr
+    )]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
     /// Calls in flight at the start. The limit then adapts: it doubles each round trip
@@ -391,4 +396,13 @@ pub struct RunArgs {
     /// answer become `batch_incomplete` lines that --retry-failed sends again.
     #[arg(long, help_heading = "Batch Inference", value_name = "H")]
     pub batch_timeout_hours: Option<i32>,
+}
+
+/// `--metrics-addr`: an IP address and a port, bound exactly as given.
+fn parse_metrics_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "expected IP:PORT (such as 0.0.0.0:9464, 127.0.0.1:9464 or [::1]:9464; a host name like localhost is not resolved), got {text:?}"
+        )
+    })
 }
