@@ -190,23 +190,24 @@ async fn a_run_without_a_timeline_still_reports_its_summary() {
     assert!(!page.contains("<svg"), "no chart without a timeline");
 }
 
-/// Chromium, if this machine has it; the test fails without it when CI requires it.
+/// Chromium, if this machine has it (BEDROCK_BATCH_CHROMIUM=PATH names another); the test
+/// fails without it when BEDROCK_BATCH_REQUIRE_CHROMIUM is set, as CI sets it.
 fn chromium() -> Option<PathBuf> {
-    let found = std::env::var_os("BEDROCK_BATCH_CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| {
-            ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-                .map(PathBuf::from)
-                .into_iter()
-                .find(|p| p.exists())
-        });
+    let candidates: Vec<PathBuf> = match std::env::var_os("BEDROCK_BATCH_CHROMIUM") {
+        Some(path) => vec![path.into()],
+        None => vec![
+            "/usr/bin/chromium".into(),
+            "/usr/bin/chromium-browser".into(),
+        ],
+    };
+    let found = candidates.iter().find(|p| p.exists()).cloned();
     if found.is_none() {
         assert!(
             std::env::var_os("BEDROCK_BATCH_REQUIRE_CHROMIUM").is_none(),
-            "BEDROCK_BATCH_REQUIRE_CHROMIUM is set and no chromium was found \
-             (apt-get install chromium, or set BEDROCK_BATCH_CHROMIUM=PATH)"
+            "BEDROCK_BATCH_REQUIRE_CHROMIUM is set and there is no chromium at {candidates:?} \
+             (apt-get install -y --no-install-recommends chromium, or BEDROCK_BATCH_CHROMIUM=PATH)"
         );
-        eprintln!("skipped: no chromium (set BEDROCK_BATCH_CHROMIUM=PATH to run this test)");
+        eprintln!("skipped: no chromium at {candidates:?} (BEDROCK_BATCH_CHROMIUM=PATH names one)");
     }
     found
 }

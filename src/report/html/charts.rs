@@ -157,6 +157,7 @@ pub fn latency_histogram(labels: &[String], calls: &[Vec<u64>]) -> Option<String
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(10)
+            .margin_right(24)
             .x_label_area_size(36)
             .y_label_area_size(56)
             .build_cartesian_2d(first as f64..(last + 1) as f64, 0.0..y_max * 1.1)?;
