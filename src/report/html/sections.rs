@@ -190,16 +190,21 @@ pub fn batch(runs: &[RunPage]) -> String {
                 <th>records</th><th>ok</th><th>failed</th><th>time in each status</th></tr>\
                 </thead><tbody>\n";
         for job in &batch.jobs {
-            let spells: Vec<String> = run
-                .batch_spells
-                .get(&job.part)
+            let seen = run.batch_spells.get(&job.part);
+            let mut spells: Vec<String> = seen
                 .into_iter()
                 .flatten()
                 .map(|s| match s.seconds {
                     Some(secs) => format!("{} {}", escape(&s.status), duration_text(secs)),
-                    None => format!("then {}", escape(&s.status)),
+                    None => escape(&s.status),
                 })
                 .collect();
+            // A job can end between two looks of the run: the timeline's last status is
+            // then not the summary's.
+            let last = seen.and_then(|s| s.last()).map(|s| s.status.as_str());
+            if last.is_some_and(|last| last != job.status) {
+                spells.push(format!("{} (by the run's end)", escape(&job.status)));
+            }
             let spells = if spells.is_empty() {
                 "— (no timeline)".to_string()
             } else {
@@ -255,6 +260,37 @@ mod tests {
         let routes = by_route(&s);
         assert_eq!(routes["batch"], (Some(3), Some(0.5)));
         assert_eq!(routes["on_demand"], (Some(3), None));
+    }
+
+    #[test]
+    fn a_job_that_ended_between_two_looks_shows_its_final_status() {
+        use super::super::timeline::StatusSpell;
+        use crate::vocab::{BatchJobReport, BatchReport};
+        let summary = Summary {
+            batch: Some(BatchReport {
+                jobs: vec![BatchJobReport {
+                    part: "part-00001".into(),
+                    status: "Completed".into(),
+                    ..BatchJobReport::default()
+                }],
+                ..BatchReport::default()
+            }),
+            ..Summary::default()
+        };
+        let mut run = RunPage::new("r", summary);
+        let spell = |status: &str, seconds| StatusSpell {
+            status: status.into(),
+            seconds,
+        };
+        run.batch_spells.insert(
+            "part-00001".into(),
+            vec![spell("Submitted", Some(90.0)), spell("InProgress", None)],
+        );
+        let html = batch(&[run]);
+        assert!(
+            html.contains("Submitted 1m 30s → InProgress → Completed (by the run's end)"),
+            "{html}"
+        );
     }
 
     #[test]
