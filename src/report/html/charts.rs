@@ -32,11 +32,13 @@ pub fn css_color(i: usize) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
-/// A line to draw: (seconds of run time, value) points, in a color.
+/// A line to draw: (seconds of run time, value) points, in a color, and the run times
+/// its run was resumed at (drawn as thin vertical lines in the same color).
 pub struct Line<'a> {
     pub label: String,
     pub color: usize,
     pub points: &'a [(f64, f64)],
+    pub resumed_at: &'a [f64],
 }
 
 /// `1,234` as `1.2k`, `3,400,000` as `3.4M`: axis labels stay short.
@@ -76,6 +78,7 @@ pub fn lines(title: &str, y_desc: &str, lines: &[Line]) -> Option<String> {
     let x_max = all().map(|p| p.0).fold(0.0, f64::max);
     let y_max = all().map(|p| p.1).fold(0.0, f64::max);
     let (unit, seconds) = time_unit(x_max);
+    let y_top = (y_max * 1.1).max(1.0);
     let mut svg = String::new();
     let drawn: Drawn = (|| {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -85,10 +88,7 @@ pub fn lines(title: &str, y_desc: &str, lines: &[Line]) -> Option<String> {
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(
-                0.0..(x_max / seconds).max(1e-3) * 1.02,
-                0.0..(y_max * 1.1).max(1.0),
-            )?;
+            .build_cartesian_2d(0.0..(x_max / seconds).max(1e-3) * 1.02, 0.0..y_top)?;
         chart
             .configure_mesh()
             .light_line_style(WHITE.mix(0.0))
@@ -99,6 +99,9 @@ pub fn lines(title: &str, y_desc: &str, lines: &[Line]) -> Option<String> {
             .draw()?;
         for line in lines {
             let c = color(line.color);
+            chart.draw_series(line.resumed_at.iter().map(|&x| {
+                PathElement::new(vec![(x / seconds, 0.0), (x / seconds, y_top)], c.mix(0.4))
+            }))?;
             chart
                 .draw_series(LineSeries::new(
                     line.points.iter().map(|&(x, y)| (x / seconds, y)),
@@ -214,6 +217,7 @@ mod tests {
                 label: "night 1".into(),
                 color: 0,
                 points: &points,
+                resumed_at: &[5.0],
             }],
         )
         .unwrap();
@@ -222,6 +226,8 @@ mod tests {
         assert!(svg.contains("night 1"));
         assert!(svg.contains("run time (s)"));
         assert!(svg.contains("<polyline"));
+        // The resume at 5 s: a vertical line in the run's color, faded.
+        assert!(svg.contains("opacity=\"0.4\" stroke=\"#1F77B4\""), "{svg}");
         assert!(lines("t", "y", &[]).is_none());
     }
 

@@ -162,6 +162,7 @@ fn per_run<'a>(runs: &'a [RunPage], series: Series) -> Vec<Line<'a>> {
                 label: run.label.clone(),
                 color: i,
                 points: series(t),
+                resumed_at: &t.resumed_at,
             })
         })
         .collect()
@@ -181,7 +182,8 @@ fn chart_or_note(title: &str, svg: Option<String>) -> String {
 fn over_time(runs: &[RunPage]) -> String {
     let mut out = String::from(
         "<h2 id=\"time\">Over time</h2>\n<p class=\"muted\">x: run time since the run \
-         started (a resumed run's invocations laid end to end). Rates are taken between \
+         started; a resumed run's invocations are laid end to end, a thin vertical line in the \
+         run's color marks each resume. Rates are taken between \
          consecutive progress snapshots of events.jsonl.</p>\n",
     );
     for run in runs {
@@ -228,11 +230,13 @@ fn over_time(runs: &[RunPage]) -> String {
                 label: format!("{} limit", run.label),
                 color: 2 * i,
                 points: &t.concurrency_limit,
+                resumed_at: &t.resumed_at,
             });
             lines.push(Line {
                 label: format!("{} in flight", run.label),
                 color: 2 * i + 1,
                 points: &t.in_flight,
+                resumed_at: &[],
             });
         }
     }
@@ -246,6 +250,7 @@ fn over_time(runs: &[RunPage]) -> String {
                     label: format!("{} · {lane}", run.label),
                     color: lines.len(),
                     points,
+                    resumed_at: &t.resumed_at,
                 });
             }
         }

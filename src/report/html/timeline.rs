@@ -37,6 +37,8 @@ pub struct Timeline {
     /// The last invocation's end, if it wrote one.
     pub last_end: Option<RunEnded>,
     pub invocations: u32,
+    /// Run time at which each resumed invocation started (the first one's, 0, left out).
+    pub resumed_at: Vec<f64>,
     pub stalls: u64,
 }
 
@@ -75,6 +77,9 @@ pub fn derive(events: &[Event]) -> Timeline {
             offset += latest;
             latest = 0.0;
             previous = None;
+            if timeline.invocations > 0 {
+                timeline.resumed_at.push(offset);
+            }
             timeline.invocations += 1;
         }
         latest = latest.max(event.since_start_s);
@@ -256,6 +261,7 @@ mod tests {
         ];
         let t = derive(&events);
         assert_eq!(t.invocations, 2);
+        assert_eq!(t.resumed_at, vec![5.0]);
         assert_eq!(t.records_per_s, vec![(5.0, 2.0), (15.0, 2.0)]);
         assert_eq!(t.tokens_per_min, vec![(5.0, 7200.0), (15.0, 7200.0)]);
         assert_eq!(t.throttles_per_min, vec![(5.0, 24.0), (15.0, 0.0)]);
