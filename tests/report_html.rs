@@ -165,6 +165,10 @@ async fn the_page_shows_each_runs_numbers_and_real_failed_records() {
     }
     assert!(page.contains("<svg"), "charts are inlined");
     assert!(!page.contains("no timeline (events.jsonl)"));
+    // Self-contained: nothing for a browser to fetch.
+    for fetches in ["src=", "<link", "url(", "@import", "<script"] {
+        assert!(!page.contains(fetches), "the page holds {fetches}");
+    }
 }
 
 #[tokio::test]
@@ -188,6 +192,27 @@ async fn a_run_without_a_timeline_still_reports_its_summary() {
     assert_eq!(cell(&page, 0, "records.ok"), "5");
     assert_eq!(cell(&page, 0, "status"), "0");
     assert!(!page.contains("<svg"), "no chart without a timeline");
+    // --since leaves out runs last written before the day: none left is a usage error.
+    let output = bb(
+        work.path(),
+        &[
+            "report",
+            run.dir.to_str().unwrap(),
+            "--format",
+            "html",
+            "--out",
+            "p.html",
+            "--since",
+            "2999-01-01",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("last written before --since"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// Chromium, if this machine has it (BEDROCK_BATCH_CHROMIUM=PATH names another); the test
