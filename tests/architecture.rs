@@ -509,9 +509,12 @@ const FLOW: &[(&str, &[&str])] = &[
             "engine", "summary", "store", "prices", "rules", "vocab", "exit",
         ],
     ),
+    // The report page states a run's exit code when its timeline has no end (an older run).
     (
         "report",
-        &["engine", "watch", "summary", "prices", "rules", "vocab"],
+        &[
+            "engine", "watch", "summary", "prices", "rules", "vocab", "exit",
+        ],
     ),
     // An independent Bedrock: it shares with the runner only what AWS accepts.
     ("local_server", &["rules", "vocab"]),

@@ -51,18 +51,29 @@ pub struct PricesArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run directories (each holds a summary.json).
+    /// Run directories (each holds a summary.json; with --format html also its events.jsonl
+    /// and results.jsonl). With html, one column each, in the order given.
     #[arg(required = true)]
     pub run_dirs: Vec<PathBuf>,
     /// Rows by model (default), by day and model, by run and model, or by service tier
-    /// (default, priority, flex, batch) and model: records, tokens and cost.
+    /// (default, priority, flex, batch) and model: records, tokens and cost. For the table
+    /// formats and json; the html page shows cost by model, tier, route and day at once.
     #[arg(long, value_enum, default_value = "model")]
     pub by: crate::report::runs::GroupBy,
+    /// table, markdown, csv or json: the rows --by asks for. html: one self-contained page
+    /// comparing the runs side by side (numbers, charts over time from each run's
+    /// events.jsonl, latency, cost, errors with example records, Batch Inference jobs); it
+    /// fetches nothing, so it opens offline and can be mailed or archived.
     #[arg(long, value_enum, default_value = "table")]
     pub format: crate::report::runs::Format,
-    /// Only runs last written on or after this day (YYYY-MM-DD, UTC).
+    /// Only runs last written on or after this day (YYYY-MM-DD, UTC); html leaves the
+    /// others out of the page.
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
+    /// Write the report to FILE instead of stdout. `--format html` without --out writes
+    /// the page to stdout only when stdout is not a terminal (`> report.html`).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -88,9 +88,13 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Export(ExportArgs),
     /// One table of requests, tokens and cost across run directories, by model (or by day
-    /// or run): for nightly cost reports.
+    /// or run): for nightly cost reports. Or, with --format html, one page comparing the
+    /// runs side by side, with charts of each run over time: what happened last night.
     ///
-    /// Example: bedrock-batch report runs/* --by day --since 2026-11-01 --format markdown
+    /// Examples:
+    ///   bedrock-batch report runs/* --by day --since 2026-11-01 --format markdown
+    ///   bedrock-batch report runs/night-2 runs/night-1 --format html --out report.html
+    #[command(verbatim_doc_comment)]
     Report(ReportArgs),
     /// What a run will charge: the built-in price table (with --prices FILE applied), or
     /// the entries the given model ids resolve to, one line per pricing variant (on demand,

@@ -1,6 +1,7 @@
 //! What the user sees: the progress display on stderr, the summary rendered as text, the
-//! table across runs of `report`, and text tables in their three formats.
+//! table across runs of `report`, text tables in their three formats, and the HTML page.
 
+pub mod html;
 pub mod progress;
 pub mod render;
 pub mod runs;

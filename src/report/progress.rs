@@ -122,7 +122,7 @@ impl Progress {
 }
 
 /// `s` seconds as `42s`, `3m 05s` or `2h 10m`.
-fn duration_text(s: f64) -> String {
+pub fn duration_text(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     match s {
         0..60 => format!("{s}s"),

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-pub use super::text_table::Format;
-use super::text_table::TableError;
+use super::text_table::{self, TableError};
 use crate::prices::Route;
 use crate::summary::{Summary, VariantTotals, thousands};
 use crate::vocab::SUMMARY_FILE;
@@ -24,6 +23,32 @@ pub enum GroupBy {
     /// The service tier that served the lines (`default`, `priority`, `flex`) or `batch`:
     /// records, tokens and cost (calls and failures are not kept by tier).
     Tier,
+}
+
+/// How `report` prints: a table in one of the text formats, JSON rows, or the HTML page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    Markdown,
+    Csv,
+    /// The rows as a JSON array.
+    Json,
+    /// One self-contained page (charts, costs, errors, batch jobs) for a browser: needs
+    /// --out FILE, or stdout redirected to a file.
+    Html,
+}
+
+impl Format {
+    /// The text table format, for the formats that are tables.
+    fn table(self) -> Option<text_table::Format> {
+        match self {
+            Format::Table => Some(text_table::Format::Table),
+            Format::Markdown => Some(text_table::Format::Markdown),
+            Format::Csv => Some(text_table::Format::Csv),
+            Format::Json | Format::Html => None,
+        }
+    }
 }
 
 /// One line of the report.
@@ -59,6 +84,9 @@ pub enum RunsError {
     },
     #[error("{0}")]
     Table(#[from] TableError),
+    /// The page is built by `report::html`, not from rows.
+    #[error("--format html is a page, not a table of rows")]
+    NotATable,
 }
 
 /// Why one run directory was skipped.
@@ -292,13 +320,16 @@ pub fn render(rows: &[Row], by: GroupBy, format: Format) -> Result<String, RunsE
             cells
         })
         .collect();
-    match format {
-        Format::Json => Ok(serde_json::to_string_pretty(rows).map_err(TableError::from)? + "\n"),
-        _ => Ok(super::text_table::render(
+    match format.table() {
+        None if format == Format::Json => {
+            Ok(serde_json::to_string_pretty(rows).map_err(TableError::from)? + "\n")
+        }
+        None => Err(RunsError::NotATable),
+        Some(table_format) => Ok(text_table::render(
             &headers,
             &table,
             usize::from(group_header.is_some()) + 1..headers.len(),
-            format,
+            table_format,
         )?),
     }
 }
