@@ -396,6 +396,10 @@ mod tests {
                 since_start_s: 0.5,
                 body,
             };
+            let line = serde_json::to_string(&event).unwrap();
+            // What is written reads back (the timeline is read by `report`), the open-ended
+            // latency bucket included.
+            assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
             let mut value = serde_json::to_value(&event).unwrap();
             let errors: Vec<String> = validator
                 .iter_errors(&value)
