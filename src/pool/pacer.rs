@@ -206,6 +206,8 @@ pub struct Pacer {
     rpm: Option<u64>,
     /// How many processes share the quota.
     sharers: u32,
+    /// The quota was used moments before this run started (see [`Pacer::after_recent_use`]).
+    recently_used: bool,
 }
 
 impl Pacer {
@@ -219,7 +221,18 @@ impl Pacer {
             tpm,
             rpm,
             sharers: 1,
+            recently_used: false,
         }
+    }
+
+    /// The quota was in use until moments ago (this run's earlier invocation, stopped less
+    /// than a bucket's minute ago): the buckets may be partly spent, so a quota learned from
+    /// the first throttle is a floor to search upward from, not the rate
+    /// (`Gauge::unknown_maybe_spent`). Without it a resume learned a tenth of its quota from
+    /// a throttle at once, and kept to it.
+    pub fn after_recent_use(mut self, recently_used: bool) -> Pacer {
+        self.recently_used = recently_used;
+        self
     }
 
     /// The quota is shared by `processes` started together (the shards of one job on one
@@ -246,6 +259,7 @@ impl Pacer {
         if !state.models.contains_key(model) {
             let gauge = |quota: Option<u64>| match quota {
                 Some(n) => Gauge::known(n, now),
+                None if self.recently_used => Gauge::unknown_maybe_spent(now),
                 None => Gauge::unknown(now),
             };
             state.models.insert(

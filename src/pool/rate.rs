@@ -48,6 +48,10 @@ const RECOVER_RAMP: Duration = Duration::from_secs(2);
 /// The best rate seen fades towards the current one with this half-life: slowly, since a
 /// quick probe that finds the quota still down costs one throttle whatever it aims at.
 const BEST_HALF_LIFE: Duration = Duration::from_secs(3600);
+/// While the first throttle's estimate is only a floor (the bucket may not have been full
+/// at the start), quick probes aim this many times above it, one after another, until a
+/// throttle measures the rate between two empty buckets.
+const SEARCH_STEP: f64 = 4.0;
 /// The smallest rate learned: one unit a minute.
 const MIN_RATE: f64 = 1.0 / 60.0;
 
@@ -87,6 +91,12 @@ pub struct Gauge {
     updates: u64,
     /// Of a known quota's first bucket, not yet given to attempts.
     held_back: f64,
+    /// The bucket may have been partly spent at the start (a run resumed moments after an
+    /// earlier one used the same quota): the first throttle then gives a floor, not the
+    /// rate.
+    maybe_spent: bool,
+    /// Searching upward from such a floor until the next throttle measures the rate.
+    searching: bool,
 }
 
 impl Gauge {
@@ -105,6 +115,19 @@ impl Gauge {
             failed_recoveries: 0,
             updates: 0,
             held_back: 0.0,
+            maybe_spent: false,
+            searching: false,
+        }
+    }
+
+    /// A gauge that knows nothing and cannot count on a full bucket: a quota some other run
+    /// has just used (this run's earlier invocation, moments ago). Its first throttle may
+    /// come at once and say only that the bucket was empty; quick probes then search upward
+    /// (each [`SEARCH_STEP`] times the last) until a second throttle measures the rate.
+    pub fn unknown_maybe_spent(now: Instant) -> Gauge {
+        Gauge {
+            maybe_spent: true,
+            ..Gauge::unknown(now)
         }
     }
 
@@ -210,6 +233,10 @@ impl Gauge {
             self.rate = Some(best);
             self.since = back;
             self.failed_recoveries = 0;
+            if self.searching {
+                // Still no throttle: the quota is higher yet.
+                self.best = (best * SEARCH_STEP, back);
+            }
         }
     }
 
@@ -326,8 +353,10 @@ impl Gauge {
                                 between,
                                 "throttle: the rate between two empty buckets"
                             );
-                            // One throttle never takes more than half the rate away.
-                            prior.clamp(lower, upper).max(rate * 0.5)
+                            // One throttle never takes more than half the rate away;
+                            // a search's aim was a guess, not a rate, and gets no floor.
+                            let floor = if self.searching { MIN_RATE } else { rate * 0.5 };
+                            prior.clamp(lower, upper).max(floor)
                         }
                     }
                     // The first throttle on a rate the user gave (`--tpm`): the bucket was
@@ -346,6 +375,16 @@ impl Gauge {
         self.updates += 1;
         let best = self.best(rate, now);
         self.best = (best.max(rate), now);
+        if self.searching {
+            // The throttle that ends a search measured the rate: the aims above it were
+            // guesses, not rates seen.
+            self.searching = false;
+            self.best = (rate, now);
+            self.failed_recoveries = 0;
+        } else if self.maybe_spent && self.updates == 1 {
+            self.searching = true;
+            self.best = (rate * SEARCH_STEP, now);
+        }
         self.sync = Some((sent, consumed_before, amount));
         self.since = now;
         // The bucket was empty when the attempt arrived, which may be any time between its
@@ -381,6 +420,52 @@ mod tests {
             gauge.take(1e9, t0);
         }
         assert!(gauge.learned().is_none());
+    }
+
+    #[test]
+    fn a_bucket_spent_at_the_start_is_searched_upward_until_a_throttle_measures_it() {
+        // 18,000 a minute (300/s), but the bucket is empty: an earlier run just used it.
+        let t0 = Instant::now();
+        let throttle = |gauge: &mut Gauge, at: Instant| {
+            let before = gauge.consumed();
+            gauge.take(500.0, at);
+            gauge.throttled(500.0, at, before, at);
+        };
+        let mut plain = Gauge::unknown(t0);
+        let mut spent = Gauge::unknown_maybe_spent(t0);
+        for gauge in [&mut plain, &mut spent] {
+            throttle(gauge, t0 + secs(0.01));
+        }
+        // The first throttle says only "empty": about 250 over a minute, a floor.
+        let floor = spent.learned().unwrap().per_minute;
+        assert!(floor < 300.0, "{floor}");
+        // Without the hint the floor is the rate for the next minute.
+        let later = t0 + secs(30.0);
+        assert_eq!(plain.learned().unwrap().per_minute, floor);
+        assert!(plain.pace(later).unwrap() < floor / 60.0 * 1.01);
+        // With it, quick probes aim four times higher, again and again, while none is
+        // throttled...
+        let mut at = t0 + secs(0.01);
+        let mut steps = 0;
+        while spent.pace(at).unwrap() < 300.0 {
+            at += secs(0.1);
+            spent.wait_for(0.0, at);
+            steps += 1;
+            assert!(steps < 200, "the search stalls at {:?}", spent.learned());
+        }
+        // Three steps of 4 s (a 2 s hold and a 2 s ramp) from 4/s, the fourth aiming at
+        // about 1,000/s.
+        assert!(at < t0 + secs(16.0), "{:?}", at - t0);
+        // ...until one is: what was consumed between the two empty buckets bounds the rate
+        // (give or take a reservation; the rate probed last is kept within the bounds).
+        let consumed = spent.consumed();
+        spent.take(300.0 * (at - t0).as_secs_f64() - consumed, at);
+        throttle(&mut spent, at);
+        let learned = spent.learned().unwrap().per_minute;
+        assert!((15_000.0..=20_000.0).contains(&learned), "{learned}");
+        // The search is over: no quick probe aims at the guess it made last.
+        let pace = spent.pace(at + secs(10.0)).unwrap();
+        assert!(pace <= learned / 60.0, "{pace}");
     }
 
     #[test]

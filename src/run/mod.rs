@@ -130,7 +130,7 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
         Some(settings) => {
             batch_engine::build(&config, settings, &stops, opened.retried_records.clone()).await?
         }
-        None => on_demand_engine::build(&config, &stops).await?,
+        None => on_demand_engine::build(&config, &stops, quota_recently_used(&opened)).await?,
     };
     let mut watch = open_watch(
         &config,
@@ -227,6 +227,15 @@ pub async fn execute(config: RunConfig) -> Result<u8, RunError> {
         .map_or_else(RunError::exit_code, |code| *code);
     watch.ended(&summary, engine.live(), &engine.report(), code);
     result
+}
+
+/// Whether this run's earlier invocation wrote its checkpoint less than a bucket's minute
+/// ago: its calls may have left the quota's buckets partly spent.
+fn quota_recently_used(opened: &OpenRunDir) -> bool {
+    opened
+        .earlier
+        .as_ref()
+        .is_some_and(|earlier| crate::vocab::unix_now().saturating_sub(earlier.finished_unix) < 60)
 }
 
 /// The watch of this invocation: its sinks opened (a `--events` file that cannot be

@@ -20,7 +20,13 @@ use crate::vocab::Mode;
 
 use super::{Built, RunError};
 
-pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError> {
+/// `recently_used`: an earlier invocation used the quota moments ago (see
+/// `Pacer::after_recent_use`).
+pub async fn build(
+    config: &RunConfig,
+    stops: &Stops,
+    recently_used: bool,
+) -> Result<Built, RunError> {
     let mut servers = Vec::new();
     let mut local_urls = Vec::new();
     for spec in &config.lanes {
@@ -70,7 +76,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
                         },
                     },
                 );
-                lanes.push(lane(config, spec, region, service));
+                lanes.push(lane(config, spec, region, service, recently_used));
             }
             regions.extend(lanes.iter().map(|l| l.name.to_string()));
             Box::new(engine(config, stops, lanes))
@@ -84,7 +90,7 @@ pub async fn build(config: &RunConfig, stops: &Stops) -> Result<Built, RunError>
                     .await
                     .map_err(RunError::Usage)?;
                 let service = Bedrock::new(client, options.clone());
-                lanes.push(lane(config, spec, region, service));
+                lanes.push(lane(config, spec, region, service, recently_used));
             }
             regions.extend(lanes.iter().map(|l| l.name.to_string()));
             Box::new(engine(config, stops, lanes))
@@ -114,7 +120,13 @@ pub(super) fn connection<'a>(
 
 /// A lane for `service` in `region`, with the run's limits and quota knowledge. Several
 /// endpoints in one region are told apart by their URL.
-fn lane<S>(config: &RunConfig, spec: &LaneSpec, region: String, service: S) -> Lane<S> {
+fn lane<S>(
+    config: &RunConfig,
+    spec: &LaneSpec,
+    region: String,
+    service: S,
+    recently_used: bool,
+) -> Lane<S> {
     let name = match &spec.endpoint {
         Endpoint::Url(url) if config.lanes.len() > 1 && spec.region.is_none() => url.clone(),
         _ => region,
@@ -128,11 +140,13 @@ fn lane<S>(config: &RunConfig, spec: &LaneSpec, region: String, service: S) -> L
             config.max_concurrency,
         ),
         // Shards of one job are started together on one account: they share its quota.
-        Pacer::new(config.tpm, config.rpm).shared_by(
-            config
-                .shard
-                .map_or(1, |s| s.count.min(u32::MAX as u64) as u32),
-        ),
+        Pacer::new(config.tpm, config.rpm)
+            .shared_by(
+                config
+                    .shard
+                    .map_or(1, |s| s.count.min(u32::MAX as u64) as u32),
+            )
+            .after_recent_use(recently_used),
     )
 }
 
