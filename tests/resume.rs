@@ -77,7 +77,9 @@ fn committed(run_dir: &Path) -> u64 {
 }
 
 /// SIGKILL at random moments, with a backlog in flight: during the cold-start ramp (after
-/// a few answers) and after it (after hundreds, with at least 8 calls at the server). What
+/// a few answers) and after it (after hundreds, with at least 4 calls at the server: the
+/// server's faults keep the adaptive limit low for long stretches, and with 8 a round once
+/// ran its 2,883 remaining records without meeting the condition, failing CI). What
 /// a kill costs is measured from the server's counters, not assumed: the records answered
 /// in a round and not committed by its checkpoint are paid again by a later round, and
 /// they must be no more than what was answered after the test's last look before the kill
@@ -87,7 +89,7 @@ fn committed(run_dir: &Path) -> u64 {
 #[ignore = "slow: scripts/test --all"]
 async fn sigkill_at_random_moments_then_resume_gives_exactly_once() {
     let work = tempfile::tempdir().unwrap();
-    let n = 5000;
+    let n = 6000;
     let job = write_job(work.path(), n);
     let server = server(ServerConfig {
         latency: Duration::from_millis(20),
@@ -130,7 +132,7 @@ async fn sigkill_at_random_moments_then_resume_gives_exactly_once() {
         let (target, backlog) = if during_ramp {
             (fastrand::u64(5..40), 1)
         } else {
-            (fastrand::u64(500..1000), 8)
+            (fastrand::u64(500..1000), 4)
         };
         let before = server.stats().status(200);
         let committed_before = committed(&run_dir);
