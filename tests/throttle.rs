@@ -8,28 +8,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use bedrock_batch::local_server::ServerConfig;
 use common::*;
-use serde_json::json;
-
-/// `n` records of about 200 characters.
-fn job(dir: &Path, n: usize) -> String {
-    let records: Vec<_> = (0..n)
-        .map(|i| {
-            json!({
-                "id": format!("t{i}"),
-                "text": format!(
-                    "Ticket {i}: the parcel arrived with a torn box and the screen of the tablet inside is cracked. The customer asks for a replacement. Order {}.",
-                    100_000 + i
-                ),
-            })
-        })
-        .collect();
-    write_jsonl(dir, "job.jsonl", &records)
-}
 
 fn tight_server() -> ServerConfig {
     // Each call reserves about 40 input + 100 output tokens and uses about 70: the bucket
@@ -48,7 +30,7 @@ fn tight_server() -> ServerConfig {
 #[ignore = "slow: scripts/test --all"]
 async fn a_tight_quota_fails_no_record_and_every_attempt_is_counted() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 300);
+    let job = ticket_job(work.path(), 300);
     let server = server(tight_server()).await;
     let url = server.url();
     let run = run_fresh(
@@ -115,7 +97,7 @@ async fn a_tight_quota_fails_no_record_and_every_attempt_is_counted() {
 #[tokio::test]
 async fn an_interrupted_run_counts_every_attempt_the_server_saw() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 600);
+    let job = ticket_job(work.path(), 600);
     let server = server(ServerConfig {
         latency: Duration::from_millis(400),
         ..tight_server()
@@ -173,7 +155,7 @@ const ADVICE: &str = "max_tokens is the bottleneck";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ceiling_far_above_the_answers_is_named_once_with_one_that_fits() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 100);
+    let job = ticket_job(work.path(), 100);
     let server = server(short_answers_server()).await;
     let url = server.url();
     let run = run_fresh(
@@ -211,7 +193,7 @@ async fn a_ceiling_far_above_the_answers_is_named_once_with_one_that_fits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ceiling_that_fits_the_answers_gets_no_advice() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 200);
+    let job = ticket_job(work.path(), 200);
     // 200 calls of about 100 tokens each in flight at once fill the quota: the token
     // quota holds calls back, but the ceiling is not what fills it.
     let server = server(ServerConfig {
@@ -243,7 +225,7 @@ async fn a_ceiling_that_fits_the_answers_gets_no_advice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_that_holds_nothing_back_gets_no_advice() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 40);
+    let job = ticket_job(work.path(), 40);
     let server = server(ServerConfig {
         tpm: None,
         ..short_answers_server()

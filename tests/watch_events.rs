@@ -12,20 +12,26 @@ use bedrock_batch::local_server::{FaultRates, ServerConfig};
 use common::*;
 use serde_json::{Value, json};
 
-/// `n` records of about 200 characters.
-fn job(dir: &Path, n: usize) -> String {
-    let records: Vec<_> = (0..n)
-        .map(|i| {
-            json!({
-                "id": format!("w{i}"),
-                "text": format!(
-                    "Ticket {i}: the parcel arrived with a torn box and the screen of the tablet inside is cracked. The customer asks for a replacement. Order {}.",
-                    200_000 + i
-                ),
-            })
-        })
-        .collect();
-    write_jsonl(dir, "job.jsonl", &records)
+/// `bedrock-batch run JOB` against `url` into `dir`, 100 output tokens a call, stopping
+/// within a second of a signal, with `extra` flags.
+fn start_run(work: &Path, job: &str, url: &str, dir: &Path, extra: &[&str]) -> Running {
+    let dir = dir.display().to_string();
+    let mut args = vec![
+        "run",
+        job,
+        "--model",
+        CLAUDE,
+        "--endpoint-url",
+        url,
+        "--max-tokens",
+        "100",
+        "--out",
+        &dir,
+        "--grace",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    Running::start(command(work, &args))
 }
 
 /// The events of a JSON Lines file, each checked against docs/events.schema.json.
@@ -91,7 +97,7 @@ fn check_end(events: &[Value], summary: &Value, code: i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_a_throttled_run_and_end_with_the_summary_totals() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 90);
+    let job = ticket_job(work.path(), 90);
     // Calls reserve about 136 tokens and use about 70: the bucket admits most of the job
     // at once, the rest waits on the refill, so the run is throttled and lasts a few
     // seconds.
@@ -196,7 +202,7 @@ async fn events_follow_a_throttled_run_and_end_with_the_summary_totals() {
 #[tokio::test]
 async fn events_go_to_stdout_with_a_dash_but_not_beside_json() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 12);
+    let job = ticket_job(work.path(), 12);
     let run = run_fresh(
         work.path(),
         &[
@@ -229,7 +235,7 @@ async fn events_go_to_stdout_with_a_dash_but_not_beside_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_is_warned_and_then_stops_the_run() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 20);
+    let job = ticket_job(work.path(), 20);
     // 60 tokens a minute: no call of 100 output tokens ever fits, and --tpm (wrong, as
     // users' guesses can be) keeps the attempts coming.
     let server = server(ServerConfig {
@@ -280,7 +286,7 @@ async fn a_stall_is_warned_and_then_stops_the_run() {
 async fn a_batch_run_reports_each_job_in_each_new_status() {
     const BUCKET: &str = "watch-tests";
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 150);
+    let job = ticket_job(work.path(), 150);
     let server = server(ServerConfig {
         s3_buckets: vec![BUCKET.into()],
         batch_step: std::time::Duration::from_millis(100),
@@ -328,7 +334,7 @@ async fn a_batch_run_reports_each_job_in_each_new_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_an_active_runs_last_snapshot() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 90);
+    let job = ticket_job(work.path(), 90);
     // Slow enough to look at while it goes: the refill admits about one call a second.
     let server = server(ServerConfig {
         tpm: Some(3_000),
@@ -337,25 +343,13 @@ async fn status_shows_an_active_runs_last_snapshot() {
     .await;
     let dir = work.path().join("active");
     let dir_text = dir.display().to_string();
-    let mut running = Running::start(command(
+    let mut running = start_run(
         work.path(),
-        &[
-            "run",
-            &job,
-            "--model",
-            CLAUDE,
-            "--endpoint-url",
-            &server.url(),
-            "--max-tokens",
-            "100",
-            "--out",
-            &dir_text,
-            "--grace",
-            "1",
-            "--progress-every",
-            "1",
-        ],
-    ));
+        &job,
+        &server.url(),
+        &dir,
+        &["--progress-every", "1"],
+    );
     let timeline = dir.join("events.jsonl");
     running
         .wait_until("a snapshot with lines in the timeline", |_| {
@@ -398,39 +392,24 @@ fn quota_changes(timeline: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_that_drops_and_comes_back_is_reported_as_it_happens() {
     let work = tempfile::tempdir().unwrap();
-    let job = job(work.path(), 3_000);
+    let job = ticket_job(work.path(), 3_000);
     let server = server(ServerConfig {
         tpm: Some(60_000),
         ..ServerConfig::default()
     })
     .await;
     let dir = work.path().join("quota");
-    let dir_text = dir.display().to_string();
-    let mut running = Running::start(command(
-        work.path(),
-        &[
-            "run",
-            &job,
-            "--model",
-            CLAUDE,
-            "--endpoint-url",
-            &server.url(),
-            "--max-tokens",
-            "100",
-            "--out",
-            &dir_text,
-            "--grace",
-            "1",
-            "--quiet",
-        ],
-    ));
+    let mut running = start_run(work.path(), &job, &server.url(), &dir, &["--quiet"]);
     let timeline = dir.join("events.jsonl");
     running
         .wait_until("the quota learned", |_| {
             quota_changes(&timeline).contains(&"learned".to_string())
         })
         .await;
-    server.set_quota(Some(15_000), None);
+    // A twentieth: below any rate the first throttle's estimate gives (seen from 10,000 to
+    // 57,000 for this quota), so the drop is always news. (A quarter was not when the first
+    // estimate was already under it: the test then waited in vain, one run in five.)
+    server.set_quota(Some(3_000), None);
     running
         .wait_until("the drop reported", |_| {
             quota_changes(&timeline).contains(&"drop".to_string())

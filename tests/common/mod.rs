@@ -433,6 +433,23 @@ pub fn read_summary(run_dir: &std::path::Path) -> serde_json::Value {
 }
 
 /// Writes `records` as a JSONL job file `name` in `dir`; returns the name.
+/// A job file of `n` support tickets of about 200 characters (ids `t0`, `t1`...), as the
+/// quota and watching tests send them.
+pub fn ticket_job(dir: &std::path::Path, n: usize) -> String {
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("t{i}"),
+                "text": format!(
+                    "Ticket {i}: the parcel arrived with a torn box and the screen of the tablet inside is cracked. The customer asks for a replacement. Order {}.",
+                    100_000 + i
+                ),
+            })
+        })
+        .collect();
+    write_jsonl(dir, "job.jsonl", &records)
+}
+
 pub fn write_jsonl(dir: &std::path::Path, name: &str, records: &[serde_json::Value]) -> String {
     let body: String = records.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(dir.join(name), body).unwrap();
